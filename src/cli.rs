@@ -1,0 +1,65 @@
+//! Command-line definitions. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// sesto: secrets in your git repository, one encrypted file per folder and
+/// secret, names hidden, every write signed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sesto",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "Exit codes: 0 success, 1 failure, 2 usage error.\n\
+Identities are tried in order: -i, SESTO_IDENTITY (key text), SESTO_IDENTITY_FILE,\n\
+~/.config/sesto/identity, ~/.ssh/id_ed25519, ~/.ssh/id_rsa.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options for every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Use the store of this directory instead of searching upwards from here
+    #[arg(long, global = true, env = "SESTO_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Identity file: an OpenSSH private key or an age identity file (repeatable)
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(commands::init::Args),
+    Set(commands::set::Args),
+    Get(commands::get::Args),
+    Edit(commands::edit::Args),
+    Ls(commands::ls::Args),
+    Tree(commands::tree::Args),
+    Mkdir(commands::mkdir::Args),
+    Mv(commands::mv::Args),
+    Rm(commands::rm::Args),
+    Find(commands::find::Args),
+    Generate(commands::generate::Args),
+    Otp(commands::otp::Args),
+    Fsck(commands::fsck::Args),
+    Completions(commands::completions::Args),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
+}

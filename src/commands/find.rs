@@ -1,0 +1,48 @@
+//! `sesto find`: search names.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::Global;
+
+/// Find secrets and folders whose path matches a pattern
+///
+/// The pattern is a case-insensitive substring, or a glob when it holds * or ?
+/// (matched against the whole path and against the last name). Exits 1 when
+/// nothing matches.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Substring or glob
+    pattern: String,
+    /// Print JSON: [{"path": …, "kind": …}]
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = super::open(g)?;
+    let found = store.find(&args.pattern)?;
+    if args.json {
+        let list: Vec<_> = found
+            .iter()
+            .map(|(p, k)| serde_json::json!({"path": p.to_string(), "kind": k.to_string()}))
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+    } else {
+        for (p, k) in &found {
+            let slash = if *k == sesto::node::Kind::Folder {
+                "/"
+            } else {
+                ""
+            };
+            writeln!(out, "{p}{slash}")?;
+        }
+    }
+    Ok(if found.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

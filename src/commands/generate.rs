@@ -1,0 +1,54 @@
+//! `sesto generate`: store a new random password or passphrase.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::Global;
+
+/// Generate a random password (or diceware passphrase) and store it
+///
+/// The value is not printed; read it with `sesto get`. An existing secret is
+/// only replaced with --force.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Path of the secret
+    path: String,
+    /// Password length in characters (8-4096)
+    #[arg(long, short = 'l', default_value_t = 32, conflicts_with = "words")]
+    length: usize,
+    /// A passphrase of N words from the EFF wordlist instead (3-64)
+    #[arg(long, short = 'w', value_name = "N")]
+    words: Option<usize>,
+    /// Letters and digits only
+    #[arg(long, conflicts_with = "words")]
+    no_symbols: bool,
+    /// Replace an existing secret
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+    let path = sesto::SPath::parse(&args.path)?;
+    if path.is_root() {
+        anyhow::bail!("give the path of a secret, e.g. prod/api/token");
+    }
+    let value = match args.words {
+        Some(n) => sesto::generate::passphrase(n)?,
+        None => sesto::generate::password(args.length, !args.no_symbols)?,
+    };
+    let store = super::open(g)?;
+    let mut tx = store.transaction()?;
+    if !args.force && tx.get(&path).is_ok() {
+        anyhow::bail!("{path} already exists; pass --force to replace it");
+    }
+    tx.set(&path, value.as_bytes())?;
+    tx.commit()?;
+    let what = match args.words {
+        Some(n) => format!("a {n}-word passphrase"),
+        None => format!("a {}-character password", args.length),
+    };
+    writeln!(out, "Stored {what} at {path}.")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,47 @@
+//! `sesto init`: create a store in this git repository.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::Global;
+
+/// Create a store in this git repository, with you as its first admin
+///
+/// Writes .sesto/ with a signed roster and an empty root folder, and stages
+/// it. In a repository that holds nothing else, sesto also commits each change
+/// (git config sesto.commit true).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Your member name (default: $USER)
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+    let ids = super::identities(g)?;
+    let options = sesto::InitOptions {
+        start: g.store.clone(),
+        name: args.name,
+    };
+    let done = sesto::init(&options, ids)?;
+    let store = &done.store;
+    let me = store.whoami().unwrap_or("?");
+    let key = &store.roster().members[me].key;
+    writeln!(
+        out,
+        "Created a sesto store in {}",
+        store.work_tree().join(".sesto").display()
+    )?;
+    writeln!(out, "Admin: {me} ({})", sesto::crypto::fingerprint(key))?;
+    if done.auto_commit {
+        writeln!(
+            out,
+            "Each change is committed (git config sesto.commit true)."
+        )?;
+    } else {
+        writeln!(out, "Changes are staged; commit them with git as usual.")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

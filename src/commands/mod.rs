@@ -1,0 +1,75 @@
+//! One module per command: its clap `Args` and its `run`. Dispatch is one match.
+
+pub mod completions;
+pub mod edit;
+pub mod find;
+pub mod fsck;
+pub mod generate;
+pub mod get;
+pub mod init;
+pub mod ls;
+pub mod mkdir;
+pub mod mv;
+pub mod otp;
+pub mod rm;
+pub mod set;
+pub mod tree;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, Global};
+
+/// Runs the parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a, out),
+        Command::Set(a) => set::run(g, a, out),
+        Command::Get(a) => get::run(g, a, out),
+        Command::Edit(a) => edit::run(g, a, out),
+        Command::Ls(a) => ls::run(g, a, out),
+        Command::Tree(a) => tree::run(g, a, out),
+        Command::Mkdir(a) => mkdir::run(g, a, out),
+        Command::Mv(a) => mv::run(g, a, out),
+        Command::Rm(a) => rm::run(g, a, out),
+        Command::Find(a) => find::run(g, a, out),
+        Command::Generate(a) => generate::run(g, a, out),
+        Command::Otp(a) => otp::run(g, a, out),
+        Command::Fsck(a) => fsck::run(g, a, out),
+        Command::Completions(a) => completions::run(a, out),
+    }
+}
+
+/// Loads the identities named by the options and environment.
+pub fn identities(g: &Global) -> Result<sesto::Identities> {
+    let sources = sesto::IdentitySources::from_env(g.identities.clone());
+    Ok(sesto::Identities::load(
+        &sources,
+        Arc::new(crate::terminal::TtyPassphrase),
+    )?)
+}
+
+/// Opens the store for this invocation.
+pub fn open(g: &Global) -> Result<sesto::Store> {
+    let options = sesto::OpenOptions {
+        start: g.store.clone(),
+    };
+    Ok(sesto::Store::open(&options, identities(g)?)?)
+}
+
+/// Largest value accepted from a file or stdin.
+pub const MAX_VALUE: u64 = 16 << 20;
+
+/// Reads at most [`MAX_VALUE`] bytes, failing past it.
+pub fn read_capped(mut r: impl std::io::Read, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, MAX_VALUE + 1), &mut buf)?;
+    if buf.len() as u64 > MAX_VALUE {
+        anyhow::bail!("{what} is larger than 16 MiB; sesto stores values up to 16 MiB");
+    }
+    Ok(buf)
+}

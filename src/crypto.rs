@@ -1,0 +1,705 @@
+//! age encryption and decryption, SSHSIG signatures, identities and recipients.
+//!
+//! Everything cryptographic goes through the `age` and `ssh-key` crates; this
+//! module only decides which keys to use and keeps secret material in types
+//! that never print it.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+use zeroize::Zeroizing;
+
+use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
+
+/// Decrypted bytes, wiped on drop.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+
+/// Namespace of node signatures.
+pub const NODE_NAMESPACE: &str = "sesto-node-v1";
+/// Namespace of roster signatures.
+pub const ROSTER_NAMESPACE: &str = "sesto-roster-v1";
+
+/// What went wrong in encryption, decryption or signing.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// No identity matched any recipient stanza of the file.
+    #[error("none of the identities can decrypt it")]
+    NoMatchingKeys,
+    /// The file is not a well-formed age file, or its authentication failed.
+    #[error("not a valid age file: {0}")]
+    Invalid(String),
+    /// The plaintext is larger than the limit.
+    #[error("plaintext is larger than {} MiB", MAX_PLAINTEXT >> 20)]
+    TooLarge,
+    /// Encryption failed.
+    #[error("encryption failed: {0}")]
+    Encrypt(String),
+    /// The signature is missing, malformed or does not verify.
+    #[error("bad signature: {0}")]
+    Signature(String),
+}
+
+/// Decrypts an age file (binary or armored) with the given identities; plaintext is
+/// capped at 16 MiB. Nothing is returned unless the whole file authenticated.
+pub fn decrypt(
+    ciphertext: &[u8],
+    identities: &[&dyn age::Identity],
+) -> Result<Plaintext, CryptoError> {
+    // The age spec allows whitespace before armor; the age crate only at byte 0.
+    let trimmed = ciphertext.trim_ascii_start();
+    let dearmored;
+    let file: &[u8] = if trimmed.starts_with(ARMOR_BEGIN) {
+        let mut buf = Vec::new();
+        age::armor::ArmoredReader::new(trimmed)
+            .take(MAX_NODE_FILE)
+            .read_to_end(&mut buf)
+            .map_err(|e| CryptoError::Invalid(e.to_string()))?;
+        dearmored = buf;
+        &dearmored
+    } else {
+        ciphertext
+    };
+    check_stanza_bodies(file)?;
+    let decryptor = age::Decryptor::new_buffered(file).map_err(decrypt_error)?;
+    let mut stream = decryptor
+        .decrypt(identities.iter().copied())
+        .map_err(decrypt_error)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(file.len()));
+    (&mut stream)
+        .take(MAX_PLAINTEXT as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CryptoError::Invalid(e.to_string()))?;
+    if out.len() > MAX_PLAINTEXT {
+        return Err(CryptoError::TooLarge);
+    }
+    Ok(out)
+}
+
+const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// Rejects the legacy stanza encoding the age crate still accepts for files
+/// from its betas (a body of 0 mod 64 bytes with no closing short line, or no
+/// body line at all), which the age spec forbids. Anything else malformed is
+/// left to the age crate.
+fn check_stanza_bodies(file: &[u8]) -> Result<(), CryptoError> {
+    let mut lines = file.split(|&b| b == b'\n');
+    if lines.next() != Some(b"age-encryption.org/v1".as_slice()) {
+        return Ok(());
+    }
+    // Length of the current stanza's last body line; None: no body line yet.
+    let mut stanza: Option<Option<usize>> = None;
+    for line in lines {
+        // Body lines are base64, so never start with '-'.
+        if line.starts_with(b"-") {
+            if let Some(last) = stanza {
+                if !matches!(last, Some(n) if n < 64) {
+                    return Err(CryptoError::Invalid(
+                        "header stanza without its final short line".into(),
+                    ));
+                }
+            }
+            if line.starts_with(b"---") {
+                return Ok(());
+            }
+            stanza = Some(None);
+        } else if let Some(last) = stanza.as_mut() {
+            *last = Some(line.len());
+        } else {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn decrypt_error(e: age::DecryptError) -> CryptoError {
+    match e {
+        age::DecryptError::NoMatchingKeys => CryptoError::NoMatchingKeys,
+        other => CryptoError::Invalid(other.to_string()),
+    }
+}
+
+/// Encrypts to the given recipients, producing a binary age file.
+pub fn encrypt(
+    plaintext: &[u8],
+    recipients: &[&dyn age::Recipient],
+) -> Result<Vec<u8>, CryptoError> {
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().copied())
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 200 + 100 * recipients.len());
+    let mut writer = encryptor
+        .wrap_output(&mut out)
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    writer
+        .write_all(plaintext)
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    Ok(out)
+}
+
+/// A problem with a public or private key given by the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+/// A member's public key, parsed: what files are encrypted to.
+pub enum Recipient {
+    /// An SSH public key (`ssh-ed25519`, `ssh-rsa`).
+    Ssh(age::ssh::Recipient),
+    /// An age X25519 recipient (`age1…`).
+    X25519(age::x25519::Recipient),
+    /// An age plugin recipient (`age1<plugin>1…`).
+    Plugin(age::plugin::Recipient),
+}
+
+impl Recipient {
+    /// Parses a public key as written in the roster.
+    pub fn parse(text: &str) -> Result<Recipient, KeyError> {
+        let text = text.trim();
+        if text.starts_with("ssh-") {
+            let normalized = normalize_ssh_public(text)?;
+            return age::ssh::Recipient::from_str(&normalized)
+                .map(Recipient::Ssh)
+                .map_err(|_| KeyError(format!("unsupported SSH key {}", short(text))));
+        }
+        if let Ok(r) = age::x25519::Recipient::from_str(text) {
+            return Ok(Recipient::X25519(r));
+        }
+        if let Ok(r) = age::plugin::Recipient::from_str(text) {
+            return Ok(Recipient::Plugin(r));
+        }
+        Err(KeyError(format!(
+            "not a public key: {} (expected ssh-ed25519, ssh-rsa or age1…)",
+            short(text)
+        )))
+    }
+
+    /// Builds an age recipient that can wrap file keys, resolving plugins.
+    pub fn to_age(&self) -> Result<Box<dyn age::Recipient + Send>, KeyError> {
+        Ok(match self {
+            Recipient::Ssh(r) => Box::new(r.clone()),
+            Recipient::X25519(r) => Box::new(r.clone()),
+            Recipient::Plugin(r) => Box::new(
+                age::plugin::RecipientPluginV1::new(
+                    r.plugin(),
+                    std::slice::from_ref(r),
+                    &[],
+                    age::NoCallbacks,
+                )
+                .map_err(|e| KeyError(format!("age plugin for {}: {e}", short(&r.to_string()))))?,
+            ),
+        })
+    }
+}
+
+/// The canonical text of a public key, used to compare keys: an SSH key without
+/// its comment, or an age recipient as is.
+pub fn normalize_public(text: &str) -> Result<String, KeyError> {
+    let text = text.trim();
+    if text.starts_with("ssh-") {
+        normalize_ssh_public(text)
+    } else {
+        Recipient::parse(text).map(|_| text.to_string())
+    }
+}
+
+fn normalize_ssh_public(text: &str) -> Result<String, KeyError> {
+    let mut key = PublicKey::from_openssh(text)
+        .map_err(|e| KeyError(format!("malformed SSH public key {}: {e}", short(text))))?;
+    key.set_comment("");
+    key.to_openssh()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| KeyError(e.to_string()))
+}
+
+/// SHA256 fingerprint of an SSH public key, as `ssh-keygen -l` shows it.
+pub fn fingerprint(public: &str) -> String {
+    match PublicKey::from_openssh(public) {
+        Ok(k) => k.fingerprint(HashAlg::Sha256).to_string(),
+        Err(_) => public.to_string(),
+    }
+}
+
+fn short(text: &str) -> String {
+    let t: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
+    if text.len() > 40 {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+/// Signs `msg` with an SSH key (SSHSIG, SHA-512), returning the armored signature.
+pub fn sign(key: &PrivateKey, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
+    key.sign(namespace, HashAlg::Sha512, msg)
+        .and_then(|sig| sig.to_pem(LineEnding::LF))
+        .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
+/// Verifies an armored SSHSIG over `msg` and returns the signer's normalized
+/// public key. The caller decides whether that signer may write.
+pub fn verify(signature_pem: &str, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
+    let sig = SshSig::from_pem(signature_pem)
+        .map_err(|e| CryptoError::Signature(format!("malformed: {e}")))?;
+    if sig.namespace() != namespace {
+        return Err(CryptoError::Signature(format!(
+            "wrong namespace {:?}",
+            short(sig.namespace())
+        )));
+    }
+    let key = PublicKey::new(sig.public_key().clone(), "");
+    key.verify(namespace, msg, &sig)
+        .map_err(|_| CryptoError::Signature("does not verify".into()))?;
+    key.to_openssh()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
+/// Asks for the passphrase of an encrypted key. The library has no terminal:
+/// the binary supplies an implementation that prompts.
+pub trait Passphrase: Send + Sync {
+    /// Returns the passphrase for the key at `source`, or an error saying why
+    /// none can be had (for example: no terminal).
+    fn passphrase(&self, source: &str) -> Result<SecretString, String>;
+}
+
+/// A [`Passphrase`] that never prompts: encrypted keys fail at once.
+pub struct NoPassphrase;
+
+impl Passphrase for NoPassphrase {
+    fn passphrase(&self, _source: &str) -> Result<SecretString, String> {
+        Err("there is no terminal to ask for its passphrase".into())
+    }
+}
+
+/// An unlocked SSH key: signs, and decrypts as an age identity.
+struct SshUnlocked {
+    private: PrivateKey,
+    age: age::ssh::Identity,
+}
+
+enum Material {
+    X25519(age::x25519::Identity),
+    Plugin(Box<dyn age::Identity + Send + Sync>),
+    Ssh {
+        key: Box<PrivateKey>,
+        unlocked: OnceLock<Result<Box<SshUnlocked>, String>>,
+    },
+}
+
+/// One identity: a private key the user holds, with where it came from.
+pub struct Identity {
+    source: String,
+    public: Option<String>,
+    material: Material,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({}, [redacted])", self.source)
+    }
+}
+
+impl Identity {
+    /// Parses key text: an OpenSSH private key, or an age identity file
+    /// (X25519 or plugin identities). `source` names it in messages.
+    pub fn parse(text: &str, source: &str) -> Result<Vec<Identity>, KeyError> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+            let key = PrivateKey::from_openssh(trimmed)
+                .map_err(|e| KeyError(format!("{source}: malformed OpenSSH private key: {e}")))?;
+            let public = normalize_ssh_public(
+                &key.public_key()
+                    .to_openssh()
+                    .map_err(|e| KeyError(e.to_string()))?,
+            )?;
+            match key.algorithm() {
+                ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Rsa { .. } => {}
+                other => {
+                    return Err(KeyError(format!(
+                        "{source}: {other} keys are not supported; use ssh-ed25519 or ssh-rsa"
+                    )))
+                }
+            }
+            return Ok(vec![Identity {
+                source: source.to_string(),
+                public: Some(public),
+                material: Material::Ssh {
+                    key: Box::new(key),
+                    unlocked: OnceLock::new(),
+                },
+            }]);
+        }
+        if trimmed.starts_with("-----BEGIN") {
+            return Err(KeyError(format!(
+                "{source}: only OpenSSH-format private keys are supported; convert with `ssh-keygen -p -f {source}`"
+            )));
+        }
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("AGE-SECRET-KEY-1") {
+                let id = age::x25519::Identity::from_str(line)
+                    .map_err(|_| KeyError(format!("{source}:{}: malformed age identity", n + 1)))?;
+                out.push(Identity {
+                    source: source.to_string(),
+                    public: Some(id.to_public().to_string()),
+                    material: Material::X25519(id),
+                });
+            } else if line.starts_with("AGE-PLUGIN-") {
+                let file = age::IdentityFile::from_buffer(line.as_bytes())
+                    .map_err(|e| KeyError(format!("{source}:{}: {e}", n + 1)))?;
+                for id in file
+                    .into_identities()
+                    .map_err(|e| KeyError(format!("{source}:{}: {e}", n + 1)))?
+                {
+                    out.push(Identity {
+                        source: source.to_string(),
+                        public: None,
+                        material: Material::Plugin(id),
+                    });
+                }
+            } else {
+                return Err(KeyError(format!(
+                    "{source}:{}: not an OpenSSH private key or age identity",
+                    n + 1
+                )));
+            }
+        }
+        if out.is_empty() {
+            return Err(KeyError(format!("{source}: holds no identity")));
+        }
+        Ok(out)
+    }
+
+    /// Where this identity came from (a path or an environment variable).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The normalized public key, where it is known without the plugin.
+    pub fn public(&self) -> Option<&str> {
+        self.public.as_deref()
+    }
+
+    /// Whether using this key needs a passphrase not yet given.
+    pub fn is_locked(&self) -> bool {
+        matches!(&self.material, Material::Ssh { key, unlocked } if key.is_encrypted() && unlocked.get().is_none())
+    }
+
+    fn unlock(&self, prompt: &dyn Passphrase) -> Result<&SshUnlocked, KeyError> {
+        let Material::Ssh { key, unlocked } = &self.material else {
+            return Err(KeyError(format!("{}: not an SSH key", self.source)));
+        };
+        let result = unlocked.get_or_init(|| {
+            let private = if key.is_encrypted() {
+                let pass = prompt
+                    .passphrase(&self.source)
+                    .map_err(|why| format!("{} is passphrase-protected and {why}", self.source))?;
+                key.decrypt(pass.expose_secret().as_bytes())
+                    .map_err(|_| format!("{}: wrong passphrase", self.source))?
+            } else {
+                (**key).clone()
+            };
+            let pem = private
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| e.to_string())?;
+            let age = age::ssh::Identity::from_buffer(pem.as_bytes(), None)
+                .map_err(|e| format!("{}: {e}", self.source))?;
+            if !matches!(age, age::ssh::Identity::Unencrypted(_)) {
+                return Err(format!(
+                    "{}: the age crate cannot use this key",
+                    self.source
+                ));
+            }
+            Ok(Box::new(SshUnlocked { private, age }))
+        });
+        result.as_deref().map_err(|e| KeyError(e.clone()))
+    }
+
+    /// The age identity, unlocking an encrypted SSH key through `prompt`.
+    pub fn age_identity(&self, prompt: &dyn Passphrase) -> Result<&dyn age::Identity, KeyError> {
+        match &self.material {
+            Material::X25519(id) => Ok(id),
+            Material::Plugin(id) => Ok(id.as_ref()),
+            Material::Ssh { .. } => Ok(&self.unlock(prompt)?.age),
+        }
+    }
+
+    /// The SSH private key for signing, unlocking it through `prompt`.
+    pub fn signing_key(&self, prompt: &dyn Passphrase) -> Result<&PrivateKey, KeyError> {
+        self.unlock(prompt).map(|u| &u.private)
+    }
+
+    /// Whether this identity is an SSH key (and so can sign).
+    pub fn can_sign(&self) -> bool {
+        matches!(self.material, Material::Ssh { .. })
+    }
+}
+
+/// The identities of the person or machine running sesto, in the order tried.
+pub struct Identities {
+    list: Vec<Identity>,
+    tried: Vec<String>,
+    prompt: Arc<dyn Passphrase>,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("tried", &self.tried)
+            .finish()
+    }
+}
+
+/// Where identities are looked for; [`IdentitySources::from_env`] fills it as
+/// DESIGN.md orders it.
+#[derive(Clone, Debug, Default)]
+pub struct IdentitySources {
+    /// `-i/--identity` files: must exist.
+    pub explicit: Vec<PathBuf>,
+    /// `SESTO_IDENTITY`: key text.
+    pub key_text: Option<Zeroizing<String>>,
+    /// `SESTO_IDENTITY_FILE`: must exist.
+    pub env_file: Option<PathBuf>,
+    /// Defaults, skipped when missing.
+    pub defaults: Vec<PathBuf>,
+}
+
+impl IdentitySources {
+    /// Reads `SESTO_IDENTITY`, `SESTO_IDENTITY_FILE`, `XDG_CONFIG_HOME` and `HOME`.
+    pub fn from_env(explicit: Vec<PathBuf>) -> IdentitySources {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let mut defaults = Vec::new();
+        let home = var("HOME").map(PathBuf::from);
+        let config = var("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config")));
+        if let Some(c) = config {
+            defaults.push(c.join("sesto/identity"));
+        }
+        if let Some(h) = &home {
+            defaults.push(h.join(".ssh/id_ed25519"));
+            defaults.push(h.join(".ssh/id_rsa"));
+        }
+        IdentitySources {
+            explicit,
+            key_text: std::env::var("SESTO_IDENTITY")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(Zeroizing::new),
+            env_file: var("SESTO_IDENTITY_FILE").map(PathBuf::from),
+            defaults,
+        }
+    }
+}
+
+/// Size cap for identity files: keys are small; anything larger is a mistake.
+const MAX_IDENTITY_FILE: u64 = 1 << 20;
+
+fn read_identity_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| KeyError(format!("cannot read identity {shown}: {e}")))?;
+    if meta.len() > MAX_IDENTITY_FILE {
+        return Err(KeyError(format!(
+            "identity {shown} is larger than 1 MiB; is it the right file?"
+        )));
+    }
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|e| KeyError(format!("cannot read identity {shown}: {e}")))?,
+    );
+    std::str::from_utf8(&bytes)
+        .map(|s| Zeroizing::new(s.to_string()))
+        .map_err(|_| {
+            KeyError(format!(
+                "identity {shown} is not text: not an OpenSSH private key or age identity"
+            ))
+        })
+}
+
+impl Identities {
+    /// Loads every identity from `sources`. Explicit sources that cannot be
+    /// read are errors; missing defaults are skipped. Encrypted keys are not
+    /// unlocked until needed.
+    pub fn load(
+        sources: &IdentitySources,
+        prompt: Arc<dyn Passphrase>,
+    ) -> Result<Identities, KeyError> {
+        let mut list = Vec::new();
+        let mut tried = Vec::new();
+        for path in &sources.explicit {
+            let text = read_identity_file(path)?;
+            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            tried.push(path.display().to_string());
+        }
+        if let Some(text) = &sources.key_text {
+            list.extend(Identity::parse(text, "SESTO_IDENTITY")?);
+            tried.push("SESTO_IDENTITY".into());
+        }
+        if let Some(path) = &sources.env_file {
+            let text = read_identity_file(path)
+                .map_err(|e| KeyError(format!("SESTO_IDENTITY_FILE: {e}")))?;
+            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            tried.push(path.display().to_string());
+        }
+        for path in &sources.defaults {
+            if !path.exists() {
+                continue;
+            }
+            let text = read_identity_file(path)?;
+            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            tried.push(path.display().to_string());
+        }
+        Ok(Identities {
+            list,
+            tried,
+            prompt,
+        })
+    }
+
+    /// Identities from already-parsed keys (library use and tests).
+    pub fn from_list(list: Vec<Identity>, prompt: Arc<dyn Passphrase>) -> Identities {
+        let tried = list.iter().map(|i| i.source.clone()).collect();
+        Identities {
+            list,
+            tried,
+            prompt,
+        }
+    }
+
+    /// Every identity, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Identity> {
+        self.list.iter()
+    }
+
+    /// The sources that were read, for "which keys were tried" messages.
+    pub fn tried(&self) -> &[String] {
+        &self.tried
+    }
+
+    /// The passphrase callback.
+    pub fn prompt(&self) -> &dyn Passphrase {
+        self.prompt.as_ref()
+    }
+
+    /// age identities for the identities that `wanted` accepts by public key
+    /// (plugins, whose public key is unknown, are always included). Encrypted
+    /// keys are unlocked only here, so a key that is not wanted is never
+    /// prompted for.
+    pub fn age_identities(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<&dyn age::Identity>, KeyError> {
+        let mut out = Vec::new();
+        let mut first_error = None;
+        for id in &self.list {
+            if id.public.as_deref().is_some_and(|p| !wanted(p)) {
+                continue;
+            }
+            match id.age_identity(self.prompt.as_ref()) {
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (out.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x25519_identity() -> (Identity, String) {
+        let id = age::x25519::Identity::generate();
+        let text = id.to_string().expose_secret().to_string();
+        let parsed = Identity::parse(&text, "test").unwrap().pop().unwrap();
+        (parsed, id.to_public().to_string())
+    }
+
+    #[test]
+    fn encrypt_decrypt_round_trip() {
+        let (id, public) = x25519_identity();
+        let r = Recipient::parse(&public).unwrap().to_age().unwrap();
+        let ct = encrypt(b"hello", &[r.as_ref()]).unwrap();
+        let pt = decrypt(&ct, &[id.age_identity(&NoPassphrase).unwrap()]).unwrap();
+        assert_eq!(&pt[..], b"hello");
+        let (other, _) = x25519_identity();
+        assert!(matches!(
+            decrypt(&ct, &[other.age_identity(&NoPassphrase).unwrap()]),
+            Err(CryptoError::NoMatchingKeys)
+        ));
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_fail() {
+        let (id, public) = x25519_identity();
+        let r = Recipient::parse(&public).unwrap().to_age().unwrap();
+        let ct = encrypt(&[7u8; 3000], &[r.as_ref()]).unwrap();
+        let ids = [id.age_identity(&NoPassphrase).unwrap()];
+        for cut in [0, 10, 100, ct.len() / 2, ct.len() - 1] {
+            assert!(decrypt(&ct[..cut], &ids).is_err(), "cut at {cut}");
+        }
+        let mut flipped = ct.clone();
+        let last = flipped.len() - 5;
+        flipped[last] ^= 1;
+        assert!(decrypt(&flipped, &ids).is_err());
+        assert!(decrypt(b"\x00\x01garbage", &ids).is_err());
+    }
+
+    #[test]
+    fn identity_parse_rejects_garbage() {
+        for bad in [
+            "",
+            "hello",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\n",
+            "AGE-SECRET-KEY-1XYZ",
+        ] {
+            assert!(Identity::parse(bad, "t").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn public_keys_normalize_and_reject_garbage() {
+        let (_, public) = x25519_identity();
+        assert_eq!(normalize_public(&public).unwrap(), public);
+        for bad in [
+            "",
+            "ssh-ed25519",
+            "ssh-ed25519 AAAA",
+            "age1",
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+        ] {
+            assert!(Recipient::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_verify_and_bind_namespace_and_message() {
+        let key = PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).unwrap();
+        let pem = sign(&key, NODE_NAMESPACE, b"msg").unwrap();
+        let signer = verify(&pem, NODE_NAMESPACE, b"msg").unwrap();
+        assert_eq!(
+            signer,
+            normalize_ssh_public(&key.public_key().to_openssh().unwrap()).unwrap()
+        );
+        assert!(verify(&pem, NODE_NAMESPACE, b"other").is_err());
+        assert!(verify(&pem, ROSTER_NAMESPACE, b"msg").is_err());
+        assert!(verify("garbage", NODE_NAMESPACE, b"msg").is_err());
+    }
+}

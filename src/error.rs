@@ -1,0 +1,172 @@
+//! The library's error type: what callers act on, each with a hint for people.
+//!
+//! No variant ever carries a secret value; paths and names are shown because the
+//! person who typed them can already see them.
+
+use std::path::PathBuf;
+
+use crate::node::{BadId, BadName, NodeId};
+
+/// Errors of store operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No store was found from the working directory upwards.
+    #[error("no sesto store found in {searched} or any parent directory")]
+    NoStore {
+        /// Where the search started.
+        searched: PathBuf,
+    },
+    /// `init` in a directory that already has a store.
+    #[error("a sesto store already exists in {0}")]
+    AlreadyInitialized(PathBuf),
+    /// The directory is not inside a git work tree.
+    #[error("{0} is not inside a git work tree")]
+    NotGit(PathBuf),
+    /// A path that does not exist.
+    #[error("no such secret or folder: {path} ({nearest})")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+        /// The nearest existing parent, described.
+        nearest: String,
+    },
+    /// A secret where a folder is needed.
+    #[error("{path} is a secret, not a folder")]
+    NotAFolder {
+        /// The path.
+        path: String,
+    },
+    /// A folder where a secret is needed.
+    #[error("{path} is a folder, not a secret")]
+    NotASecret {
+        /// The path.
+        path: String,
+    },
+    /// The target of a create or move already exists.
+    #[error("{path} already exists")]
+    Exists {
+        /// The path.
+        path: String,
+    },
+    /// Removing a folder that has entries, without `-r`.
+    #[error("{path} is a folder with {count} entries")]
+    NotEmpty {
+        /// The path.
+        path: String,
+        /// How many entries it has.
+        count: usize,
+    },
+    /// An operation on the root that cannot apply to it.
+    #[error("the root folder cannot be {0}")]
+    Root(&'static str),
+    /// A move into the node's own subtree.
+    #[error("cannot move {from} into itself ({to})")]
+    IntoItself {
+        /// Source path.
+        from: String,
+        /// Destination path.
+        to: String,
+    },
+    /// A path component breaks the naming rules.
+    #[error(transparent)]
+    Name(#[from] BadName),
+    /// An id that is not 32 hex digits.
+    #[error(transparent)]
+    Id(#[from] BadId),
+    /// None of the identities can read the store.
+    #[error("no identity can decrypt this store; tried: {}", tried_list(.tried))]
+    NoIdentity {
+        /// Sources that were read.
+        tried: Vec<String>,
+    },
+    /// The current identity is not allowed to do this.
+    #[error("{0}")]
+    Denied(String),
+    /// A key could not be read or used.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
+    /// A node file was rejected.
+    #[error("node {id} (.sesto/{file}) rejected: {reason}")]
+    Node {
+        /// The node id.
+        id: NodeId,
+        /// Its file under `.sesto/`.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The roster was rejected.
+    #[error("roster .sesto/roster.yaml rejected: {0}")]
+    Roster(String),
+    /// A file under `.sesto/` that has no business being there.
+    #[error("{path} refused: {reason}")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A secret's value is not what the operation needs (no field, not YAML).
+    #[error("{0}")]
+    Value(String),
+    /// I/O on a named file.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// libgit2 failed.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+fn tried_list(tried: &[String]) -> String {
+    if tried.is_empty() {
+        "nothing (no -i, SESTO_IDENTITY, SESTO_IDENTITY_FILE, ~/.config/sesto/identity, ~/.ssh/id_ed25519 or ~/.ssh/id_rsa)".into()
+    } else {
+        tried.join(", ")
+    }
+}
+
+impl Error {
+    /// A line telling the user what to do next, where there is one.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::NoStore { .. } => {
+                "run `sesto init` in a git repository, or pass --store DIR".into()
+            }
+            Error::NotGit(_) => "run `git init` first".into(),
+            Error::NotFound { .. } => "`sesto ls` or `sesto find` shows what exists".into(),
+            Error::NotEmpty { .. } => "use `sesto rm -r` to remove it with everything in it".into(),
+            Error::NoIdentity { .. } => {
+                "pass the key that was added to the store with -i FILE, or set SESTO_IDENTITY"
+                    .into()
+            }
+            Error::Node { .. } | Error::Refused { .. } => {
+                "`sesto fsck` checks the whole store; `git log -- .sesto` shows who changed it"
+                    .into()
+            }
+            Error::Roster(_) => "compare with `git log -p -- .sesto/roster.yaml`".into(),
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// Result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,256 @@
+//! `fsck`: decrypt and verify every node, check the layout of `.sesto/`, find
+//! orphans and leftovers, and optionally clean them.
+//!
+//! Nodes are read level by level from the root, each level spread over the
+//! machine's cores: a level of a large store is thousands of independent
+//! decryptions and signature checks.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::journal::{self, Lock};
+use crate::node::{Kind, NodeId};
+use crate::store::{SPath, Store};
+
+/// One thing fsck found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file under the work tree, or a store path.
+    pub file: String,
+    /// What is wrong.
+    pub detail: String,
+    /// Whether `--fix` can remove it safely (orphans and temp files).
+    pub fixable: bool,
+}
+
+/// The outcome of [`Store::fsck`].
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Folders verified.
+    pub folders: usize,
+    /// Secrets verified.
+    pub secrets: usize,
+    /// What is wrong.
+    pub problems: Vec<Problem>,
+    /// Files removed by `--fix`.
+    pub fixed: Vec<String>,
+}
+
+struct Task {
+    id: NodeId,
+    key: Option<crate::node::NodeKey>,
+    chain: Vec<NodeId>,
+    path: SPath,
+    kind: Kind,
+}
+
+impl Store {
+    /// Verifies the whole store. With `fix`, removes orphaned node files and
+    /// leftover temp files and stages the removal.
+    pub fn fsck(&self, fix: bool) -> Result<Report> {
+        let _lock = if fix {
+            Some(Lock::acquire(&self.state)?)
+        } else {
+            None
+        };
+        let mut report = Report::default();
+        let on_disk = self.scan_layout(&mut report.problems)?;
+        let mut reachable: HashSet<NodeId> = HashSet::new();
+        let root = self.roster.root;
+        let mut level = vec![Task {
+            id: root,
+            key: None,
+            chain: vec![root],
+            path: SPath::root(),
+            kind: Kind::Folder,
+        }];
+        while !level.is_empty() {
+            for t in &level {
+                if !reachable.insert(t.id) {
+                    report.problems.push(Problem {
+                        file: format!(".sesto/{}", t.id.rel_path()),
+                        detail: format!("referenced twice (again at {})", t.path),
+                        fixable: false,
+                    });
+                }
+            }
+            let results = self.read_level(&level);
+            let mut next = Vec::new();
+            for (task, result) in level.into_iter().zip(results) {
+                match result {
+                    Err(e) => report.problems.push(Problem {
+                        file: format!(".sesto/{}", task.id.rel_path()),
+                        detail: format!("{} at {}: {e}", task.kind, task.path),
+                        fixable: false,
+                    }),
+                    Ok(node) if node.body.kind != task.kind => report.problems.push(Problem {
+                        file: format!(".sesto/{}", task.id.rel_path()),
+                        detail: format!(
+                            "{} is listed as a {} but is a {}",
+                            task.path, task.kind, node.body.kind
+                        ),
+                        fixable: false,
+                    }),
+                    Ok(node) => {
+                        match node.body.kind {
+                            Kind::Folder => report.folders += 1,
+                            Kind::Secret => report.secrets += 1,
+                        }
+                        for e in &node.body.children {
+                            let mut chain = task.chain.clone();
+                            chain.push(e.id);
+                            next.push(Task {
+                                id: e.id,
+                                key: Some(e.key.clone()),
+                                chain,
+                                path: task.path.join(&e.name),
+                                kind: e.kind,
+                            });
+                        }
+                    }
+                }
+            }
+            level = next;
+        }
+        for (id, file) in &on_disk {
+            if !reachable.contains(id) {
+                report.problems.push(Problem {
+                    file: file.clone(),
+                    detail:
+                        "orphan: no folder refers to it (left by an interrupted write or a merge)"
+                            .into(),
+                    fixable: true,
+                });
+            }
+        }
+        report.folders = report.folders.saturating_sub(1); // the root is not counted as a folder
+        if fix {
+            self.fix(&mut report)?;
+        }
+        Ok(report)
+    }
+
+    fn read_level(&self, level: &[Task]) -> Vec<Result<crate::store::Node>> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        if level.len() < 64 || threads == 1 {
+            return level
+                .iter()
+                .map(|t| self.read_node(&t.id, t.key.as_ref(), &t.chain))
+                .collect();
+        }
+        let chunk = level.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = level
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|t| {
+                                // Keep only what the walk needs: a secret's value is dropped at once.
+                                self.read_node(&t.id, t.key.as_ref(), &t.chain)
+                                    .map(|mut n| {
+                                        n.body.value = None;
+                                        n
+                                    })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("fsck worker panicked"))
+                .collect()
+        })
+    }
+
+    /// Checks that `.sesto/` holds only what sesto writes; returns node files by id.
+    fn scan_layout(&self, problems: &mut Vec<Problem>) -> Result<HashMap<NodeId, String>> {
+        let mut nodes = HashMap::new();
+        let known = ["roster.yaml", "roster.sig", ".gitattributes"];
+        let rel = |p: &Path| {
+            format!(
+                ".sesto/{}",
+                p.strip_prefix(&self.dir).unwrap_or(p).display()
+            )
+        };
+        for entry in walkdir::WalkDir::new(&self.dir)
+            .follow_links(false)
+            .min_depth(1)
+        {
+            let entry = entry.map_err(|e| Error::Refused {
+                path: self.dir.clone(),
+                reason: e.to_string(),
+            })?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy();
+            let depth = entry.depth();
+            let problem = |detail: &str, fixable: bool| Problem {
+                file: rel(path),
+                detail: detail.into(),
+                fixable,
+            };
+            if entry.path_is_symlink() {
+                problems.push(problem("symlinks are not allowed in .sesto/", false));
+                continue;
+            }
+            if name.starts_with(journal::TEMP_MARK) {
+                problems.push(problem("temporary file left by an interrupted write", true));
+                continue;
+            }
+            let ft = entry.file_type();
+            match depth {
+                1 if ft.is_dir() && name == "nodes" => {}
+                1 if ft.is_file() && known.contains(&name.as_ref()) => {}
+                2 if ft.is_dir()
+                    && name.len() == 2
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {}
+                3 if ft.is_file() => {
+                    let shard = path
+                        .parent()
+                        .and_then(Path::file_name)
+                        .map(|s| s.to_string_lossy().into_owned());
+                    match name.strip_suffix(".age").map(str::parse::<NodeId>) {
+                        Some(Ok(id)) if shard.as_deref() == Some(&id.to_string()[..2]) => {
+                            nodes.insert(id, rel(path));
+                        }
+                        Some(Ok(_)) => {
+                            problems.push(problem("node file in the wrong shard directory", false))
+                        }
+                        _ => problems.push(problem(
+                            "not a node file: names are <32 hex digits>.age",
+                            false,
+                        )),
+                    }
+                }
+                _ => problems.push(problem("unexpected file or directory in .sesto/", false)),
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn fix(&self, report: &mut Report) -> Result<()> {
+        let mut removed = Vec::new();
+        for p in report.problems.iter().filter(|p| p.fixable) {
+            let path = self.work.join(&p.file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(p.file.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot remove", &path)(e)),
+            }
+        }
+        if !removed.is_empty() {
+            let repo = crate::git::open(&self.work)?;
+            crate::git::stage(&repo, &removed)?;
+        }
+        report.problems.retain(|p| !p.fixable);
+        report.fixed = removed;
+        Ok(())
+    }
+}

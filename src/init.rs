@@ -1,0 +1,199 @@
+//! `init`: a new store with a signed roster, an empty root and git attributes.
+//!
+//! The whole `.sesto/` directory is built beside its final place and renamed
+//! in one step, so an interrupted init leaves no half-made store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{self, Identities};
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::node::{self, Body, Kind, Member, NodeId, Roster};
+use crate::store::{Node, Store};
+
+/// The attributes that route node files through sesto's merge and diff drivers.
+pub const GITATTRIBUTES: &str = "*.age binary merge=sesto diff=sesto\n";
+
+/// Options for [`init`].
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// Where to look for the git work tree (default: the current directory).
+    pub start: Option<PathBuf>,
+    /// The first admin's member name (default: from `$USER`, else `admin`).
+    pub name: Option<String>,
+}
+
+/// What [`init`] did.
+#[derive(Debug)]
+pub struct Initialized {
+    /// The open store.
+    pub store: Store,
+    /// Whether `sesto.commit` was turned on (the repository held nothing else).
+    pub auto_commit: bool,
+}
+
+/// Creates a store in the git work tree containing `options.start`. The first
+/// SSH key among `ids` becomes the first admin's key.
+pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
+    let start = match &options.start {
+        Some(p) => p.clone(),
+        None => {
+            std::env::current_dir().map_err(Error::io("cannot read", "the current directory"))?
+        }
+    };
+    let repo = git2::Repository::discover(&start).map_err(|_| Error::NotGit(start.clone()))?;
+    let work = repo
+        .workdir()
+        .ok_or_else(|| Error::NotGit(start.clone()))?
+        .to_path_buf();
+    let dir = work.join(".sesto");
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        return Err(Error::AlreadyInitialized(work));
+    }
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => default_member_name(),
+    };
+    node::check_member_name(&name).map_err(Error::Value)?;
+    let signer = ids.iter().find(|i| i.can_sign()).ok_or_else(|| {
+        Error::Denied(format!(
+            "sesto init needs an SSH key to sign with (tried: {}); make one with `ssh-keygen -t ed25519` or pass -i",
+            if ids.tried().is_empty() { "none found".to_string() } else { ids.tried().join(", ") }
+        ))
+    })?;
+    let public = signer
+        .public()
+        .expect("SSH identities know their public key")
+        .to_string();
+    let mut members = BTreeMap::new();
+    members.insert(
+        name.clone(),
+        Member {
+            key: public,
+            admin: true,
+            signing_key: None,
+        },
+    );
+    let roster = Roster {
+        sesto: node::FORMAT,
+        store: NodeId::random().to_string(),
+        version: 1,
+        previous: None,
+        root: NodeId::random(),
+        members,
+        grants: BTreeMap::new(),
+    };
+    let roster_bytes = roster.encode();
+    let key = signer.signing_key(ids.prompt())?.clone();
+    let roster_sig = crypto::sign(&key, crypto::ROSTER_NAMESPACE, &roster_bytes)
+        .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;
+
+    let staging = work.join(format!("{}init-{}", journal::TEMP_MARK, NodeId::random()));
+    let built = build(
+        &staging,
+        &work,
+        &roster,
+        &roster_bytes,
+        &roster_sig,
+        ids,
+        &key,
+    );
+    let store = match built {
+        Ok(store) => store,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&staging, &dir).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        Error::io("cannot create", &dir)(e)
+    })?;
+    let store = Store { dir, ..store };
+
+    let auto_commit = crate::git::is_empty_repo(&repo);
+    let mut paths = vec![
+        ".sesto/roster.yaml".to_string(),
+        ".sesto/roster.sig".into(),
+        ".sesto/.gitattributes".into(),
+    ];
+    paths.push(format!(".sesto/{}", roster.root.rel_path()));
+    crate::git::stage(&repo, &paths)?;
+    if auto_commit {
+        repo.config()?.set_bool("sesto.commit", true)?;
+        crate::git::commit(&repo, "sesto: new store")?;
+    }
+    Ok(Initialized { store, auto_commit })
+}
+
+fn build(
+    staging: &Path,
+    work: &Path,
+    roster: &Roster,
+    roster_bytes: &[u8],
+    roster_sig: &str,
+    ids: Identities,
+    key: &ssh_key::PrivateKey,
+) -> Result<Store> {
+    std::fs::create_dir(staging).map_err(Error::io("cannot create", staging))?;
+    journal::write_atomic(&staging.join("roster.yaml"), roster_bytes)?;
+    journal::write_atomic(&staging.join("roster.sig"), roster_sig.as_bytes())?;
+    journal::write_atomic(&staging.join(".gitattributes"), GITATTRIBUTES.as_bytes())?;
+    let state = crate::git::git_dir(work)?.join("sesto");
+    let mut keys = std::collections::HashMap::new();
+    for (n, m) in &roster.members {
+        keys.insert(crypto::normalize_public(&m.key)?, n.clone());
+    }
+    let me = roster.members.keys().next().cloned();
+    let store = Store {
+        work: work.to_path_buf(),
+        dir: staging.to_path_buf(),
+        state,
+        roster: roster.clone(),
+        ids,
+        keys,
+        me: me.clone(),
+    };
+    let root = Node {
+        id: roster.root,
+        key: None,
+        body: Body {
+            sesto: node::FORMAT,
+            store: roster.store.clone(),
+            id: roster.root,
+            kind: Kind::Folder,
+            name: String::new(),
+            version: 1,
+            path: None,
+            recipient: None,
+            children: vec![],
+            value: None,
+            updated: None,
+            updated_by: None,
+        },
+        signer: me.unwrap_or_default(),
+    };
+    let bytes = crate::tx::encode_node(&store, &root, key)?;
+    journal::write_atomic(&staging.join(roster.root.rel_path()), &bytes)?;
+    Ok(store)
+}
+
+fn default_member_name() -> String {
+    let raw = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+        .collect::<String>()
+        .trim_start_matches(['-', '.'])
+        .chars()
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "admin".into()
+    } else {
+        cleaned
+    }
+}

@@ -1,0 +1,322 @@
+//! Crash-safe multi-file writes: temp files, an intent journal, renames, a lock.
+//!
+//! A change to the store touches several files (a node and its parent, say).
+//! Each new file is written beside its target under a temporary name, with mode
+//! 0600, and fsynced. Then a journal naming every rename and removal is made
+//! durable in the git directory; that is the commit point. Then the renames and
+//! removals happen, and the journal is removed. A process killed before the
+//! journal is durable leaves the old state (plus temp files that recovery
+//! removes); one killed after it leaves a journal that the next sesto process
+//! replays, giving the new state. One lock file serialises writers of a clone.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Marks temporary files so recovery and fsck can recognise them.
+pub const TEMP_MARK: &str = ".sesto-tmp-";
+
+/// Stops the process at a named step when `SESTO_FAILPOINT` names it. Crash
+/// tests use this to kill sesto at every step of a write.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("SESTO_FAILPOINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// An exclusive lock on the store, held for the life of the value.
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Blocks until this process holds the store's write lock.
+    pub fn acquire(state_dir: &Path) -> Result<Lock> {
+        fs::create_dir_all(state_dir).map_err(Error::io("cannot create", state_dir))?;
+        let path = state_dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(Error::io("cannot open lock file", &path))?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(Error::io("cannot lock", &path)(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(Lock { _file: file })
+    }
+}
+
+/// Writes `bytes` to a new temporary file beside `target`, mode 0600, fsynced.
+/// Returns the temporary path.
+pub fn write_temp(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = target.parent().expect("targets live in a directory");
+    fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
+    let name = target
+        .file_name()
+        .expect("targets have names")
+        .to_string_lossy();
+    let tmp = dir.join(format!("{TEMP_MARK}{}-{name}", random_suffix()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(Error::io("cannot create", &tmp))?;
+    file.write_all(bytes)
+        .map_err(Error::io("cannot write", &tmp))?;
+    file.sync_all().map_err(Error::io("cannot sync", &tmp))?;
+    Ok(tmp)
+}
+
+/// Writes one file atomically: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp(target, bytes)?;
+    fs::rename(&tmp, target).map_err(Error::io("cannot rename into place", target))?;
+    sync_dir(target.parent().expect("targets live in a directory"));
+    Ok(())
+}
+
+fn random_suffix() -> String {
+    use rand::RngCore;
+    format!("{:016x}", rand::rngs::OsRng.next_u64())
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: some filesystems refuse fsync on directories.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// One step of a change, relative to the work tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Rename a finished temp file onto its target.
+    Rename {
+        /// The temp file.
+        from: String,
+        /// The target.
+        to: String,
+    },
+    /// Remove a file.
+    Remove(String),
+}
+
+impl Op {
+    /// The work-tree path this op changes.
+    pub fn target(&self) -> &str {
+        match self {
+            Op::Rename { to, .. } => to,
+            Op::Remove(p) => p,
+        }
+    }
+}
+
+/// The journal of one change.
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// The journal file in the sesto state directory of the git dir.
+    pub fn at(state_dir: &Path) -> Journal {
+        Journal {
+            path: state_dir.join("journal"),
+        }
+    }
+
+    /// Whether an unfinished change is waiting to be replayed.
+    pub fn pending(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Makes the list of ops durable: after this returns, the change happens.
+    pub fn record(&self, ops: &[Op]) -> Result<()> {
+        let mut text = String::from("sesto-journal-v1\n");
+        for op in ops {
+            match op {
+                Op::Rename { from, to } => text.push_str(&format!("rename\t{from}\t{to}\n")),
+                Op::Remove(p) => text.push_str(&format!("remove\t{p}\n")),
+            }
+        }
+        text.push_str("end\n");
+        write_atomic(&self.path, text.as_bytes())
+    }
+
+    /// Reads the pending ops. A journal without its end line was never
+    /// committed (the atomic write makes that impossible, but a hand-edited
+    /// or damaged one is refused rather than half-applied).
+    pub fn read(&self) -> Result<Vec<Op>> {
+        let text =
+            fs::read_to_string(&self.path).map_err(Error::io("cannot read journal", &self.path))?;
+        let refuse = |reason: &str| Error::Refused {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some("sesto-journal-v1") || !text.ends_with("end\n") {
+            return Err(refuse(
+                "not a complete sesto journal; remove it after checking `git status`",
+            ));
+        }
+        let mut ops = Vec::new();
+        for line in lines {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let op = match fields.as_slice() {
+                ["rename", from, to] => Op::Rename {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                },
+                ["remove", p] => Op::Remove(p.to_string()),
+                ["end"] => break,
+                _ => return Err(refuse("unreadable journal line")),
+            };
+            for p in [
+                op.target(),
+                if let Op::Rename { from, .. } = &op {
+                    from
+                } else {
+                    ""
+                },
+            ] {
+                if !p.is_empty() && !safe_rel(p) {
+                    return Err(refuse("journal names a path outside .sesto/"));
+                }
+            }
+            ops.push(op);
+        }
+        Ok(ops)
+    }
+
+    /// Carries out the ops; each is idempotent, so replaying is safe.
+    pub fn apply(work: &Path, ops: &[Op]) -> Result<()> {
+        let mut dirs = Vec::new();
+        for (n, op) in ops.iter().enumerate() {
+            match op {
+                Op::Rename { from, to } => {
+                    let (from, to) = (work.join(from), work.join(to));
+                    if from.exists() {
+                        fs::rename(&from, &to)
+                            .map_err(Error::io("cannot rename into place", &to))?;
+                    }
+                    dirs.push(to.parent().map(Path::to_path_buf));
+                }
+                Op::Remove(p) => {
+                    let path = work.join(p);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("cannot remove", &path)(e)),
+                    }
+                    if let Some(dir) = path.parent() {
+                        let _ = fs::remove_dir(dir); // only succeeds when the shard is empty
+                    }
+                }
+            }
+            if n == 0 {
+                failpoint("after-first-rename");
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs.into_iter().flatten() {
+            sync_dir(&dir);
+        }
+        Ok(())
+    }
+
+    /// Removes the journal once the change is complete.
+    pub fn clear(&self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove journal", &self.path)(e)),
+        }
+    }
+}
+
+/// A relative path that stays inside `.sesto/`.
+fn safe_rel(p: &str) -> bool {
+    p.starts_with(".sesto/") && !p.split('/').any(|c| c == ".." || c.is_empty() || c == ".")
+}
+
+/// Removes temp files left by a process that died before its journal was
+/// durable. Call only while holding the lock and with no pending journal.
+pub fn remove_stale_temps(sesto_dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for entry in walkdir::WalkDir::new(sesto_dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file()
+            && entry.file_name().to_string_lossy().starts_with(TEMP_MARK)
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(entry.path().to_path_buf());
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trip_and_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        fs::create_dir_all(work.join(".sesto/nodes/ab")).unwrap();
+        let target = work.join(".sesto/nodes/ab/x.age");
+        let tmp = write_temp(&target, b"new").unwrap();
+        fs::write(work.join(".sesto/nodes/ab/old.age"), b"old").unwrap();
+        let rel = |p: &Path| p.strip_prefix(work).unwrap().to_string_lossy().into_owned();
+        let ops = vec![
+            Op::Rename {
+                from: rel(&tmp),
+                to: rel(&target),
+            },
+            Op::Remove(".sesto/nodes/ab/old.age".into()),
+        ];
+        let journal = Journal::at(&work.join("state"));
+        fs::create_dir_all(work.join("state")).unwrap();
+        journal.record(&ops).unwrap();
+        assert_eq!(journal.read().unwrap(), ops);
+        Journal::apply(work, &ops).unwrap();
+        Journal::apply(work, &ops).unwrap(); // replay is harmless
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert!(!work.join(".sesto/nodes/ab/old.age").exists());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn hostile_journals_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::at(dir.path());
+        for text in [
+            "",
+            "sesto-journal-v1\nrename\ta\tb\n",
+            "sesto-journal-v1\nremove\t../../etc/passwd\nend\n",
+            "sesto-journal-v1\nrename\t.sesto/x\t.sesto/../../y\nend\n",
+            "sesto-journal-v1\nexplode\nend\n",
+        ] {
+            fs::write(dir.path().join("journal"), text).unwrap();
+            assert!(journal.read().is_err(), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! sesto: a secrets store that lives inside a git repository.
+//!
+//! Every folder and every secret is one standard age file under a random id in
+//! `.sesto/nodes/`, so the repository shows neither names nor structure. A
+//! secret's key is held by its folder, a folder's key by its parent, and the
+//! root is encrypted to the store's admins. Every node carries an SSH
+//! signature (SSHSIG) of a member allowed to write it, and every read checks
+//! it. `DESIGN.md` in the repository describes the format.
+//!
+//! The library knows nothing of terminals: passphrase prompts come in through
+//! [`crypto::Passphrase`], and errors are values.
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! # git2::Repository::init(tmp.path())?;
+//! # let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)?;
+//! # let key_text = key.to_openssh(ssh_key::LineEnding::LF)?;
+//! use sesto::{init, InitOptions, OpenOptions, Store};
+//!
+//! // The first admin's SSH private key (here made in memory; usually ~/.ssh/id_ed25519).
+//! let ids = sesto::identities_from_text(&key_text)?;
+//! let options = InitOptions { start: Some(tmp.path().into()), name: Some("alice".into()) };
+//! init(&options, ids)?;
+//!
+//! // Later, or in another process: open the store and use it.
+//! let ids = sesto::identities_from_text(&key_text)?;
+//! let store = Store::open(&OpenOptions { start: Some(tmp.path().into()) }, ids)?;
+//! store.set("prod/db/password", b"correct horse")?;
+//! assert_eq!(store.get("prod/db/password")?.expose_value(), b"correct horse");
+//! assert_eq!(store.list("prod")?[0].name, "db");
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod editor;
+mod error;
+pub mod fsck;
+pub mod generate;
+pub mod git;
+mod init;
+pub mod journal;
+mod members;
+pub mod node;
+pub mod otp;
+mod read;
+mod store;
+mod time;
+mod tx;
+
+pub use crypto::{Identities, Identity, IdentitySources, Passphrase};
+pub use error::{Error, Result};
+pub use init::{init, InitOptions, Initialized, GITATTRIBUTES};
+pub use read::{field, Listing, Secret, Tree};
+pub use store::{find_work_tree, identities_from_text, Node, OpenOptions, SPath, Store};
+pub use time::{format_rfc3339, now_rfc3339, parse_rfc3339};
+pub use tx::Tx;

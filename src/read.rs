@@ -1,0 +1,328 @@
+//! Read operations of the library API: get, list, tree and find.
+//!
+//! Listing needs folders only: names live in the parent's entries, so `tree`
+//! decrypts each folder once and never touches a secret's file.
+
+use crate::error::{Error, Result};
+use crate::node::{Kind, Value};
+use crate::store::{SPath, Store};
+
+/// A secret as read from the store.
+#[derive(Debug)]
+pub struct Secret {
+    value: Value,
+    /// When it last changed (RFC 3339, UTC).
+    pub updated: Option<String>,
+    /// Who changed it last.
+    pub updated_by: Option<String>,
+    /// Its write count.
+    pub version: u64,
+}
+
+impl Secret {
+    /// The secret bytes, exactly as stored. Never print or log them carelessly.
+    pub fn expose_value(&self) -> &[u8] {
+        self.value.expose_secret()
+    }
+}
+
+/// One entry of a folder listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// Entry name.
+    pub name: String,
+    /// Folder or secret.
+    pub kind: Kind,
+}
+
+/// A folder and everything below it, names only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    /// Entry name (empty for the root).
+    pub name: String,
+    /// Folder or secret.
+    pub kind: Kind,
+    /// Entries of a folder, sorted by name.
+    pub children: Vec<Tree>,
+}
+
+impl Tree {
+    /// Every path in the tree with its kind, depth first, excluding the root.
+    pub fn paths(&self) -> Vec<(SPath, Kind)> {
+        fn walk(t: &Tree, at: &SPath, out: &mut Vec<(SPath, Kind)>) {
+            for c in &t.children {
+                let p = at.join(&c.name);
+                out.push((p.clone(), c.kind));
+                walk(c, &p, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &SPath::root(), &mut out);
+        out
+    }
+
+    /// Number of secrets in the tree.
+    pub fn secret_count(&self) -> usize {
+        match self.kind {
+            Kind::Secret => 1,
+            Kind::Folder => self.children.iter().map(Tree::secret_count).sum(),
+        }
+    }
+}
+
+impl Store {
+    /// Reads a secret.
+    pub fn get(&self, path: &str) -> Result<Secret> {
+        let path = SPath::parse(path)?;
+        if path.is_root() {
+            return Err(Error::NotASecret {
+                path: path.to_string(),
+            });
+        }
+        let node = self
+            .walk(&path)?
+            .pop()
+            .expect("walk returns at least the root");
+        match node.body.value {
+            Some(value) if node.body.kind == Kind::Secret => Ok(Secret {
+                value,
+                updated: node.body.updated,
+                updated_by: node.body.updated_by,
+                version: node.body.version,
+            }),
+            _ => Err(Error::NotASecret {
+                path: path.to_string(),
+            }),
+        }
+    }
+
+    /// Sets a secret, creating missing folders, in one transaction.
+    pub fn set(&self, path: &str, value: &[u8]) -> Result<()> {
+        let path = SPath::parse(path)?;
+        let mut tx = self.transaction()?;
+        tx.set(&path, value)?;
+        tx.commit().map(|_| ())
+    }
+
+    /// Lists a folder's entries; a secret's path lists that secret alone.
+    pub fn list(&self, path: &str) -> Result<Vec<Listing>> {
+        let path = SPath::parse(path)?;
+        let node = self
+            .walk(&path)?
+            .pop()
+            .expect("walk returns at least the root");
+        Ok(match node.body.kind {
+            Kind::Folder => node
+                .body
+                .children
+                .iter()
+                .map(|e| Listing {
+                    name: e.name.clone(),
+                    kind: e.kind,
+                })
+                .collect(),
+            Kind::Secret => vec![Listing {
+                name: node.body.name.clone(),
+                kind: Kind::Secret,
+            }],
+        })
+    }
+
+    /// The names below `path` (a folder), decrypting folders only.
+    pub fn tree(&self, path: &str) -> Result<Tree> {
+        let path = SPath::parse(path)?;
+        let chain = self.walk(&path)?;
+        let ids: Vec<_> = chain.iter().map(|n| n.id).collect();
+        let top = chain
+            .into_iter()
+            .last()
+            .expect("walk returns at least the root");
+        if top.body.kind != Kind::Folder {
+            return Err(Error::NotAFolder {
+                path: path.to_string(),
+            });
+        }
+        let name = path.names().last().cloned().unwrap_or_default();
+        self.subtree(name, top, ids)
+    }
+
+    fn subtree(
+        &self,
+        name: String,
+        node: crate::store::Node,
+        chain: Vec<crate::node::NodeId>,
+    ) -> Result<Tree> {
+        let mut children = Vec::with_capacity(node.body.children.len());
+        for e in &node.body.children {
+            children.push(match e.kind {
+                Kind::Secret => Tree {
+                    name: e.name.clone(),
+                    kind: Kind::Secret,
+                    children: vec![],
+                },
+                Kind::Folder => {
+                    let mut ids = chain.clone();
+                    ids.push(e.id);
+                    let child = self.read_node(&e.id, Some(&e.key), &ids)?;
+                    if child.body.kind != Kind::Folder {
+                        return Err(Error::Node {
+                            id: e.id,
+                            file: e.id.rel_path(),
+                            reason: "its parent lists a folder but it is a secret".into(),
+                        });
+                    }
+                    self.subtree(e.name.clone(), child, ids)?
+                }
+            });
+        }
+        Ok(Tree {
+            name,
+            kind: Kind::Folder,
+            children,
+        })
+    }
+
+    /// Paths whose text matches `pattern`: a case-insensitive substring, or a
+    /// glob when the pattern holds `*` or `?`.
+    pub fn find(&self, pattern: &str) -> Result<Vec<(SPath, Kind)>> {
+        let tree = self.tree("")?;
+        let pattern_lower = pattern.to_lowercase();
+        let is_glob = pattern.contains(['*', '?']);
+        Ok(tree
+            .paths()
+            .into_iter()
+            .filter(|(p, _)| {
+                let text = p.to_string().to_lowercase();
+                if is_glob {
+                    glob_match(pattern_lower.as_bytes(), text.as_bytes())
+                        || p.names().last().is_some_and(|n| {
+                            glob_match(pattern_lower.as_bytes(), n.to_lowercase().as_bytes())
+                        })
+                } else {
+                    text.contains(&pattern_lower)
+                }
+            })
+            .collect())
+    }
+}
+
+/// `*` matches any run of characters, `?` one; iterative, linear backtracking.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Reads one field of a secret whose value is a YAML mapping. Scalars print
+/// as their text; nested values as YAML.
+pub fn field(value: &[u8], name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let text = std::str::from_utf8(value)
+        .map_err(|_| Error::Value("the secret is not text, so it has no fields".into()))?;
+    if has_alias(text) {
+        return Err(Error::Value(
+            "the secret's YAML uses anchors or aliases, which sesto refuses".into(),
+        ));
+    }
+    let map: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| {
+        let why = if e.to_string().contains("duplicate") {
+            "it has duplicate keys"
+        } else {
+            "it is not a YAML mapping"
+        };
+        Error::Value(format!("the secret has no fields: {why}"))
+    })?;
+    let v = map.get(name).ok_or_else(|| {
+        let names: Vec<String> = map
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect();
+        Error::Value(format!("no field {name:?}; fields: {}", names.join(", ")))
+    })?;
+    let out = match v {
+        serde_yaml::Value::String(s) => s.clone().into_bytes(),
+        serde_yaml::Value::Number(n) => n.to_string().into_bytes(),
+        serde_yaml::Value::Bool(b) => b.to_string().into_bytes(),
+        serde_yaml::Value::Null => Vec::new(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .into_bytes(),
+    };
+    Ok(zeroize::Zeroizing::new(out))
+}
+
+/// Whether YAML text uses an anchor (`&a`) or alias (`*a`). Both can only
+/// start a node, and a plain scalar can never start with `&` or `*`, so a
+/// check of each node start outside quotes is exact for block YAML.
+fn has_alias(text: &str) -> bool {
+    for line in text.lines() {
+        let mut rest = line.trim_start();
+        loop {
+            rest = rest.trim_start_matches(['-', '?', ' ', '[', '{', ',']);
+            if rest.starts_with(['&', '*']) {
+                return true;
+            }
+            if rest.starts_with(['"', '\'', '#', '|', '>']) {
+                break;
+            }
+            match rest.find(": ").or_else(|| rest.find(", ")) {
+                Some(i) => rest = &rest[i + 2..],
+                None => break,
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"prod/*", b"prod/db"));
+        assert!(glob_match(b"*pass*", b"prod/db/password"));
+        assert!(!glob_match(b"prod/?", b"prod/db"));
+        assert!(glob_match(
+            b"a*b*c",
+            &b"a"
+                .repeat(1000)
+                .iter()
+                .chain(b"bc")
+                .copied()
+                .collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn fields() {
+        let v = b"url: postgres://db\nport: 5432\nnested:\n  a: 1\n";
+        assert_eq!(&field(v, "url").unwrap()[..], b"postgres://db");
+        assert_eq!(&field(v, "port").unwrap()[..], b"5432");
+        assert!(field(v, "missing").is_err());
+        assert!(field(b"just text", "url").is_err());
+        assert!(field(b"\xff\xfe", "url").is_err());
+        assert!(field(b"a: 1\na: 2\n", "a").is_err());
+        assert!(field(b"a: &x hunter2\nb: *x\n", "b").is_err());
+        assert!(field(b"a: [1, *x]\n", "a").is_err());
+        assert_eq!(&field(b"a: 'x &y *z'\n", "a").unwrap()[..], b"x &y *z");
+        let err = field(b"password: hunter2\n", "url")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,476 @@
+//! Opening a store, resolving hidden paths, and reading verified nodes.
+//!
+//! Every node read here is decrypted, its signature checked against the
+//! roster (the signer must be allowed to write it), and its body bound to the
+//! id it was read under. Writes go through [`crate::tx::Tx`].
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::crypto::{self, Identities, Recipient};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, Lock};
+use crate::node::{self, Access, Body, Kind, NodeId, NodeKey, Roster, MAX_NODE_FILE};
+
+/// A path inside the store: names separated by `/`. The empty path is the root.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SPath(Vec<String>);
+
+impl SPath {
+    /// The root folder.
+    pub fn root() -> SPath {
+        SPath(Vec::new())
+    }
+    /// Parses user input; empty components (`a//b`, a trailing `/`) are ignored.
+    pub fn parse(text: &str) -> Result<SPath> {
+        let mut parts = Vec::new();
+        for part in text.split('/').filter(|p| !p.is_empty()) {
+            node::check_name(part)?;
+            parts.push(part.to_string());
+        }
+        Ok(SPath(parts))
+    }
+    /// The names from the root down.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+    /// Whether this is the root.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The parent path and last name; `None` for the root.
+    pub fn split_last(&self) -> Option<(SPath, &str)> {
+        let (last, rest) = self.0.split_last()?;
+        Some((SPath(rest.to_vec()), last))
+    }
+    /// This path with one more name.
+    pub fn join(&self, name: &str) -> SPath {
+        let mut v = self.0.clone();
+        v.push(name.to_string());
+        SPath(v)
+    }
+    /// Whether `self` is `other` or lies below it.
+    pub fn starts_with(&self, other: &SPath) -> bool {
+        self.0.starts_with(&other.0)
+    }
+}
+
+impl fmt::Display for SPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("/")
+        } else {
+            f.write_str(&self.0.join("/"))
+        }
+    }
+}
+
+impl FromStr for SPath {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<SPath> {
+        SPath::parse(s)
+    }
+}
+
+/// A decrypted, verified node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its id.
+    pub id: NodeId,
+    /// Its own key, from the parent's entry (`None` for the root).
+    pub key: Option<NodeKey>,
+    /// The body.
+    pub body: Body,
+    /// The member whose signature it carries.
+    pub signer: String,
+}
+
+/// How to find and open a store.
+#[derive(Default)]
+pub struct OpenOptions {
+    /// Start the search here instead of the current directory (`--store`).
+    pub start: Option<PathBuf>,
+}
+
+/// An open store: its roster verified, identities loaded.
+pub struct Store {
+    pub(crate) work: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) roster: Roster,
+    pub(crate) ids: Identities,
+    /// Normalized public key (encryption or signing) → member name.
+    pub(crate) keys: HashMap<String, String>,
+    pub(crate) me: Option<String>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("work", &self.work)
+            .field("me", &self.me)
+            .finish()
+    }
+}
+
+/// Largest roster accepted.
+const MAX_ROSTER: u64 = 1 << 20;
+
+/// Walks up from `start` to the first directory holding `.sesto/roster.yaml`.
+pub fn find_work_tree(start: &Path) -> Result<PathBuf> {
+    let start = std::path::absolute(start).map_err(Error::io("cannot resolve", start))?;
+    let candidate = if start.file_name().is_some_and(|n| n == ".sesto") {
+        start
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or(start.clone())
+    } else {
+        start.clone()
+    };
+    for dir in candidate.ancestors() {
+        if dir.join(".sesto/roster.yaml").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    Err(Error::NoStore { searched: start })
+}
+
+/// Reads a file under `.sesto/`, refusing symlinks and files over `limit`.
+pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path).map_err(Error::io("cannot read", path))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: "symlinks are not allowed in .sesto/".into(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    if meta.len() > limit {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes is over the {} MiB limit", meta.len(), limit >> 20),
+        });
+    }
+    std::fs::read(path).map_err(Error::io("cannot read", path))
+}
+
+impl Store {
+    /// Finds the store from `options.start` (or the working directory), checks
+    /// the roster's signature, and finishes any interrupted write.
+    pub fn open(options: &OpenOptions, ids: Identities) -> Result<Store> {
+        let start = match &options.start {
+            Some(p) => p.clone(),
+            None => std::env::current_dir()
+                .map_err(Error::io("cannot read", "the current directory"))?,
+        };
+        let work = find_work_tree(&start)?;
+        Store::open_at(work, ids)
+    }
+
+    pub(crate) fn open_at(work: PathBuf, ids: Identities) -> Result<Store> {
+        let dir = work.join(".sesto");
+        if std::fs::symlink_metadata(&dir)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
+            return Err(Error::Refused {
+                path: dir,
+                reason: "symlinks are not allowed for .sesto/".into(),
+            });
+        }
+        let state = crate::git::git_dir(&work)?.join("sesto");
+        recover(&work, &state)?;
+        let bytes = read_limited(&dir.join("roster.yaml"), MAX_ROSTER)?;
+        let sig = read_limited(&dir.join("roster.sig"), MAX_ROSTER)
+            .map_err(|e| Error::Roster(format!("cannot read roster.sig: {e}")))?;
+        let roster = Roster::decode(&bytes).map_err(|e| Error::Roster(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for (name, m) in &roster.members {
+            for k in std::iter::once(&m.key).chain(m.signing_key.as_ref()) {
+                let n = crypto::normalize_public(k)
+                    .map_err(|e| Error::Roster(format!("member {name}: {e}")))?;
+                keys.insert(n, name.clone());
+            }
+        }
+        let sig_text = std::str::from_utf8(&sig)
+            .map_err(|_| Error::Roster("roster.sig is not text".into()))?;
+        let signer = crypto::verify(sig_text, crypto::ROSTER_NAMESPACE, &bytes)
+            .map_err(|e| Error::Roster(format!("roster.sig: {e}")))?;
+        match keys.get(&signer).and_then(|n| roster.members.get(n)) {
+            Some(m)
+                if m.admin
+                    && m.signer_key().is_some_and(|k| {
+                        crypto::normalize_public(k).ok().as_deref() == Some(&signer)
+                    }) => {}
+            _ => {
+                return Err(Error::Roster(format!(
+                    "signed by {}, who is not an admin",
+                    crypto::fingerprint(&signer)
+                )))
+            }
+        }
+        let me = ids
+            .iter()
+            .find_map(|i| i.public().and_then(|p| keys.get(p)).cloned());
+        let store = Store {
+            work,
+            dir,
+            state,
+            roster,
+            ids,
+            keys,
+            me,
+        };
+        Ok(store)
+    }
+
+    /// The repository's work tree.
+    pub fn work_tree(&self) -> &Path {
+        &self.work
+    }
+
+    /// The verified roster.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The member the current identities belong to, if any.
+    pub fn whoami(&self) -> Option<&str> {
+        self.me.as_deref()
+    }
+
+    /// The identities in use.
+    pub fn identities(&self) -> &Identities {
+        &self.ids
+    }
+
+    pub(crate) fn node_file(&self, id: &NodeId) -> PathBuf {
+        self.dir.join(id.rel_path())
+    }
+
+    fn reject(&self, id: &NodeId, reason: impl fmt::Display) -> Error {
+        Error::Node {
+            id: *id,
+            file: id.rel_path(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Whether `member` may write a node below the ancestors `chain` (root
+    /// first, the node itself last).
+    pub(crate) fn may_write(&self, member: &str, chain: &[NodeId]) -> bool {
+        let Some(m) = self.roster.members.get(member) else {
+            return false;
+        };
+        m.admin
+            || chain.iter().any(|id| {
+                self.roster.grants.get(id).and_then(|g| g.get(member)) == Some(&Access::Write)
+            })
+    }
+
+    /// Members' recipients for the node `id` beyond its own key: the admins
+    /// for the root, and members granted this folder directly.
+    pub(crate) fn member_recipients(&self, id: &NodeId) -> Result<Vec<Recipient>> {
+        let mut names: Vec<&String> = Vec::new();
+        if *id == self.roster.root {
+            names.extend(
+                self.roster
+                    .members
+                    .iter()
+                    .filter(|(_, m)| m.admin)
+                    .map(|(n, _)| n),
+            );
+        }
+        if let Some(g) = self.roster.grants.get(id) {
+            names.extend(g.keys());
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for n in names {
+            if seen.insert(n) {
+                let key = &self.roster.members[n].key;
+                out.push(
+                    Recipient::parse(key).map_err(|e| Error::Roster(format!("member {n}: {e}")))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads and verifies one node. `key` is its key from the parent's entry;
+    /// without it (the root, a shared folder) the member identities are used.
+    /// `chain` lists its ancestors and itself, root first.
+    pub(crate) fn read_node(
+        &self,
+        id: &NodeId,
+        key: Option<&NodeKey>,
+        chain: &[NodeId],
+    ) -> Result<Node> {
+        let path = self.node_file(id);
+        let bytes = match read_limited(&path, MAX_NODE_FILE) {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.reject(id, "the file is missing (deleted, or not yet merged)"))
+            }
+            Err(Error::Io { source, .. }) => return Err(self.reject(id, source)),
+            Err(Error::Refused { reason, .. }) => return Err(self.reject(id, reason)),
+            Err(e) => return Err(e),
+        };
+        let plaintext = match key {
+            Some(k) => {
+                let identity = age::x25519::Identity::from_str(k.expose_secret())
+                    .map_err(|_| self.reject(id, "its key in the parent folder is malformed"))?;
+                crypto::decrypt(&bytes, &[&identity]).map_err(|e| match e {
+                    crypto::CryptoError::NoMatchingKeys => self.reject(
+                        id,
+                        "the key in its parent folder does not open it (replaced file?)",
+                    ),
+                    other => self.reject(id, other),
+                })?
+            }
+            None => {
+                let ids = self.ids.age_identities(|p| self.keys.contains_key(p))?;
+                if ids.is_empty() {
+                    return Err(Error::NoIdentity {
+                        tried: self.ids.tried().to_vec(),
+                    });
+                }
+                crypto::decrypt(&bytes, &ids).map_err(|e| match e {
+                    crypto::CryptoError::NoMatchingKeys => Error::NoIdentity {
+                        tried: self.ids.tried().to_vec(),
+                    },
+                    other => self.reject(id, other),
+                })?
+            }
+        };
+        let parts = node::split(&plaintext).map_err(|e| self.reject(id, e))?;
+        let message = node::node_signed_message(&self.roster.store, id, parts.body);
+        let signer_key =
+            crypto::verify(&parts.signature.signature, crypto::NODE_NAMESPACE, &message).map_err(
+                |e| {
+                    self.reject(
+                        id,
+                        format!("{e} (signature for another id or store, or a forged file)"),
+                    )
+                },
+            )?;
+        let signer = match self.keys.get(&signer_key) {
+            Some(name) if self.roster.members[name].signer_key().is_some() => name.clone(),
+            _ => {
+                return Err(self.reject(
+                    id,
+                    format!(
+                        "signed by {}, who is not a member",
+                        crypto::fingerprint(&signer_key)
+                    ),
+                ))
+            }
+        };
+        if !self.may_write(&signer, chain) {
+            return Err(self.reject(id, format!("signed by {signer}, who may not write it")));
+        }
+        let body = node::decode_body(parts.body).map_err(|e| self.reject(id, e))?;
+        if body.id != *id || body.store != self.roster.store {
+            return Err(self.reject(
+                id,
+                "its content belongs to another id or store (copied file?)",
+            ));
+        }
+        Ok(Node {
+            id: *id,
+            key: key.cloned(),
+            body,
+            signer,
+        })
+    }
+
+    /// Reads the root folder.
+    pub(crate) fn read_root(&self) -> Result<Node> {
+        let root = self.roster.root;
+        let node = self.read_node(&root, None, &[root])?;
+        if node.body.kind != Kind::Folder {
+            return Err(self.reject(&root, "the root is not a folder"));
+        }
+        Ok(node)
+    }
+
+    /// Resolves a path to the chain of nodes from the root to it.
+    pub(crate) fn walk(&self, path: &SPath) -> Result<Vec<Node>> {
+        let mut chain = vec![self.read_root()?];
+        let mut ids = vec![self.roster.root];
+        for (depth, name) in path.names().iter().enumerate() {
+            let parent = chain.last().expect("chain starts with the root");
+            let here = SPath(path.names()[..depth].to_vec());
+            if parent.body.kind != Kind::Folder {
+                return Err(Error::NotAFolder {
+                    path: here.to_string(),
+                });
+            }
+            let Some(entry) = parent.body.child(name) else {
+                return Err(Error::NotFound {
+                    path: path.to_string(),
+                    nearest: nearest(&here),
+                });
+            };
+            ids.push(entry.id);
+            let child = self.read_node(&entry.id, Some(&entry.key), &ids)?;
+            if child.body.kind != entry.kind {
+                return Err(self.reject(
+                    &entry.id,
+                    format!(
+                        "its parent lists a {} but it is a {}",
+                        entry.kind, child.body.kind
+                    ),
+                ));
+            }
+            chain.push(child);
+        }
+        Ok(chain)
+    }
+}
+
+pub(crate) fn nearest(existing: &SPath) -> String {
+    if existing.is_root() {
+        "the root folder has no such entry".into()
+    } else {
+        format!("{existing} exists")
+    }
+}
+
+/// Options shared by library callers that build a store from keys in memory.
+pub fn identities_from_text(text: &str) -> Result<Identities> {
+    let list = crypto::Identity::parse(text, "key text")?;
+    Ok(Identities::from_list(list, Arc::new(crypto::NoPassphrase)))
+}
+
+/// Replays an interrupted write, if one is pending. Runs before the roster is
+/// read, since the interrupted write may have been a roster change.
+fn recover(work: &Path, state: &Path) -> Result<()> {
+    let journal = Journal::at(state);
+    if !journal.pending() {
+        return Ok(());
+    }
+    let _lock = Lock::acquire(state)?;
+    finish_journal(work, &journal)
+}
+
+/// Applies and stages a pending journal, then removes it. Hold the lock.
+pub(crate) fn finish_journal(work: &Path, journal: &Journal) -> Result<()> {
+    if !journal.pending() {
+        return Ok(());
+    }
+    let ops = journal.read()?;
+    Journal::apply(work, &ops)?;
+    let repo = crate::git::open(work)?;
+    let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
+    crate::git::stage(&repo, &paths)?;
+    journal.clear()
+}

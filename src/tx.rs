@@ -1,0 +1,517 @@
+//! Write transactions: change nodes in memory, then sign, encrypt and write
+//! them all at once through the journal.
+//!
+//! A transaction loads nodes on demand (verified, as every read), records which
+//! ones changed, and on commit writes exactly those files: a new secret costs
+//! its node and its parent, a changed value costs its node alone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::journal::{self, Journal, Lock, Op};
+use crate::node::{self, Body, Entry, Kind, NodeId, NodeKey, Value};
+use crate::store::{nearest, Node, SPath, Store};
+
+/// An open write transaction on a store. Dropping it without
+/// [`Tx::commit`] changes nothing.
+pub struct Tx<'s> {
+    store: &'s Store,
+    _lock: Lock,
+    nodes: HashMap<NodeId, Node>,
+    /// Child id → parent id, for every loaded or created non-root node.
+    parents: HashMap<NodeId, NodeId>,
+    dirty: BTreeSet<NodeId>,
+    created: BTreeSet<NodeId>,
+    removed: BTreeSet<NodeId>,
+}
+
+impl Store {
+    /// Starts a write transaction, holding the store's lock until it ends.
+    pub fn transaction(&self) -> Result<Tx<'_>> {
+        let lock = Lock::acquire(&self.state)?;
+        let journal = Journal::at(&self.state);
+        if journal.pending() {
+            crate::store::finish_journal(&self.work, &journal)?;
+        } else {
+            journal::remove_stale_temps(&self.dir);
+        }
+        let mut tx = Tx {
+            store: self,
+            _lock: lock,
+            nodes: HashMap::new(),
+            parents: HashMap::new(),
+            dirty: BTreeSet::new(),
+            created: BTreeSet::new(),
+            removed: BTreeSet::new(),
+        };
+        let root = self.read_root()?;
+        tx.nodes.insert(root.id, root);
+        Ok(tx)
+    }
+}
+
+impl<'s> Tx<'s> {
+    fn root_id(&self) -> NodeId {
+        self.store.roster.root
+    }
+
+    fn chain_of(&self, id: NodeId) -> Vec<NodeId> {
+        let mut chain = vec![id];
+        let mut at = id;
+        while let Some(p) = self.parents.get(&at) {
+            chain.push(*p);
+            at = *p;
+        }
+        chain.reverse();
+        chain
+    }
+
+    fn node(&self, id: &NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.dirty.insert(id);
+        self.nodes
+            .get_mut(&id)
+            .expect("nodes are loaded before they change")
+    }
+
+    /// Loads the child `name` of folder `parent`, if it exists.
+    fn child(&mut self, parent: NodeId, name: &str) -> Result<Option<NodeId>> {
+        let Some(entry) = self.node(&parent).body.child(name).cloned() else {
+            return Ok(None);
+        };
+        if !self.nodes.contains_key(&entry.id) {
+            self.parents.insert(entry.id, parent);
+            let chain = self.chain_of(entry.id);
+            let node = self.store.read_node(&entry.id, Some(&entry.key), &chain)?;
+            if node.body.kind != entry.kind {
+                return Err(Error::Node {
+                    id: entry.id,
+                    file: entry.id.rel_path(),
+                    reason: format!(
+                        "its parent lists a {} but it is a {}",
+                        entry.kind, node.body.kind
+                    ),
+                });
+            }
+            self.nodes.insert(entry.id, node);
+        }
+        Ok(Some(entry.id))
+    }
+
+    /// Resolves a path to a node id.
+    fn resolve(&mut self, path: &SPath) -> Result<NodeId> {
+        let mut at = self.root_id();
+        for (depth, name) in path.names().iter().enumerate() {
+            let here = SPath::parse(&path.names()[..depth].join("/"))?;
+            if self.node(&at).body.kind != Kind::Folder {
+                return Err(Error::NotAFolder {
+                    path: here.to_string(),
+                });
+            }
+            at = self.child(at, name)?.ok_or_else(|| Error::NotFound {
+                path: path.to_string(),
+                nearest: nearest(&here),
+            })?;
+        }
+        Ok(at)
+    }
+
+    /// Resolves a folder, creating missing folders on the way when `parents`.
+    fn folder(&mut self, path: &SPath, parents: bool) -> Result<NodeId> {
+        let mut at = self.root_id();
+        for (depth, name) in path.names().iter().enumerate() {
+            let here = SPath::parse(&path.names()[..=depth].join("/"))?;
+            at = match self.child(at, name)? {
+                Some(id) => id,
+                None if parents => self.create(at, name, Kind::Folder, None)?,
+                None => {
+                    let above = SPath::parse(&path.names()[..depth].join("/"))?;
+                    return Err(Error::NotFound {
+                        path: path.to_string(),
+                        nearest: nearest(&above),
+                    });
+                }
+            };
+            if self.node(&at).body.kind != Kind::Folder {
+                return Err(Error::NotAFolder {
+                    path: here.to_string(),
+                });
+            }
+        }
+        Ok(at)
+    }
+
+    fn create(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        kind: Kind,
+        value: Option<Value>,
+    ) -> Result<NodeId> {
+        node::check_name(name)?;
+        let id = NodeId::random();
+        let key = NodeKey::new(
+            age::x25519::Identity::generate()
+                .to_string()
+                .expose_secret_str(),
+        );
+        let body = Body {
+            sesto: node::FORMAT,
+            store: self.store.roster.store.clone(),
+            id,
+            kind,
+            name: name.to_string(),
+            version: 0,
+            path: None,
+            recipient: None,
+            children: vec![],
+            value,
+            updated: None,
+            updated_by: None,
+        };
+        let entry = Entry {
+            name: name.to_string(),
+            kind,
+            id,
+            key: key.clone(),
+        };
+        self.node_mut(parent).body.put_child(entry);
+        self.parents.insert(id, parent);
+        self.nodes.insert(
+            id,
+            Node {
+                id,
+                key: Some(key),
+                body,
+                signer: String::new(),
+            },
+        );
+        self.created.insert(id);
+        self.dirty.insert(id);
+        if kind == Kind::Secret {
+            self.stamp(id);
+        }
+        Ok(id)
+    }
+
+    fn stamp(&mut self, id: NodeId) {
+        let who = self.store.me.clone();
+        let body = &mut self.node_mut(id).body;
+        body.updated = Some(crate::time::now_rfc3339());
+        body.updated_by = who;
+    }
+
+    /// Reads a secret's value within the transaction.
+    pub fn get(&mut self, path: &SPath) -> Result<Value> {
+        let id = self.resolve(path)?;
+        let body = &self.node(&id).body;
+        match (&body.kind, &body.value) {
+            (Kind::Secret, Some(v)) => Ok(v.clone()),
+            _ => Err(Error::NotASecret {
+                path: path.to_string(),
+            }),
+        }
+    }
+
+    /// Sets a secret's value, creating it and any missing folders.
+    pub fn set(&mut self, path: &SPath, value: &[u8]) -> Result<()> {
+        let (parent_path, name) = path.split_last().ok_or(Error::Root("given a value"))?;
+        let parent = self.folder(&parent_path, true)?;
+        match self.child(parent, name)? {
+            Some(id) => {
+                if self.node(&id).body.kind != Kind::Secret {
+                    return Err(Error::NotASecret {
+                        path: path.to_string(),
+                    });
+                }
+                if self.node(&id).body.value.as_ref().map(Value::expose_secret) == Some(value) {
+                    return Ok(());
+                }
+                self.node_mut(id).body.value = Some(Value::new(value.to_vec()));
+                self.stamp(id);
+            }
+            None => {
+                self.create(parent, name, Kind::Secret, Some(Value::new(value.to_vec())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a folder; with `parents`, also missing ancestors, and an
+    /// existing folder is not an error.
+    pub fn mkdir(&mut self, path: &SPath, parents: bool) -> Result<()> {
+        let (parent_path, name) = path
+            .split_last()
+            .ok_or(Error::Exists { path: "/".into() })?;
+        let parent = self.folder(&parent_path, parents)?;
+        match self.child(parent, name)? {
+            Some(id) if parents && self.node(&id).body.kind == Kind::Folder => Ok(()),
+            Some(_) => Err(Error::Exists {
+                path: path.to_string(),
+            }),
+            None => self.create(parent, name, Kind::Folder, None).map(|_| ()),
+        }
+    }
+
+    /// Removes a secret or folder; a folder with entries needs `recursive`.
+    pub fn remove(&mut self, path: &SPath, recursive: bool) -> Result<()> {
+        let (parent_path, name) = path.split_last().ok_or(Error::Root("removed"))?;
+        let id = self.resolve(path)?;
+        let count = self.node(&id).body.children.len();
+        if count > 0 && !recursive {
+            return Err(Error::NotEmpty {
+                path: path.to_string(),
+                count,
+            });
+        }
+        let parent = self.resolve(&parent_path)?;
+        self.node_mut(parent).body.remove_child(name);
+        self.forget_subtree(id)
+    }
+
+    fn forget_subtree(&mut self, id: NodeId) -> Result<()> {
+        let mut stack = vec![id];
+        while let Some(at) = stack.pop() {
+            let names: Vec<String> = self
+                .node(&at)
+                .body
+                .children
+                .iter()
+                .map(|e| e.name.clone())
+                .collect();
+            for name in names {
+                // Loading verifies each file; an unreadable one is still removed.
+                let entry = self.node(&at).body.child(&name).cloned().expect("listed");
+                match self.child(at, &name) {
+                    Ok(Some(child)) => stack.push(child),
+                    _ => {
+                        self.removed.insert(entry.id);
+                    }
+                }
+            }
+            self.dirty.remove(&at);
+            if !self.created.remove(&at) {
+                self.removed.insert(at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves or renames. Moving onto an existing folder moves into it.
+    pub fn rename(&mut self, from: &SPath, to: &SPath) -> Result<SPath> {
+        let (from_parent_path, from_name) = from.split_last().ok_or(Error::Root("moved"))?;
+        let id = self.resolve(from)?;
+        let mut to = to.clone();
+        if let Ok(existing) = self.resolve(&to) {
+            if self.node(&existing).body.kind != Kind::Folder {
+                return Err(Error::Exists {
+                    path: to.to_string(),
+                });
+            }
+            to = to.join(from_name);
+        }
+        if to.starts_with(from) {
+            return Err(Error::IntoItself {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let (to_parent_path, to_name) = to.split_last().ok_or(Error::Root("replaced"))?;
+        node::check_name(to_name)?;
+        let to_parent = self.folder(&to_parent_path, false)?;
+        if self.child(to_parent, to_name)?.is_some() {
+            return Err(Error::Exists {
+                path: to.to_string(),
+            });
+        }
+        let from_parent = self.resolve(&from_parent_path)?;
+        let mut entry = self
+            .node_mut(from_parent)
+            .body
+            .remove_child(from_name)
+            .expect("resolved above");
+        entry.name = to_name.to_string();
+        self.node_mut(to_parent).body.put_child(entry);
+        self.parents.insert(id, to_parent);
+        Ok(to)
+    }
+
+    /// Signs, encrypts and writes every changed node, then stages (and, where
+    /// configured, commits) the change. Returns the number of files written.
+    pub fn commit(mut self) -> Result<usize> {
+        if self.dirty.is_empty() && self.removed.is_empty() {
+            return Ok(0);
+        }
+        let me = self
+            .store
+            .me
+            .clone()
+            .ok_or_else(|| not_member(self.store))?;
+        let signer = signer_for(self.store, &me)?;
+        // Deepest first, so parents land after the children they point to.
+        let mut order: Vec<(usize, NodeId)> = self
+            .dirty
+            .iter()
+            .map(|id| (self.chain_of(*id).len(), *id))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut files: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
+        for (_, id) in &order {
+            let chain = self.chain_of(*id);
+            if !self.store.may_write(&me, &chain) {
+                return Err(Error::Denied(format!(
+                    "{me} may not write here; ask an admin for a write grant"
+                )));
+            }
+            let created = self.created.contains(id);
+            let node = self.nodes.get_mut(id).expect("dirty nodes are loaded");
+            node.body.version += 1;
+            if created {
+                node.body.version = 1;
+            }
+            files.insert(*id, encode_node(self.store, node, signer)?);
+        }
+        let writes: Vec<(std::path::PathBuf, Vec<u8>)> = order
+            .iter()
+            .map(|(_, id)| (self.store.node_file(id), files.remove(id).expect("encoded")))
+            .collect();
+        let removes: Vec<std::path::PathBuf> = self
+            .removed
+            .iter()
+            .map(|id| self.store.node_file(id))
+            .collect();
+        let count = write_change(self.store, &writes, &removes)?;
+        self.dirty.clear();
+        Ok(count)
+    }
+}
+
+/// Writes a change of several files atomically through the journal, stages
+/// it, and commits where `sesto.commit` is set. Files are renamed in the
+/// order given (children before parents), removals last. Hold the lock.
+pub(crate) fn write_change(
+    store: &Store,
+    writes: &[(std::path::PathBuf, Vec<u8>)],
+    removes: &[std::path::PathBuf],
+) -> Result<usize> {
+    let mut ops = Vec::new();
+    for (target, bytes) in writes {
+        let tmp = journal::write_temp(target, bytes)?;
+        ops.push(Op::Rename {
+            from: rel(store, &tmp),
+            to: rel(store, target),
+        });
+    }
+    for path in removes {
+        ops.push(Op::Remove(rel(store, path)));
+    }
+    journal::failpoint("after-temp");
+    let journal = Journal::at(&store.state);
+    journal.record(&ops)?;
+    journal::failpoint("after-journal");
+    Journal::apply(&store.work, &ops)?;
+    journal::failpoint("after-renames");
+    let repo = crate::git::open(&store.work)?;
+    let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
+    crate::git::stage(&repo, &paths)?;
+    journal::failpoint("after-stage");
+    if crate::git::auto_commit(&repo) {
+        crate::git::commit(&repo, &commit_message(ops.len()))?;
+        journal::failpoint("after-commit");
+    }
+    journal.clear()?;
+    Ok(ops.len())
+}
+
+fn commit_message(files: usize) -> String {
+    // Names no path: the message is as public as the repository.
+    format!(
+        "sesto: update store ({files} file{})",
+        if files == 1 { "" } else { "s" }
+    )
+}
+
+fn rel(store: &Store, path: &std::path::Path) -> String {
+    path.strip_prefix(&store.work)
+        .expect("inside the work tree")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn not_member(store: &Store) -> Error {
+    Error::Denied(format!(
+        "none of your identities ({}) is a member of this store",
+        if store.ids.tried().is_empty() {
+            "none found".to_string()
+        } else {
+            store.ids.tried().join(", ")
+        }
+    ))
+}
+
+/// The SSH key `member` signs with, from the loaded identities.
+pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_key::PrivateKey> {
+    let m = &store.roster.members[member];
+    let Some(want) = m
+        .signer_key()
+        .and_then(|k| crypto::normalize_public(k).ok())
+    else {
+        return Err(Error::Denied(format!(
+            "{member} has only an age key and cannot sign; an admin can add an SSH signing_key for {member}"
+        )));
+    };
+    let id = store
+        .ids
+        .iter()
+        .find(|i| i.public() == Some(want.as_str()) && i.can_sign())
+        .ok_or_else(|| {
+            Error::Denied(format!(
+                "writing needs {member}'s SSH key ({}); pass it with -i",
+                crypto::fingerprint(&want)
+            ))
+        })?;
+    Ok(id.signing_key(store.ids.prompt())?)
+}
+
+/// Signs and encrypts one node to its own key and its member recipients.
+pub(crate) fn encode_node(
+    store: &Store,
+    node: &Node,
+    signer: &ssh_key::PrivateKey,
+) -> Result<Vec<u8>> {
+    let body = node::encode_body(&node.body);
+    let message = node::node_signed_message(&store.roster.store, &node.id, &body);
+    let signature = crypto::sign(signer, crypto::NODE_NAMESPACE, &message)
+        .map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
+    let plaintext = node::assemble(&body, &signature);
+    let mut recipients: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
+    if let Some(key) = &node.key {
+        let identity = age::x25519::Identity::from_str(key.expose_secret())
+            .map_err(|_| Error::Value("a node key is malformed".into()))?;
+        recipients.push(Box::new(identity.to_public()));
+    }
+    for r in store.member_recipients(&node.id)? {
+        recipients.push(r.to_age()?);
+    }
+    let refs: Vec<&dyn age::Recipient> = recipients
+        .iter()
+        .map(|r| r.as_ref() as &dyn age::Recipient)
+        .collect();
+    crypto::encrypt(&plaintext, &refs).map_err(|e| Error::Value(e.to_string()))
+}
+
+trait ExposeStr {
+    fn expose_secret_str(&self) -> String;
+}
+
+impl ExposeStr for age::secrecy::SecretString {
+    fn expose_secret_str(&self) -> String {
+        use age::secrecy::ExposeSecret;
+        self.expose_secret().to_string()
+    }
+}
