@@ -910,6 +910,11 @@ touch "$1~""#,
     fn real_vim_and_neovim() {
         for (program, flags) in [("vim", "-es"), ("nvim", "--headless")] {
             let Some(real) = resolve(program, std::env::var_os("PATH").as_deref()) else {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{program} is required under CI (install it in .ci/run)"
+                );
+                eprintln!("skipping {program}: not installed (apt-get install vim neovim)");
                 continue;
             };
             let home = tempfile::tempdir().unwrap();
