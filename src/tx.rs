@@ -5,7 +5,7 @@
 //! ones changed, and on commit writes exactly those files: a new secret costs
 //! its node and its parent, a changed value costs its node alone.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 use crate::crypto;
@@ -360,7 +360,6 @@ impl<'s> Tx<'s> {
             .map(|id| (self.chain_of(*id).len(), *id))
             .collect();
         order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut files: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
         for (_, id) in &order {
             let chain = self.chain_of(*id);
             if !self.store.may_write(&me, &chain) {
@@ -370,15 +369,14 @@ impl<'s> Tx<'s> {
             }
             let created = self.created.contains(id);
             let node = self.nodes.get_mut(id).expect("dirty nodes are loaded");
-            node.body.version += 1;
-            if created {
-                node.body.version = 1;
-            }
-            files.insert(*id, encode_node(self.store, node, signer)?);
+            node.body.version = if created { 1 } else { node.body.version + 1 };
         }
+        let nodes: Vec<&Node> = order.iter().map(|(_, id)| &self.nodes[id]).collect();
+        let encoded = encode_all(self.store, &nodes, signer)?;
         let writes: Vec<(std::path::PathBuf, Vec<u8>)> = order
             .iter()
-            .map(|(_, id)| (self.store.node_file(id), files.remove(id).expect("encoded")))
+            .zip(encoded)
+            .map(|((_, id), bytes)| (self.store.node_file(id), bytes))
             .collect();
         let removes: Vec<std::path::PathBuf> = self
             .removed
@@ -476,6 +474,27 @@ pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_k
             ))
         })?;
     Ok(id.signing_key(store.ids.prompt())?)
+}
+
+/// Encodes many nodes, spread over the machine's cores when there are
+/// enough to be worth it (building or rotating a large store).
+fn encode_all(store: &Store, nodes: &[&Node], signer: &ssh_key::PrivateKey) -> Result<Vec<Vec<u8>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if nodes.len() < 64 || threads == 1 {
+        return nodes.iter().map(|n| encode_node(store, n, signer)).collect();
+    }
+    let chunk = nodes.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|n| encode_node(store, n, signer)).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(nodes.len());
+        for h in handles {
+            out.extend(h.join().expect("encoding worker panicked")?);
+        }
+        Ok(out)
+    })
 }
 
 /// Signs and encrypts one node to its own key and its member recipients.
