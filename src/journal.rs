@@ -61,6 +61,12 @@ impl Lock {
 pub fn write_temp(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let dir = target.parent().expect("targets live in a directory");
     fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Refused {
+            path: dir.to_path_buf(),
+            reason: "symlinks are not allowed in .sesto/".into(),
+        });
+    }
     let name = target
         .file_name()
         .expect("targets have names")

@@ -315,6 +315,11 @@ impl Store {
         chain: &[NodeId],
     ) -> Result<Node> {
         let path = self.node_file(id);
+        if let Some(shard) = path.parent() {
+            if is_symlink(shard) || is_symlink(&self.dir.join("nodes")) {
+                return Err(self.reject(id, "its directory is a symlink; symlinks are not allowed in .sesto/"));
+            }
+        }
         let bytes = match read_limited(&path, MAX_NODE_FILE) {
             Ok(b) => b,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -435,6 +440,10 @@ impl Store {
         }
         Ok(chain)
     }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 pub(crate) fn nearest(existing: &SPath) -> String {
