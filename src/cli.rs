@@ -16,8 +16,8 @@ use crate::commands;
     max_term_width = 100
 )]
 #[command(after_help = "Exit codes: 0 success, 1 failure, 2 usage error.\n\
-Identities are tried in order: -i, SESTO_IDENTITY (key text), SESTO_IDENTITY_FILE,\n\
-~/.config/sesto/identity, ~/.ssh/id_ed25519, ~/.ssh/id_rsa.")]
+Identities: the -i files if given; else SESTO_IDENTITY (key text) and\n\
+SESTO_IDENTITY_FILE if set; else ~/.config/sesto/identity, ~/.ssh/id_ed25519, ~/.ssh/id_rsa.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -27,6 +27,7 @@ pub struct Cli {
 
 /// Options for every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Use the store of this directory instead of searching upwards from here
     #[arg(long, global = true, env = "SESTO_STORE", value_name = "DIR")]

@@ -461,8 +461,9 @@ impl fmt::Debug for Identities {
     }
 }
 
-/// Where identities are looked for; [`IdentitySources::from_env`] fills it as
-/// DESIGN.md orders it.
+/// Where identities are looked for; [`IdentitySources::from_env`] fills it in
+/// DESIGN.md's order: `-i` files if any are given; else `SESTO_IDENTITY` and
+/// `SESTO_IDENTITY_FILE` if set; else the default files that exist.
 #[derive(Clone, Debug, Default)]
 pub struct IdentitySources {
     /// `-i/--identity` files: must exist.
@@ -491,14 +492,30 @@ impl IdentitySources {
             defaults.push(h.join(".ssh/id_ed25519"));
             defaults.push(h.join(".ssh/id_rsa"));
         }
+        let key_text = std::env::var("SESTO_IDENTITY")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Zeroizing::new);
+        let env_file = var("SESTO_IDENTITY_FILE").map(PathBuf::from);
+        // The first kind of source that is given is the only one used: `-i` means
+        // exactly these keys (so a deploy key can be tried alone), and CI's
+        // SESTO_IDENTITY does not fall back to whatever ~/.ssh holds.
+        if !explicit.is_empty() {
+            return IdentitySources {
+                explicit,
+                ..IdentitySources::default()
+            };
+        }
+        if key_text.is_some() || env_file.is_some() {
+            return IdentitySources {
+                key_text,
+                env_file,
+                ..IdentitySources::default()
+            };
+        }
         IdentitySources {
-            explicit,
-            key_text: std::env::var("SESTO_IDENTITY")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(Zeroizing::new),
-            env_file: var("SESTO_IDENTITY_FILE").map(PathBuf::from),
             defaults,
+            ..IdentitySources::default()
         }
     }
 }

@@ -17,7 +17,7 @@ pub enum Error {
         searched: PathBuf,
     },
     /// `init` in a directory that already has a store.
-    #[error("a sesto store already exists in {0}")]
+    #[error("a sesto store already exists: {0}")]
     AlreadyInitialized(PathBuf),
     /// The directory is not inside a git work tree.
     #[error("{0} is not inside a git work tree")]
@@ -49,7 +49,7 @@ pub enum Error {
         path: String,
     },
     /// Removing a folder that has entries, without `-r`.
-    #[error("{path} is a folder with {count} entries")]
+    #[error("{path} is a folder with {count} {}", if *.count == 1 { "entry" } else { "entries" })]
     NotEmpty {
         /// The path.
         path: String,
@@ -140,6 +140,9 @@ impl Error {
                 "run `sesto init` in a git repository, or pass --store DIR".into()
             }
             Error::NotGit(_) => "run `git init` first".into(),
+            Error::AlreadyInitialized(_) => {
+                "use the existing store; `sesto ls` shows what it holds".into()
+            }
             Error::NotFound { .. } => "`sesto ls` or `sesto find` shows what exists".into(),
             Error::NotEmpty { .. } => "use `sesto rm -r` to remove it with everything in it".into(),
             Error::NoIdentity { .. } => {

@@ -49,7 +49,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         .to_path_buf();
     let dir = work.join(".sesto");
     if std::fs::symlink_metadata(&dir).is_ok() {
-        return Err(Error::AlreadyInitialized(work));
+        return Err(Error::AlreadyInitialized(dir));
     }
     let name = match &options.name {
         Some(n) => n.clone(),

@@ -335,10 +335,11 @@ pub struct BadName {
 /// Names: 1–255 bytes of UTF-8, no `/`, no control characters, not `.` or `..`.
 pub fn check_name(name: &str) -> Result<(), BadName> {
     let bad = |reason| {
-        Err(BadName {
-            shown: name.chars().filter(|c| !c.is_control()).take(60).collect(),
-            reason,
-        })
+        let mut shown: String = name.chars().take(60).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        Err(BadName { shown, reason })
     };
     if name.is_empty() {
         return bad("names may not be empty");

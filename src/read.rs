@@ -246,12 +246,13 @@ pub fn field(value: &[u8], name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         };
         Error::Value(format!("the secret has no fields: {why}"))
     })?;
+    // Field names stay out of the message: they may be secret, and a value that
+    // merely looks like a mapping ("pass: word") would otherwise leak.
     let v = map.get(name).ok_or_else(|| {
-        let names: Vec<String> = map
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect();
-        Error::Value(format!("no field {name:?}; fields: {}", names.join(", ")))
+        Error::Value(format!(
+            "no field {name:?} (the secret is a mapping of {} fields)",
+            map.len()
+        ))
     })?;
     let out = match v {
         serde_yaml::Value::String(s) => s.clone().into_bytes(),

@@ -317,7 +317,10 @@ impl Store {
         let path = self.node_file(id);
         if let Some(shard) = path.parent() {
             if is_symlink(shard) || is_symlink(&self.dir.join("nodes")) {
-                return Err(self.reject(id, "its directory is a symlink; symlinks are not allowed in .sesto/"));
+                return Err(self.reject(
+                    id,
+                    "its directory is a symlink; symlinks are not allowed in .sesto/",
+                ));
             }
         }
         let bytes = match read_limited(&path, MAX_NODE_FILE) {

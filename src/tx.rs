@@ -250,7 +250,10 @@ impl<'s> Tx<'s> {
             .ok_or(Error::Exists { path: "/".into() })?;
         let parent = self.folder(&parent_path, parents)?;
         match self.child(parent, name)? {
-            Some(id) if parents && self.node(&id).body.kind == Kind::Folder => Ok(()),
+            Some(id) if self.node(&id).body.kind == Kind::Secret => Err(Error::NotAFolder {
+                path: path.to_string(),
+            }),
+            Some(_) if parents => Ok(()),
             Some(_) => Err(Error::Exists {
                 path: path.to_string(),
             }),
@@ -478,16 +481,31 @@ pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_k
 
 /// Encodes many nodes, spread over the machine's cores when there are
 /// enough to be worth it (building or rotating a large store).
-fn encode_all(store: &Store, nodes: &[&Node], signer: &ssh_key::PrivateKey) -> Result<Vec<Vec<u8>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+fn encode_all(
+    store: &Store,
+    nodes: &[&Node],
+    signer: &ssh_key::PrivateKey,
+) -> Result<Vec<Vec<u8>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     if nodes.len() < 64 || threads == 1 {
-        return nodes.iter().map(|n| encode_node(store, n, signer)).collect();
+        return nodes
+            .iter()
+            .map(|n| encode_node(store, n, signer))
+            .collect();
     }
     let chunk = nodes.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = nodes
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|n| encode_node(store, n, signer)).collect::<Result<Vec<_>>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|n| encode_node(store, n, signer))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
             .collect();
         let mut out = Vec::with_capacity(nodes.len());
         for h in handles {

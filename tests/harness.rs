@@ -17,7 +17,7 @@ key ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC+/x== bob
 recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
 identity AGE-SECRET-KEY-1QQPQZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQQPQZRY9X8GF2TVDW0S3JN54K
 updated: 2026-11-23T10:00:00Z, also 2026-01-01T00:00:00+00:00 and 2026-01-01 00:00:00 +0000
-commit 0123456789abcdef0123456789abcdef01234567 and abc1234 and (fedcba9876)
+commit 0123456789abcdef0123456789abcdef01234567 and abc12345 and (fedcba9876)
 previous: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 path /tmp/sesto-test-Ab12Cd/repo/.sesto and '/var/tmp/x/sesto-test-zz99ZZ'
 ";

@@ -16,7 +16,7 @@ pub struct Args {
     /// Remove orphans and leftover temp files
     #[arg(long)]
     fix: bool,
-    /// Print JSON: {"folders", "secrets", "problems": [{"file", "detail"}], "fixed"}
+    /// Print JSON: {"folders", "secrets", "problems": [{"file", "detail", "fixable"}], "fixed"}
     #[arg(long)]
     json: bool,
 }
@@ -49,8 +49,9 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         };
         writeln!(
             out,
-            "checked {} folders and {} secrets: {verdict}",
-            report.folders, report.secrets
+            "checked {}, {}: {verdict}",
+            plural(report.folders, "folder", "folders"),
+            plural(report.secrets, "secret", "secrets")
         )?;
         if report.problems.iter().any(|p| p.fixable) {
             writeln!(
@@ -64,4 +65,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

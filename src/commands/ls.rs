@@ -11,7 +11,7 @@ use crate::cli::Global;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Folder to list (default: the root)
-    #[arg(default_value = "")]
+    #[arg(default_value = "", hide_default_value = true)]
     path: String,
     /// Print JSON: [{"name": …, "kind": "folder"|"secret"}]
     #[arg(long)]

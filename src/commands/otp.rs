@@ -20,17 +20,19 @@ pub struct Args {
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let secret = store.get(&args.path)?;
-    let now = match std::env::var("SESTO_NOW")
-        .ok()
-        .and_then(|s| sesto::parse_rfc3339(&s))
-    {
-        Some(secs) => std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
-        None => std::time::SystemTime::now(),
+    let now = match std::env::var("SESTO_NOW") {
+        Ok(text) => {
+            let secs = sesto::parse_rfc3339(&text).ok_or_else(|| {
+                anyhow::anyhow!("SESTO_NOW={text:?} is not a time like 2026-01-01T00:00:00Z")
+            })?;
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)
+        }
+        Err(_) => std::time::SystemTime::now(),
     };
     let code = sesto::otp::current_code(secret.expose_value(), now)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.path))?;
     writeln!(out, "{}", code.code)?;
-    if crate::terminal::stdin_is_terminal() {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!("valid for {} more seconds", code.remaining_seconds);
     }
     Ok(ExitCode::SUCCESS)

@@ -37,6 +37,11 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
         None if crate::terminal::stdin_is_terminal() => prompt_value(&args.path)?,
         None => super::read_capped(std::io::stdin().lock(), "stdin")?,
     };
+    if value.is_empty() {
+        anyhow::bail!(
+            "the value is empty; nothing was changed (to remove a secret, use `sesto rm`)"
+        );
+    }
     let mut tx = store.transaction()?;
     tx.set(&path, &value)?;
     tx.commit()?;

@@ -12,7 +12,7 @@ use crate::cli::Global;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Folder to start from (default: the root)
-    #[arg(default_value = "")]
+    #[arg(default_value = "", hide_default_value = true)]
     path: String,
     /// Print JSON: nested {"name", "kind", "children"}
     #[arg(long)]

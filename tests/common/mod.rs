@@ -416,10 +416,11 @@ pub fn snapshot_text(out: &Output) -> String {
     )
 }
 
-/// Redactions, in the order they apply: the more specific first. Hex runs are any
-/// lowercase hex of 7 or more characters between word boundaries, digits-only included:
-/// a commit abbreviation may be all digits, and redacting it only sometimes would make
-/// snapshots flaky; the price is that 7+ digit numbers show as `[COMMIT]` too.
+/// Redactions, in the order they apply: the more specific first. Short hex runs are
+/// lowercase hex of 8 or more characters between word boundaries, digits-only included
+/// (a commit abbreviation may be all digits, and redacting it only sometimes would make
+/// snapshots flaky). Seven is too short: the key type `ed25519` is seven hex digits, so
+/// sesto prints commits abbreviated to 12.
 const FILTERS: &[(&str, &str)] = &[
     // A TestEnv's directory wherever the system keeps temporary files.
     (r"(?:/[^/\s'`:]+)*/sesto-test-[A-Za-z0-9]+", "[TMP]"),
@@ -438,7 +439,7 @@ const FILTERS: &[(&str, &str)] = &[
     (r"\b[0-9a-f]{64}\b", "[SHA256]"),
     (r"\b[0-9a-f]{40}\b", "[COMMIT]"),
     (r"\b[0-9a-f]{32}\b", "[ID]"),
-    (r"\b[0-9a-f]{7,}\b", "[COMMIT]"),
+    (r"\b[0-9a-f]{8,}\b", "[COMMIT]"),
 ];
 
 fn compiled_filters() -> &'static [(regex::Regex, &'static str)] {
