@@ -237,9 +237,48 @@ fn short(text: &str) -> String {
 
 /// Signs `msg` with an SSH key (SSHSIG, SHA-512), returning the armored signature.
 pub fn sign(key: &PrivateKey, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
-    key.sign(namespace, HashAlg::Sha512, msg)
-        .and_then(|sig| sig.to_pem(LineEnding::LF))
+    let sig = match key.key_data() {
+        ssh_key::private::KeypairData::Rsa(rsa_key) => sign_rsa(rsa_key, namespace, msg),
+        _ => key.sign(namespace, HashAlg::Sha512, msg),
+    };
+    sig.and_then(|sig| sig.to_pem(LineEnding::LF))
         .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
+/// SSHSIG with an RSA key (rsa-sha2-512). ssh-key 0.6.7 builds the RSA private
+/// key from the primes (p, p) instead of (p, q), which rsa >= 0.9.7 rejects
+/// (RustCrypto/SSH#217, fixed only on its master), so the key is built here.
+fn sign_rsa(
+    key: &ssh_key::private::RsaKeypair,
+    namespace: &str,
+    msg: &[u8],
+) -> ssh_key::Result<SshSig> {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let private = rsa::RsaPrivateKey::from_components(
+        rsa::BigUint::try_from(&key.public.n)?,
+        rsa::BigUint::try_from(&key.public.e)?,
+        rsa::BigUint::try_from(&key.private.d)?,
+        vec![
+            rsa::BigUint::try_from(&key.private.p)?,
+            rsa::BigUint::try_from(&key.private.q)?,
+        ],
+    )
+    .map_err(|_| ssh_key::Error::Crypto)?;
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private);
+    let data = SshSig::signed_data(namespace, HashAlg::Sha512, msg)?;
+    let raw = signer.try_sign(&data).map_err(|_| ssh_key::Error::Crypto)?;
+    let signature = ssh_key::Signature::new(
+        ssh_key::Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        raw.to_vec(),
+    )?;
+    SshSig::new(
+        ssh_key::public::KeyData::Rsa(key.public.clone()),
+        namespace,
+        HashAlg::Sha512,
+        signature,
+    )
 }
 
 /// Verifies an armored SSHSIG over `msg` and returns the signer's normalized
@@ -520,6 +559,18 @@ impl IdentitySources {
     }
 }
 
+/// Adds identities, skipping keys already loaded from another source, so that a
+/// key named twice (`-i K -i K`, SESTO_IDENTITY and SESTO_IDENTITY_FILE) is
+/// unlocked, and its passphrase asked, once.
+fn add_unique(list: &mut Vec<Identity>, new: Vec<Identity>) {
+    for id in new {
+        if id.public.is_some() && list.iter().any(|known| known.public == id.public) {
+            continue;
+        }
+        list.push(id);
+    }
+}
+
 /// Size cap for identity files: keys are small; anything larger is a mistake.
 const MAX_IDENTITY_FILE: u64 = 1 << 20;
 
@@ -556,17 +607,23 @@ impl Identities {
         let mut tried = Vec::new();
         for path in &sources.explicit {
             let text = read_identity_file(path)?;
-            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            add_unique(
+                &mut list,
+                Identity::parse(&text, &path.display().to_string())?,
+            );
             tried.push(path.display().to_string());
         }
         if let Some(text) = &sources.key_text {
-            list.extend(Identity::parse(text, "SESTO_IDENTITY")?);
+            add_unique(&mut list, Identity::parse(text, "SESTO_IDENTITY")?);
             tried.push("SESTO_IDENTITY".into());
         }
         if let Some(path) = &sources.env_file {
             let text = read_identity_file(path)
                 .map_err(|e| KeyError(format!("SESTO_IDENTITY_FILE: {e}")))?;
-            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            add_unique(
+                &mut list,
+                Identity::parse(&text, &path.display().to_string())?,
+            );
             tried.push(path.display().to_string());
         }
         for path in &sources.defaults {
@@ -574,7 +631,10 @@ impl Identities {
                 continue;
             }
             let text = read_identity_file(path)?;
-            list.extend(Identity::parse(&text, &path.display().to_string())?);
+            add_unique(
+                &mut list,
+                Identity::parse(&text, &path.display().to_string())?,
+            );
             tried.push(path.display().to_string());
         }
         Ok(Identities {
