@@ -2,16 +2,19 @@
 //!
 //! Pure: no I/O and no cryptography beyond hashing. A node's plaintext is the
 //! body (one YAML document), the separator `---`, the signature document, then
-//! Padmé padding as a YAML comment. Signatures cover the body's exact bytes, so
-//! nothing here ever re-serialises a body to check it: parsing keeps the bytes.
+//! Padmé padding as a YAML comment. Signatures cover the body's exact bytes,
+//! which parsing keeps; re-serialising serves only to refuse YAML that sesto
+//! would not have written (aliases, comments, reordered or duplicate fields).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
+
+mod roster;
+pub use roster::{check_member_name, Access, Member, Roster};
 
 /// The format version written into every node and roster.
 pub const FORMAT: u32 = 1;
@@ -389,7 +392,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<Body, FormatError> {
     Ok(body)
 }
 
-fn yaml_error(e: serde_yaml::Error) -> FormatError {
+pub(crate) fn yaml_error(e: serde_yaml::Error) -> FormatError {
     // serde_yaml's messages quote field names, never values of secret fields,
     // but a message can echo a scalar it could not place: keep only the kind.
     let text = e.to_string();
@@ -493,130 +496,10 @@ fn pad(buf: &mut Vec<u8>) {
     }
 }
 
-/// Read or write access granted on a shared folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    /// Read the folder and everything below it.
-    Read,
-    /// Read and write the folder and everything below it.
-    Write,
-}
-
-/// One member of the store.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    /// The member's public key: an SSH public key or an age recipient.
-    pub key: String,
-    /// Admins read the root and may change the roster.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub admin: bool,
-    /// An SSH key to sign with, for members whose `key` is not an SSH key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signing_key: Option<String>,
-}
-
-impl Member {
-    /// The SSH public key this member signs with, if any.
-    pub fn signer_key(&self) -> Option<&str> {
-        match &self.signing_key {
-            Some(k) => Some(k),
-            None if self.key.starts_with("ssh-") => Some(&self.key),
-            None => None,
-        }
-    }
-}
-
-/// The roster: members, grants and the root id. Plaintext, signed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Roster {
-    /// Format version.
-    pub sesto: u32,
-    /// Random store id, fixed at init.
-    pub store: String,
-    /// +1 on every roster change.
-    pub version: u64,
-    /// SHA-256 of the previous roster.yaml bytes; absent in version 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-    /// The root folder's id.
-    pub root: NodeId,
-    /// Members by name.
-    pub members: BTreeMap<String, Member>,
-    /// Shared folders: node id → member → access.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub grants: BTreeMap<NodeId, BTreeMap<String, Access>>,
-}
-
-impl Roster {
-    /// Serialises the roster to the bytes that are signed.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_yaml::to_string(self)
-            .expect("a roster always serialises")
-            .into_bytes()
-    }
-
-    /// Parses roster bytes, refusing non-canonical YAML and broken rules.
-    pub fn decode(bytes: &[u8]) -> Result<Roster, FormatError> {
-        let roster: Roster = serde_yaml::from_slice(bytes).map_err(yaml_error)?;
-        if roster.encode() != bytes {
-            return Err(FormatError::NotCanonical);
-        }
-        if roster.sesto != FORMAT {
-            return Err(FormatError::Invalid(format!(
-                "unsupported format version {}",
-                roster.sesto
-            )));
-        }
-        roster
-            .store
-            .parse::<NodeId>()
-            .map_err(|e| FormatError::Invalid(format!("store: {e}")))?;
-        if roster.members.values().all(|m| !m.admin) {
-            return Err(FormatError::Invalid("the roster has no admin".into()));
-        }
-        for (name, grants) in &roster.grants {
-            for member in grants.keys() {
-                if !roster.members.contains_key(member) {
-                    return Err(FormatError::Invalid(format!(
-                        "grant on {name} names {member:?}, who is not a member"
-                    )));
-                }
-            }
-        }
-        for name in roster.members.keys() {
-            check_member_name(name).map_err(FormatError::Invalid)?;
-        }
-        Ok(roster)
-    }
-}
-
-/// Member names: 1–64 characters of `[A-Za-z0-9._@-]`, not starting with `-` or `.`.
-pub fn check_member_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(['-', '.'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid member name {:?}: use 1-64 of A-Z a-z 0-9 . _ @ -, not starting with - or .",
-            name.chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect::<String>()
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn secret_body(value: &[u8]) -> Body {
         Body {

@@ -1,0 +1,385 @@
+//! age encryption and decryption, SSHSIG signatures, identities and recipients.
+//!
+//! Everything cryptographic goes through the `age` and `ssh-key` crates; this
+//! module only decides which keys to use and keeps secret material in types
+//! that never print it.
+
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+use zeroize::Zeroizing;
+
+use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
+
+mod identity;
+pub use identity::{Identities, Identity, IdentitySources, NoPassphrase, Passphrase};
+
+/// Decrypted bytes, wiped on drop.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+
+/// Namespace of node signatures.
+pub const NODE_NAMESPACE: &str = "sesto-node-v1";
+/// Namespace of roster signatures.
+pub const ROSTER_NAMESPACE: &str = "sesto-roster-v1";
+
+/// What went wrong in encryption, decryption or signing.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// No identity matched any recipient stanza of the file.
+    #[error("none of the identities can decrypt it")]
+    NoMatchingKeys,
+    /// The file is not a well-formed age file, or its authentication failed.
+    #[error("not a valid age file: {0}")]
+    Invalid(String),
+    /// The plaintext is larger than the limit.
+    #[error("plaintext is larger than {} MiB", MAX_PLAINTEXT >> 20)]
+    TooLarge,
+    /// Encryption failed.
+    #[error("encryption failed: {0}")]
+    Encrypt(String),
+    /// The signature is missing, malformed or does not verify.
+    #[error("bad signature: {0}")]
+    Signature(String),
+}
+
+/// Decrypts an age file (binary or armored) with the given identities; plaintext is
+/// capped at 16 MiB. Nothing is returned unless the whole file authenticated.
+pub fn decrypt(
+    ciphertext: &[u8],
+    identities: &[&dyn age::Identity],
+) -> Result<Plaintext, CryptoError> {
+    // The age spec allows whitespace before armor; the age crate only at byte 0.
+    let trimmed = ciphertext.trim_ascii_start();
+    let dearmored;
+    let file: &[u8] = if trimmed.starts_with(ARMOR_BEGIN) {
+        let mut buf = Vec::new();
+        age::armor::ArmoredReader::new(trimmed)
+            .take(MAX_NODE_FILE)
+            .read_to_end(&mut buf)
+            .map_err(|e| CryptoError::Invalid(e.to_string()))?;
+        dearmored = buf;
+        &dearmored
+    } else {
+        ciphertext
+    };
+    check_stanza_bodies(file)?;
+    let decryptor = age::Decryptor::new_buffered(file).map_err(decrypt_error)?;
+    let mut stream = decryptor
+        .decrypt(identities.iter().copied())
+        .map_err(decrypt_error)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(file.len()));
+    (&mut stream)
+        .take(MAX_PLAINTEXT as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CryptoError::Invalid(e.to_string()))?;
+    if out.len() > MAX_PLAINTEXT {
+        return Err(CryptoError::TooLarge);
+    }
+    Ok(out)
+}
+
+const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// Rejects the legacy stanza encoding the age crate still accepts for files
+/// from its betas (a body of 0 mod 64 bytes with no closing short line, or no
+/// body line at all), which the age spec forbids. Anything else malformed is
+/// left to the age crate.
+fn check_stanza_bodies(file: &[u8]) -> Result<(), CryptoError> {
+    let mut lines = file.split(|&b| b == b'\n');
+    if lines.next() != Some(b"age-encryption.org/v1".as_slice()) {
+        return Ok(());
+    }
+    // Length of the current stanza's last body line; None: no body line yet.
+    let mut stanza: Option<Option<usize>> = None;
+    for line in lines {
+        // Body lines are base64, so never start with '-'.
+        if line.starts_with(b"-") {
+            if let Some(last) = stanza {
+                if !matches!(last, Some(n) if n < 64) {
+                    return Err(CryptoError::Invalid(
+                        "header stanza without its final short line".into(),
+                    ));
+                }
+            }
+            if line.starts_with(b"---") {
+                return Ok(());
+            }
+            stanza = Some(None);
+        } else if let Some(last) = stanza.as_mut() {
+            *last = Some(line.len());
+        } else {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn decrypt_error(e: age::DecryptError) -> CryptoError {
+    match e {
+        age::DecryptError::NoMatchingKeys => CryptoError::NoMatchingKeys,
+        other => CryptoError::Invalid(other.to_string()),
+    }
+}
+
+/// Encrypts to the given recipients, producing a binary age file.
+pub fn encrypt(
+    plaintext: &[u8],
+    recipients: &[&dyn age::Recipient],
+) -> Result<Vec<u8>, CryptoError> {
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().copied())
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 200 + 100 * recipients.len());
+    let mut writer = encryptor
+        .wrap_output(&mut out)
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    writer
+        .write_all(plaintext)
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+    Ok(out)
+}
+
+/// A problem with a public or private key given by the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+/// A member's public key, parsed: what files are encrypted to.
+pub enum Recipient {
+    /// An SSH public key (`ssh-ed25519`, `ssh-rsa`).
+    Ssh(age::ssh::Recipient),
+    /// An age X25519 recipient (`age1…`).
+    X25519(age::x25519::Recipient),
+    /// An age plugin recipient (`age1<plugin>1…`).
+    Plugin(age::plugin::Recipient),
+}
+
+impl Recipient {
+    /// Parses a public key as written in the roster.
+    pub fn parse(text: &str) -> Result<Recipient, KeyError> {
+        let text = text.trim();
+        if text.starts_with("ssh-") {
+            let normalized = normalize_ssh_public(text)?;
+            return age::ssh::Recipient::from_str(&normalized)
+                .map(Recipient::Ssh)
+                .map_err(|_| KeyError(format!("unsupported SSH key {}", short(text))));
+        }
+        if let Ok(r) = age::x25519::Recipient::from_str(text) {
+            return Ok(Recipient::X25519(r));
+        }
+        if let Ok(r) = age::plugin::Recipient::from_str(text) {
+            return Ok(Recipient::Plugin(r));
+        }
+        Err(KeyError(format!(
+            "not a public key: {} (expected ssh-ed25519, ssh-rsa or age1…)",
+            short(text)
+        )))
+    }
+
+    /// Builds an age recipient that can wrap file keys, resolving plugins.
+    pub fn to_age(&self) -> Result<Box<dyn age::Recipient + Send>, KeyError> {
+        Ok(match self {
+            Recipient::Ssh(r) => Box::new(r.clone()),
+            Recipient::X25519(r) => Box::new(r.clone()),
+            Recipient::Plugin(r) => Box::new(
+                age::plugin::RecipientPluginV1::new(
+                    r.plugin(),
+                    std::slice::from_ref(r),
+                    &[],
+                    age::NoCallbacks,
+                )
+                .map_err(|e| KeyError(format!("age plugin for {}: {e}", short(&r.to_string()))))?,
+            ),
+        })
+    }
+}
+
+/// The canonical text of a public key, used to compare keys: an SSH key without
+/// its comment, or an age recipient as is.
+pub fn normalize_public(text: &str) -> Result<String, KeyError> {
+    let text = text.trim();
+    if text.starts_with("ssh-") {
+        normalize_ssh_public(text)
+    } else {
+        Recipient::parse(text).map(|_| text.to_string())
+    }
+}
+
+fn normalize_ssh_public(text: &str) -> Result<String, KeyError> {
+    let mut key = PublicKey::from_openssh(text)
+        .map_err(|e| KeyError(format!("malformed SSH public key {}: {e}", short(text))))?;
+    key.set_comment("");
+    key.to_openssh()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| KeyError(e.to_string()))
+}
+
+/// SHA256 fingerprint of an SSH public key, as `ssh-keygen -l` shows it.
+pub fn fingerprint(public: &str) -> String {
+    match PublicKey::from_openssh(public) {
+        Ok(k) => k.fingerprint(HashAlg::Sha256).to_string(),
+        Err(_) => public.to_string(),
+    }
+}
+
+fn short(text: &str) -> String {
+    let t: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
+    if text.len() > 40 {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+/// Signs `msg` with an SSH key (SSHSIG, SHA-512), returning the armored signature.
+pub fn sign(key: &PrivateKey, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
+    let sig = match key.key_data() {
+        ssh_key::private::KeypairData::Rsa(rsa_key) => sign_rsa(rsa_key, namespace, msg),
+        _ => key.sign(namespace, HashAlg::Sha512, msg),
+    };
+    sig.and_then(|sig| sig.to_pem(LineEnding::LF))
+        .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
+/// SSHSIG with an RSA key (rsa-sha2-512). ssh-key 0.6.7 builds the RSA private
+/// key from the primes (p, p) instead of (p, q), which rsa >= 0.9.7 rejects
+/// (RustCrypto/SSH#217, fixed only on its master), so the key is built here.
+fn sign_rsa(
+    key: &ssh_key::private::RsaKeypair,
+    namespace: &str,
+    msg: &[u8],
+) -> ssh_key::Result<SshSig> {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let private = rsa::RsaPrivateKey::from_components(
+        rsa::BigUint::try_from(&key.public.n)?,
+        rsa::BigUint::try_from(&key.public.e)?,
+        rsa::BigUint::try_from(&key.private.d)?,
+        vec![
+            rsa::BigUint::try_from(&key.private.p)?,
+            rsa::BigUint::try_from(&key.private.q)?,
+        ],
+    )
+    .map_err(|_| ssh_key::Error::Crypto)?;
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private);
+    let data = SshSig::signed_data(namespace, HashAlg::Sha512, msg)?;
+    let raw = signer.try_sign(&data).map_err(|_| ssh_key::Error::Crypto)?;
+    let signature = ssh_key::Signature::new(
+        ssh_key::Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        raw.to_vec(),
+    )?;
+    SshSig::new(
+        ssh_key::public::KeyData::Rsa(key.public.clone()),
+        namespace,
+        HashAlg::Sha512,
+        signature,
+    )
+}
+
+/// Verifies an armored SSHSIG over `msg` and returns the signer's normalized
+/// public key. The caller decides whether that signer may write.
+pub fn verify(signature_pem: &str, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
+    let sig = SshSig::from_pem(signature_pem)
+        .map_err(|e| CryptoError::Signature(format!("malformed: {e}")))?;
+    if sig.namespace() != namespace {
+        return Err(CryptoError::Signature(format!(
+            "wrong namespace {:?}",
+            short(sig.namespace())
+        )));
+    }
+    let key = PublicKey::new(sig.public_key().clone(), "");
+    key.verify(namespace, msg, &sig)
+        .map_err(|_| CryptoError::Signature("does not verify".into()))?;
+    key.to_openssh()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    fn x25519_identity() -> (Identity, String) {
+        let id = age::x25519::Identity::generate();
+        let text = id.to_string().expose_secret().to_string();
+        let parsed = Identity::parse(&text, "test").unwrap().pop().unwrap();
+        (parsed, id.to_public().to_string())
+    }
+
+    #[test]
+    fn encrypt_decrypt_round_trip() {
+        let (id, public) = x25519_identity();
+        let r = Recipient::parse(&public).unwrap().to_age().unwrap();
+        let ct = encrypt(b"hello", &[r.as_ref()]).unwrap();
+        let pt = decrypt(&ct, &[id.age_identity(&NoPassphrase).unwrap()]).unwrap();
+        assert_eq!(&pt[..], b"hello");
+        let (other, _) = x25519_identity();
+        assert!(matches!(
+            decrypt(&ct, &[other.age_identity(&NoPassphrase).unwrap()]),
+            Err(CryptoError::NoMatchingKeys)
+        ));
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_fail() {
+        let (id, public) = x25519_identity();
+        let r = Recipient::parse(&public).unwrap().to_age().unwrap();
+        let ct = encrypt(&[7u8; 3000], &[r.as_ref()]).unwrap();
+        let ids = [id.age_identity(&NoPassphrase).unwrap()];
+        for cut in [0, 10, 100, ct.len() / 2, ct.len() - 1] {
+            assert!(decrypt(&ct[..cut], &ids).is_err(), "cut at {cut}");
+        }
+        let mut flipped = ct.clone();
+        let last = flipped.len() - 5;
+        flipped[last] ^= 1;
+        assert!(decrypt(&flipped, &ids).is_err());
+        assert!(decrypt(b"\x00\x01garbage", &ids).is_err());
+    }
+
+    #[test]
+    fn identity_parse_rejects_garbage() {
+        for bad in [
+            "",
+            "hello",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\n",
+            "AGE-SECRET-KEY-1XYZ",
+        ] {
+            assert!(Identity::parse(bad, "t").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn public_keys_normalize_and_reject_garbage() {
+        let (_, public) = x25519_identity();
+        assert_eq!(normalize_public(&public).unwrap(), public);
+        for bad in [
+            "",
+            "ssh-ed25519",
+            "ssh-ed25519 AAAA",
+            "age1",
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+        ] {
+            assert!(Recipient::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_verify_and_bind_namespace_and_message() {
+        let key = PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).unwrap();
+        let pem = sign(&key, NODE_NAMESPACE, b"msg").unwrap();
+        let signer = verify(&pem, NODE_NAMESPACE, b"msg").unwrap();
+        assert_eq!(
+            signer,
+            normalize_ssh_public(&key.public_key().to_openssh().unwrap()).unwrap()
+        );
+        assert!(verify(&pem, NODE_NAMESPACE, b"other").is_err());
+        assert!(verify(&pem, ROSTER_NAMESPACE, b"msg").is_err());
+        assert!(verify("garbage", NODE_NAMESPACE, b"msg").is_err());
+    }
+}
