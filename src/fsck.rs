@@ -132,39 +132,13 @@ impl Store {
     }
 
     fn read_level(&self, level: &[Task]) -> Vec<Result<crate::store::Node>> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(8);
-        if level.len() < 64 || threads == 1 {
-            return level
-                .iter()
-                .map(|t| self.read_node(&t.id, t.key.as_ref(), &t.chain))
-                .collect();
-        }
-        let chunk = level.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = level
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|t| {
-                                // Keep only what the walk needs: a secret's value is dropped at once.
-                                self.read_node(&t.id, t.key.as_ref(), &t.chain)
-                                    .map(|mut n| {
-                                        n.body.value = None;
-                                        n
-                                    })
-                            })
-                            .collect::<Vec<_>>()
-                    })
+        crate::par::map(level, |t| {
+            // Keep only what the walk needs: a secret's value is dropped at once.
+            self.read_node(&t.id, t.key.as_ref(), &t.chain)
+                .map(|mut n| {
+                    n.body.value = None;
+                    n
                 })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("fsck worker panicked"))
-                .collect()
         })
     }
 

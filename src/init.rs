@@ -159,18 +159,8 @@ fn build(
         id: roster.root,
         key: None,
         body: Body {
-            sesto: node::FORMAT,
-            store: roster.store.clone(),
-            id: roster.root,
-            kind: Kind::Folder,
-            name: String::new(),
             version: 1,
-            path: None,
-            recipient: None,
-            children: vec![],
-            value: None,
-            updated: None,
-            updated_by: None,
+            ..Body::new(&roster.store, roster.root, Kind::Folder, "")
         },
         signer: me.unwrap_or_default(),
     };

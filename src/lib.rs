@@ -48,6 +48,7 @@ pub mod journal;
 mod members;
 pub mod node;
 pub mod otp;
+mod par;
 mod read;
 mod store;
 mod time;

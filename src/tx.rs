@@ -160,20 +160,8 @@ impl<'s> Tx<'s> {
                 .to_string()
                 .expose_secret_str(),
         );
-        let body = Body {
-            sesto: node::FORMAT,
-            store: self.store.roster.store.clone(),
-            id,
-            kind,
-            name: name.to_string(),
-            version: 0,
-            path: None,
-            recipient: None,
-            children: vec![],
-            value,
-            updated: None,
-            updated_by: None,
-        };
+        let mut body = Body::new(&self.store.roster.store, id, kind, name);
+        body.value = value;
         let entry = Entry {
             name: name.to_string(),
             kind,
@@ -486,33 +474,9 @@ fn encode_all(
     nodes: &[&Node],
     signer: &ssh_key::PrivateKey,
 ) -> Result<Vec<Vec<u8>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if nodes.len() < 64 || threads == 1 {
-        return nodes
-            .iter()
-            .map(|n| encode_node(store, n, signer))
-            .collect();
-    }
-    let chunk = nodes.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|n| encode_node(store, n, signer))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(nodes.len());
-        for h in handles {
-            out.extend(h.join().expect("encoding worker panicked")?);
-        }
-        Ok(out)
-    })
+    crate::par::map(nodes, |n| encode_node(store, n, signer))
+        .into_iter()
+        .collect()
 }
 
 /// Signs and encrypts one node to its own key and its member recipients.

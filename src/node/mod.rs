@@ -269,6 +269,24 @@ pub struct Body {
 }
 
 impl Body {
+    /// A new, empty node of `kind`, at version 0: its first write makes it 1.
+    pub fn new(store: &str, id: NodeId, kind: Kind, name: &str) -> Body {
+        Body {
+            sesto: FORMAT,
+            store: store.to_string(),
+            id,
+            kind,
+            name: name.to_string(),
+            version: 0,
+            path: None,
+            recipient: None,
+            children: vec![],
+            value: None,
+            updated: None,
+            updated_by: None,
+        }
+    }
+
     /// Checks the rules the schema cannot express.
     pub fn check(&self) -> Result<(), FormatError> {
         let invalid = |m: String| Err(FormatError::Invalid(m));
