@@ -1,8 +1,11 @@
 //! Spreading independent per-node work over the machine's cores.
 
-/// Maps `f` over `items`, in order, on up to eight threads when there are
-/// enough items to be worth the threads (decrypting or encrypting thousands of
-/// nodes), and on this thread otherwise.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Maps `f` over `items`, keeping their order, on up to eight threads when
+/// there are enough items to be worth it (decrypting or encrypting thousands
+/// of nodes), and on this thread otherwise. Threads take the next item as
+/// they finish one, so a core slowed by other work does not hold the rest up.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     const MIN_PARALLEL: usize = 64;
     let threads = std::thread::available_parallelism()
@@ -11,18 +14,28 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
     if items.len() < MIN_PARALLEL || threads == 1 {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break out };
+                        out.push((i, f(item)));
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("worker thread panicked"))
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

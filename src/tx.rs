@@ -389,8 +389,7 @@ pub(crate) fn write_change(
     removes: &[std::path::PathBuf],
 ) -> Result<usize> {
     let mut ops = Vec::new();
-    for (target, bytes) in writes {
-        let tmp = journal::write_temp(target, bytes)?;
+    for ((target, _), tmp) in writes.iter().zip(journal::write_temps(writes)?) {
         ops.push(Op::Rename {
             from: rel(store, &tmp),
             to: rel(store, target),
