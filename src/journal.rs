@@ -59,22 +59,46 @@ impl Lock {
 /// Writes `bytes` to a new temporary file beside `target`, mode 0600, fsynced.
 /// Returns the temporary path.
 pub fn write_temp(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = write_temp_unsynced(target, bytes)?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(Error::io("cannot sync", &tmp))?;
+    let tmp = temp_path(target);
+    create_temp(&tmp, bytes, true)?;
     Ok(tmp)
 }
 
-/// Writes many temp files and makes them all durable before returning: one
-/// `syncfs` for a large batch on Linux instead of an fsync per file.
-pub fn write_temps(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<PathBuf>> {
+/// A fresh temporary path beside `target`.
+fn temp_path(target: &Path) -> PathBuf {
+    let dir = target.parent().expect("targets live in a directory");
+    let name = target
+        .file_name()
+        .expect("targets have names")
+        .to_string_lossy();
+    dir.join(format!("{TEMP_MARK}{}-{name}", random_suffix()))
+}
+
+/// Writes many temp files beside their targets and makes them all durable
+/// (one `syncfs` for a large batch on Linux instead of an fsync per file).
+/// Their names are listed first in the state directory, so that if the
+/// process dies before its journal is durable, the next write removes exactly
+/// those files instead of searching the store for them.
+pub fn write_temps(
+    state: &Path,
+    work: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+) -> Result<Vec<PathBuf>> {
+    let temps: Vec<PathBuf> = files.iter().map(|(target, _)| temp_path(target)).collect();
+    let mut list = String::new();
+    for t in &temps {
+        list.push_str(&t.strip_prefix(work).unwrap_or(t).to_string_lossy());
+        list.push('\n');
+    }
+    fs::create_dir_all(state).map_err(Error::io("cannot create", state))?;
+    let list_path = state.join(TEMP_LIST);
+    fs::write(&list_path, list).map_err(Error::io("cannot write", &list_path))?;
+    let batch = cfg!(target_os = "linux") && files.len() > 32;
+    for ((_, bytes), tmp) in files.iter().zip(&temps) {
+        create_temp(tmp, bytes, !batch)?;
+    }
     #[cfg(target_os = "linux")]
-    if files.len() > 32 {
-        let temps = files
-            .iter()
-            .map(|(target, bytes)| write_temp_unsynced(target, bytes))
-            .collect::<Result<Vec<_>>>()?;
+    if batch {
         let dir = temps[0].parent().expect("temps live in a directory");
         let d = File::open(dir).map_err(Error::io("cannot open", dir))?;
         // SAFETY: syncfs on a descriptor we own.
@@ -83,16 +107,45 @@ pub fn write_temps(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<PathBuf>> {
                 std::io::Error::last_os_error(),
             ));
         }
-        return Ok(temps);
     }
-    files
-        .iter()
-        .map(|(target, bytes)| write_temp(target, bytes))
-        .collect()
+    Ok(temps)
 }
 
-fn write_temp_unsynced(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let dir = target.parent().expect("targets live in a directory");
+/// The list of temp files of the write in progress, in the state directory.
+const TEMP_LIST: &str = "temps";
+
+/// Removes the temp files of a write that died before its journal was
+/// durable, as listed by [`write_temps`]. Hold the lock, with no journal pending.
+pub fn remove_listed_temps(state: &Path, work: &Path) -> Result<()> {
+    let list_path = state.join(TEMP_LIST);
+    let list = match fs::read_to_string(&list_path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot read", &list_path)(e)),
+    };
+    for rel in list.lines() {
+        let is_temp = Path::new(rel)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_MARK));
+        if safe_rel(rel) && is_temp {
+            let _ = fs::remove_file(work.join(rel));
+        }
+    }
+    clear_temp_list(state)
+}
+
+/// Forgets the temp list once the journal has taken over.
+pub fn clear_temp_list(state: &Path) -> Result<()> {
+    let path = state.join(TEMP_LIST);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", &path)(e)),
+    }
+}
+
+fn create_temp(tmp: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    let dir = tmp.parent().expect("temps live in a directory");
     fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
     if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::Refused {
@@ -100,20 +153,18 @@ fn write_temp_unsynced(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
             reason: "symlinks are not allowed in .sesto/".into(),
         });
     }
-    let name = target
-        .file_name()
-        .expect("targets have names")
-        .to_string_lossy();
-    let tmp = dir.join(format!("{TEMP_MARK}{}-{name}", random_suffix()));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(Error::io("cannot create", &tmp))?;
+        .open(tmp)
+        .map_err(Error::io("cannot create", tmp))?;
     file.write_all(bytes)
-        .map_err(Error::io("cannot write", &tmp))?;
-    Ok(tmp)
+        .map_err(Error::io("cannot write", tmp))?;
+    if sync {
+        file.sync_all().map_err(Error::io("cannot sync", tmp))?;
+    }
+    Ok(())
 }
 
 /// Writes one file atomically: temp file, fsync, rename, fsync of the directory.
@@ -286,25 +337,6 @@ impl Journal {
 /// A relative path that stays inside `.sesto/`.
 fn safe_rel(p: &str) -> bool {
     p.starts_with(".sesto/") && !p.split('/').any(|c| c == ".." || c.is_empty() || c == ".")
-}
-
-/// Removes temp files left by a process that died before its journal was
-/// durable. Call only while holding the lock and with no pending journal.
-pub fn remove_stale_temps(sesto_dir: &Path) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    for entry in walkdir::WalkDir::new(sesto_dir)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_file()
-            && entry.file_name().to_string_lossy().starts_with(TEMP_MARK)
-            && fs::remove_file(entry.path()).is_ok()
-        {
-            removed.push(entry.path().to_path_buf());
-        }
-    }
-    removed
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ impl Store {
         if journal.pending() {
             crate::store::finish_journal(&self.work, &journal)?;
         } else {
-            journal::remove_stale_temps(&self.dir);
+            journal::remove_listed_temps(&self.state, &self.work)?;
         }
         let mut tx = Tx {
             store: self,
@@ -389,7 +389,11 @@ pub(crate) fn write_change(
     removes: &[std::path::PathBuf],
 ) -> Result<usize> {
     let mut ops = Vec::new();
-    for ((target, _), tmp) in writes.iter().zip(journal::write_temps(writes)?) {
+    for ((target, _), tmp) in
+        writes
+            .iter()
+            .zip(journal::write_temps(&store.state, &store.work, writes)?)
+    {
         ops.push(Op::Rename {
             from: rel(store, &tmp),
             to: rel(store, target),
@@ -401,6 +405,7 @@ pub(crate) fn write_change(
     journal::failpoint("after-temp");
     let journal = Journal::at(&store.state);
     journal.record(&ops)?;
+    journal::clear_temp_list(&store.state)?;
     journal::failpoint("after-journal");
     Journal::apply(&store.work, &ops)?;
     journal::failpoint("after-renames");
