@@ -120,8 +120,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// libgit2 failed.
-    #[error("git: {0}")]
-    Git(#[from] git2::Error),
+    #[error("git: {}", .0.message())]
+    Git(git2::Error),
 }
 
 fn tried_list(tried: &[String]) -> String {
@@ -173,3 +173,10 @@ impl Error {
 
 /// Result with the library's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<git2::Error> for Error {
+    fn from(e: git2::Error) -> Error {
+        // Not a `source`: the message is shown once, not again as a cause.
+        Error::Git(e)
+    }
+}

@@ -65,15 +65,35 @@ impl Store {
             path: SPath::root(),
             kind: Kind::Folder,
         }];
+        let mut depth = 0;
         while !level.is_empty() {
-            for t in &level {
-                if !reachable.insert(t.id) {
+            // A node met again (a folder listing itself or an ancestor, or one
+            // id under two names) is reported once and not walked again.
+            level.retain(|t| {
+                let first = reachable.insert(t.id);
+                if !first {
                     report.problems.push(Problem {
                         file: format!(".sesto/{}", t.id.rel_path()),
                         detail: format!("referenced twice (again at {})", t.path),
                         fixable: false,
                     });
                 }
+                first
+            });
+            depth += 1;
+            if depth > crate::node::MAX_DEPTH + 1 {
+                for t in &level {
+                    report.problems.push(Problem {
+                        file: format!(".sesto/{}", t.id.rel_path()),
+                        detail: format!(
+                            "folders nest deeper than {} at {}",
+                            crate::node::MAX_DEPTH,
+                            t.path
+                        ),
+                        fixable: false,
+                    });
+                }
+                break;
             }
             let results = self.read_level(&level);
             let mut next = Vec::new();
@@ -214,7 +234,15 @@ impl Store {
         for p in report.problems.iter().filter(|p| p.fixable) {
             let path = self.work.join(&p.file);
             match std::fs::remove_file(&path) {
-                Ok(()) => removed.push(p.file.clone()),
+                Ok(()) => {
+                    removed.push(p.file.clone());
+                    if let Some(shard) = path
+                        .parent()
+                        .filter(|d| d.starts_with(self.dir.join("nodes")))
+                    {
+                        let _ = std::fs::remove_dir(shard); // only when empty
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("cannot remove", &path)(e)),
             }

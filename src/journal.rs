@@ -134,6 +134,25 @@ pub fn remove_listed_temps(state: &Path, work: &Path) -> Result<()> {
     clear_temp_list(state)
 }
 
+/// Removes a file that may not exist.
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", path)(e)),
+    }
+}
+
+/// Removes temp files of the state directory's own atomic writes (journal,
+/// lists) left by a process killed while writing them. Hold the lock.
+pub fn remove_state_temps(state: &Path) {
+    for entry in fs::read_dir(state).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_MARK) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Forgets the temp list once the journal has taken over.
 pub fn clear_temp_list(state: &Path) -> Result<()> {
     let path = state.join(TEMP_LIST);

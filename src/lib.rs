@@ -60,4 +60,4 @@ pub use init::{init, InitOptions, Initialized, GITATTRIBUTES};
 pub use read::{field, Listing, Secret, Tree};
 pub use store::{find_work_tree, identities_from_text, Node, OpenOptions, SPath, Store};
 pub use time::{format_rfc3339, now_rfc3339, parse_rfc3339};
-pub use tx::Tx;
+pub use tx::{Committed, Tx};

@@ -161,6 +161,15 @@ impl Store {
                     children: vec![],
                 },
                 Kind::Folder => {
+                    if chain.contains(&e.id) || chain.len() > crate::node::MAX_DEPTH {
+                        return Err(Error::Node {
+                            id: e.id,
+                            file: e.id.rel_path(),
+                            reason:
+                                "a folder lists itself or an ancestor, or folders nest too deep"
+                                    .into(),
+                        });
+                    }
                     let mut ids = chain.clone();
                     ids.push(e.id);
                     let child = self.read_node(&e.id, Some(&e.key), &ids)?;

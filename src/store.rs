@@ -28,6 +28,12 @@ impl SPath {
     pub fn parse(text: &str) -> Result<SPath> {
         let mut parts = Vec::new();
         for part in text.split('/').filter(|p| !p.is_empty()) {
+            if parts.len() == node::MAX_DEPTH {
+                return Err(Error::Value(format!(
+                    "paths are at most {} names deep",
+                    node::MAX_DEPTH
+                )));
+            }
             node::check_name(part)?;
             parts.push(part.to_string());
         }
@@ -276,6 +282,21 @@ impl Store {
             })
     }
 
+    /// Whether the current member may read a node below `chain` directly: an
+    /// admin, or granted the node or an ancestor.
+    pub(crate) fn may_read(&self, chain: &[NodeId]) -> bool {
+        let Some(me) = self.me.as_deref() else {
+            return false;
+        };
+        self.roster.members.get(me).is_some_and(|m| m.admin)
+            || chain.iter().any(|id| {
+                self.roster
+                    .grants
+                    .get(id)
+                    .is_some_and(|g| g.contains_key(me))
+            })
+    }
+
     /// Members' recipients for the node `id` beyond its own key: the admins
     /// for the root, and members granted this folder directly.
     pub(crate) fn member_recipients(&self, id: &NodeId) -> Result<Vec<Recipient>> {
@@ -352,6 +373,17 @@ impl Store {
                     });
                 }
                 crypto::decrypt(&bytes, &ids).map_err(|e| match e {
+                    // The roster says we may read it, yet it is not encrypted to
+                    // us: the file is at fault, not the user's keys.
+                    crypto::CryptoError::NoMatchingKeys if self.may_read(chain) => self.reject(
+                        id,
+                        format!(
+                            "it is not encrypted to {}'s key, though the roster lets {0} read it \
+                             (replaced or stale file?); tried: {}",
+                            self.me.as_deref().unwrap_or("?"),
+                            self.ids.tried().join(", ")
+                        ),
+                    ),
                     crypto::CryptoError::NoMatchingKeys => Error::NoIdentity {
                         tried: self.ids.tried().to_vec(),
                     },
@@ -471,18 +503,19 @@ fn recover(work: &Path, state: &Path) -> Result<()> {
         return Ok(());
     }
     let _lock = Lock::acquire(state)?;
-    finish_journal(work, &journal)
+    finish_journal(work, state, &journal)
 }
 
 /// Applies and stages a pending journal, then removes it. Hold the lock.
-pub(crate) fn finish_journal(work: &Path, journal: &Journal) -> Result<()> {
+pub(crate) fn finish_journal(work: &Path, state: &Path, journal: &Journal) -> Result<()> {
     if !journal.pending() {
         return Ok(());
     }
     let ops = journal.read()?;
     Journal::apply(work, &ops)?;
-    let repo = crate::git::open(work)?;
     let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
-    crate::git::stage(&repo, &paths)?;
+    // A locked git index must not make the store unreadable: what cannot be
+    // staged now is kept for the next write.
+    let _ = crate::tx::stage_pending(work, state, &paths)?;
     journal.clear()
 }

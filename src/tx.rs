@@ -8,6 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
+use std::path::Path;
+
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal, Lock, Op};
@@ -25,6 +27,8 @@ pub struct Tx<'s> {
     dirty: BTreeSet<NodeId>,
     created: BTreeSet<NodeId>,
     removed: BTreeSet<NodeId>,
+    /// A warning from staging an earlier change at the start.
+    warning: Option<String>,
 }
 
 impl Store {
@@ -33,10 +37,12 @@ impl Store {
         let lock = Lock::acquire(&self.state)?;
         let journal = Journal::at(&self.state);
         if journal.pending() {
-            crate::store::finish_journal(&self.work, &journal)?;
+            crate::store::finish_journal(&self.work, &self.state, &journal)?;
         } else {
             journal::remove_listed_temps(&self.state, &self.work)?;
         }
+        journal::remove_state_temps(&self.state);
+        let warning = stage_pending(&self.work, &self.state, &[])?;
         let mut tx = Tx {
             store: self,
             _lock: lock,
@@ -45,6 +51,7 @@ impl Store {
             dirty: BTreeSet::new(),
             created: BTreeSet::new(),
             removed: BTreeSet::new(),
+            warning,
         };
         let root = self.read_root()?;
         tx.nodes.insert(root.id, root);
@@ -63,6 +70,9 @@ impl<'s> Tx<'s> {
         while let Some(p) = self.parents.get(&at) {
             chain.push(*p);
             at = *p;
+            if chain.len() > node::MAX_DEPTH + 2 {
+                break; // parents are recorded once per node, so this is only a guard
+            }
         }
         chain.reverse();
         chain
@@ -84,6 +94,13 @@ impl<'s> Tx<'s> {
         let Some(entry) = self.node(&parent).body.child(name).cloned() else {
             return Ok(None);
         };
+        if self.chain_of(parent).contains(&entry.id) {
+            return Err(Error::Node {
+                id: entry.id,
+                file: entry.id.rel_path(),
+                reason: "a folder lists itself or an ancestor".into(),
+            });
+        }
         if !self.nodes.contains_key(&entry.id) {
             self.parents.insert(entry.id, parent);
             let chain = self.chain_of(entry.id);
@@ -208,6 +225,13 @@ impl<'s> Tx<'s> {
 
     /// Sets a secret's value, creating it and any missing folders.
     pub fn set(&mut self, path: &SPath, value: &[u8]) -> Result<()> {
+        if value.len() > node::MAX_VALUE {
+            return Err(Error::Value(format!(
+                "the value is {} bytes; sesto stores values up to {} MiB",
+                value.len(),
+                node::MAX_VALUE >> 20
+            )));
+        }
         let (parent_path, name) = path.split_last().ok_or(Error::Root("given a value"))?;
         let parent = self.folder(&parent_path, true)?;
         match self.child(parent, name)? {
@@ -267,7 +291,11 @@ impl<'s> Tx<'s> {
 
     fn forget_subtree(&mut self, id: NodeId) -> Result<()> {
         let mut stack = vec![id];
+        let mut seen = BTreeSet::new();
         while let Some(at) = stack.pop() {
+            if !seen.insert(at) {
+                continue; // listed twice, or a folder listing an ancestor
+            }
             let names: Vec<String> = self
                 .node(&at)
                 .body
@@ -280,6 +308,8 @@ impl<'s> Tx<'s> {
                 let entry = self.node(&at).body.child(&name).cloned().expect("listed");
                 match self.child(at, &name) {
                     Ok(Some(child)) => stack.push(child),
+                    // A folder listing an ancestor is damage to report, not to follow.
+                    Err(e) if self.chain_of(at).contains(&entry.id) => return Err(e),
                     _ => {
                         self.removed.insert(entry.id);
                     }
@@ -333,10 +363,13 @@ impl<'s> Tx<'s> {
     }
 
     /// Signs, encrypts and writes every changed node, then stages (and, where
-    /// configured, commits) the change. Returns the number of files written.
-    pub fn commit(mut self) -> Result<usize> {
+    /// configured, commits) the change.
+    pub fn commit(mut self) -> Result<Committed> {
         if self.dirty.is_empty() && self.removed.is_empty() {
-            return Ok(0);
+            return Ok(Committed {
+                files: 0,
+                warning: self.warning.take(),
+            });
         }
         let me = self
             .store
@@ -374,9 +407,10 @@ impl<'s> Tx<'s> {
             .iter()
             .map(|id| self.store.node_file(id))
             .collect();
-        let count = write_change(self.store, &writes, &removes)?;
+        let mut committed = write_change(self.store, &writes, &removes)?;
         self.dirty.clear();
-        Ok(count)
+        committed.warning = committed.warning.or(self.warning.take());
+        Ok(committed)
     }
 }
 
@@ -387,7 +421,7 @@ pub(crate) fn write_change(
     store: &Store,
     writes: &[(std::path::PathBuf, Vec<u8>)],
     removes: &[std::path::PathBuf],
-) -> Result<usize> {
+) -> Result<Committed> {
     let mut ops = Vec::new();
     for ((target, _), tmp) in
         writes
@@ -409,16 +443,69 @@ pub(crate) fn write_change(
     journal::failpoint("after-journal");
     Journal::apply(&store.work, &ops)?;
     journal::failpoint("after-renames");
-    let repo = crate::git::open(&store.work)?;
     let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
-    crate::git::stage(&repo, &paths)?;
-    journal::failpoint("after-stage");
-    if crate::git::auto_commit(&repo) {
-        crate::git::commit(&repo, &commit_message(ops.len()))?;
-        journal::failpoint("after-commit");
-    }
+    let warning = stage_pending(&store.work, &store.state, &paths)?;
     journal.clear()?;
-    Ok(ops.len())
+    Ok(Committed {
+        files: ops.len(),
+        warning,
+    })
+}
+
+/// What a commit wrote.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Files written or removed.
+    pub files: usize,
+    /// Set when the change is saved but git could not take it yet (a locked
+    /// index, say); the next sesto command stages it.
+    pub warning: Option<String>,
+}
+
+/// Stages `new` paths with any left unstaged by an earlier write, and commits
+/// where `sesto.commit` is set. A failure here (another git holding the index
+/// lock) does not undo a change already in place: the paths are kept in
+/// `.git/sesto/unstaged` for the next sesto command, and a warning returned.
+pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result<Option<String>> {
+    let list = state.join("unstaged");
+    let mut paths: Vec<String> = match std::fs::read_to_string(&list) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| l.starts_with(".sesto/"))
+            .map(str::to_string)
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("cannot read", &list)(e)),
+    };
+    paths.extend(new.iter().cloned());
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let attempt = (|| -> Result<()> {
+        let repo = crate::git::open(work)?;
+        crate::git::stage(&repo, &paths)?;
+        journal::failpoint("after-stage");
+        if crate::git::auto_commit(&repo) {
+            crate::git::commit(&repo, &commit_message(paths.len()))?;
+            journal::failpoint("after-commit");
+        }
+        Ok(())
+    })();
+    match attempt {
+        Ok(()) => {
+            journal::remove_if_exists(&list)?;
+            Ok(None)
+        }
+        Err(e) => {
+            journal::write_atomic(&list, (paths.join("\n") + "\n").as_bytes())?;
+            Ok(Some(format!(
+                "the change is saved in .sesto/ but not staged in git yet ({e}); \
+                 the next sesto command stages it, or run `git add .sesto`"
+            )))
+        }
+    }
 }
 
 fn commit_message(files: usize) -> String {

@@ -43,7 +43,7 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
         Edit::Changed(value) => {
             let mut tx = store.transaction()?;
             tx.set(&path, &value)?;
-            tx.commit()?;
+            super::commit(tx)?;
         }
     }
     Ok(ExitCode::SUCCESS)

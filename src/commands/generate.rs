@@ -44,7 +44,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         anyhow::bail!("{path} already exists; pass --force to replace it");
     }
     tx.set(&path, value.as_bytes())?;
-    tx.commit()?;
+    super::commit(tx)?;
     let what = match args.words {
         Some(n) => format!("a {n}-word passphrase"),
         None => format!("a {}-character password", args.length),

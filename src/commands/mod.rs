@@ -61,15 +61,24 @@ pub fn open(g: &Global) -> Result<sesto::Store> {
     Ok(sesto::Store::open(&options, identities(g)?)?)
 }
 
-/// Largest value accepted from a file or stdin.
-pub const MAX_VALUE: u64 = 16 << 20;
+/// Largest value accepted from a file or stdin (the library's limit).
+pub const MAX_VALUE: u64 = sesto::node::MAX_VALUE as u64;
 
 /// Reads at most [`MAX_VALUE`] bytes, failing past it.
 pub fn read_capped(mut r: impl std::io::Read, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let mut buf = zeroize::Zeroizing::new(Vec::new());
     std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, MAX_VALUE + 1), &mut buf)?;
     if buf.len() as u64 > MAX_VALUE {
-        anyhow::bail!("{what} is larger than 16 MiB; sesto stores values up to 16 MiB");
+        anyhow::bail!("{what} is larger than 11 MiB; sesto stores values up to 11 MiB");
     }
     Ok(buf)
+}
+
+/// Commits a transaction, showing a warning when git could not take the
+/// change yet (it is saved, and the next command stages it).
+pub fn commit(tx: sesto::Tx) -> Result<()> {
+    if let Some(w) = tx.commit()?.warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }

@@ -26,6 +26,6 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
         &sesto::SPath::parse(&args.from)?,
         &sesto::SPath::parse(&args.to)?,
     )?;
-    tx.commit()?;
+    super::commit(tx)?;
     Ok(ExitCode::SUCCESS)
 }

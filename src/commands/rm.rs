@@ -24,6 +24,6 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
     for p in &args.paths {
         tx.remove(&sesto::SPath::parse(p)?, args.recursive)?;
     }
-    tx.commit()?;
+    super::commit(tx)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,8 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
         Some(f) => {
             let file =
                 std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
-            super::read_capped(file, &f.display().to_string())?
+            super::read_capped(file, &f.display().to_string())
+                .with_context(|| format!("cannot read {}", f.display()))?
         }
         None if crate::terminal::stdin_is_terminal() => prompt_value(&args.path)?,
         None => super::read_capped(std::io::stdin().lock(), "stdin")?,
@@ -44,7 +45,7 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
     }
     let mut tx = store.transaction()?;
     tx.set(&path, &value)?;
-    tx.commit()?;
+    super::commit(tx)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,6 +20,11 @@ pub use roster::{check_member_name, Access, Member, Roster};
 pub const FORMAT: u32 = 1;
 /// Plaintexts larger than this are refused before they are read.
 pub const MAX_PLAINTEXT: usize = 16 << 20;
+/// Largest secret value: stored as base64 and padded, it stays under
+/// [`MAX_PLAINTEXT`], so every value that can be written can be read.
+pub const MAX_VALUE: usize = 11 << 20;
+/// Deepest path: folders within folders, at most this many names.
+pub const MAX_DEPTH: usize = 64;
 /// Node files larger than this are refused before they are read.
 pub const MAX_NODE_FILE: u64 = 64 << 20;
 /// The separator between the body and the signature document.
