@@ -109,7 +109,7 @@ fn main() -> Res<()> {
     );
 
     let t = Instant::now();
-    let files = tx.commit()?;
+    let files = tx.commit()?.files;
     step(
         &format!("commit: sign, encrypt, write, stage {files} files"),
         t,
