@@ -75,15 +75,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
             signing_key: None,
         },
     );
-    let roster = Roster {
-        sesto: node::FORMAT,
-        store: NodeId::random().to_string(),
-        version: 1,
-        previous: None,
-        root: NodeId::random(),
-        members,
-        grants: BTreeMap::new(),
-    };
+    let roster = Roster::new(members);
     let roster_bytes = roster.encode();
     let key = signer.signing_key(ids.prompt())?.clone();
     let roster_sig = crypto::sign(&key, crypto::ROSTER_NAMESPACE, &roster_bytes)

@@ -649,15 +649,7 @@ mod tests {
                 signing_key: None,
             },
         );
-        let roster = Roster {
-            sesto: 1,
-            store: NodeId::random().to_string(),
-            version: 1,
-            previous: None,
-            root: NodeId::random(),
-            members,
-            grants: BTreeMap::new(),
-        };
+        let roster = Roster::new(members);
         let bytes = roster.encode();
         assert_eq!(Roster::decode(&bytes).unwrap(), roster);
         let no_admin = String::from_utf8(bytes.clone())

@@ -64,6 +64,19 @@ pub struct Roster {
 }
 
 impl Roster {
+    /// A first roster (version 1) with fresh random store and root ids.
+    pub fn new(members: BTreeMap<String, Member>) -> Roster {
+        Roster {
+            sesto: FORMAT,
+            store: NodeId::random().to_string(),
+            version: 1,
+            previous: None,
+            root: NodeId::random(),
+            members,
+            grants: BTreeMap::new(),
+        }
+    }
+
     /// Serialises the roster to the bytes that are signed.
     pub fn encode(&self) -> Vec<u8> {
         serde_yaml::to_string(self)
