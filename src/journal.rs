@@ -93,8 +93,20 @@ pub fn write_temps(
     fs::create_dir_all(state).map_err(Error::io("cannot create", state))?;
     let list_path = state.join(TEMP_LIST);
     fs::write(&list_path, list).map_err(Error::io("cannot write", &list_path))?;
+    match create_temps(files, &temps) {
+        Ok(()) => Ok(temps),
+        Err(e) => {
+            // A refused or failed temp must not leave its siblings behind.
+            let _ = remove_listed_temps(state, work);
+            Err(e)
+        }
+    }
+}
+
+/// Writes each temp of [`write_temps`] and makes them durable.
+fn create_temps(files: &[(PathBuf, Vec<u8>)], temps: &[PathBuf]) -> Result<()> {
     let batch = cfg!(target_os = "linux") && files.len() > 32;
-    for ((_, bytes), tmp) in files.iter().zip(&temps) {
+    for ((_, bytes), tmp) in files.iter().zip(temps) {
         create_temp(tmp, bytes, !batch)?;
     }
     #[cfg(target_os = "linux")]
@@ -108,7 +120,7 @@ pub fn write_temps(
             ));
         }
     }
-    Ok(temps)
+    Ok(())
 }
 
 /// The list of temp files of the write in progress, in the state directory.
@@ -361,6 +373,28 @@ fn safe_rel(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_temp_takes_its_written_siblings_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        let nodes = work.join(".sesto/nodes");
+        fs::create_dir_all(nodes.join("aa")).unwrap();
+        fs::create_dir(work.join("outside")).unwrap();
+        std::os::unix::fs::symlink(work.join("outside"), nodes.join("bb")).unwrap();
+        let files = vec![
+            (nodes.join("aa/first.age"), b"one".to_vec()),
+            (nodes.join("bb/second.age"), b"two".to_vec()),
+        ];
+        let err = write_temps(&work.join("state"), work, &files).unwrap_err();
+        assert!(
+            err.to_string().contains("symlinks are not allowed"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(nodes.join("aa")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(work.join("outside")).unwrap().count(), 0);
+        assert!(!work.join("state").join(TEMP_LIST).exists());
+    }
 
     #[test]
     fn journal_round_trip_and_replay() {
