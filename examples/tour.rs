@@ -12,6 +12,8 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
+    // Trust pins of this throwaway store stay in the throwaway directory.
+    std::env::set_var("XDG_STATE_HOME", tmp.path().join("state"));
     let repo = tmp.path().join("infra");
     std::fs::create_dir(&repo)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
@@ -36,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Store::open(
             &OpenOptions {
                 start: Some(repo.clone()),
+                ..Default::default()
             },
             sesto::identities_from_text(&alice_text).unwrap(),
         )
@@ -79,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let as_bob = Store::open(
         &OpenOptions {
             start: Some(repo.clone()),
+            ..Default::default()
         },
         sesto::identities_from_text(&bob_text)?,
     )?;
@@ -107,12 +111,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let as_ci = Store::open(
         &OpenOptions {
             start: Some(repo.clone()),
+            ..Default::default()
         },
         sesto::identities_from_text(&deploy_text)?,
     )?;
     match as_ci.get("prod/db/password") {
         Ok(_) => println!("  unexpected: the deploy key read a secret"),
         Err(e) => println!("  error: {e}"),
+    }
+
+    println!("\n$ sesto grant ci-prod prod   # rewrites one folder's file and the roster");
+    store.grant("ci-prod", "prod", sesto::Access::Read)?;
+    print!("{}", git_out(&repo, &["show", "--stat", "--format=", "HEAD"])?);
+    println!("\n== what the CI deploy key sees after the grant ==");
+    let as_ci = Store::open(
+        &OpenOptions {
+            start: Some(repo.clone()),
+            ..Default::default()
+        },
+        sesto::identities_from_text(&deploy_text)?,
+    )?;
+    for (path, _) in as_ci.tree("")?.paths() {
+        println!("  {path}");
+    }
+    match as_ci.get("staging/db/password") {
+        Ok(_) => println!("  unexpected: the deploy key read staging"),
+        Err(e) => println!("  sesto get staging/db/password: error: {e}"),
     }
     println!("\nThe store lived in {} and is gone now.", repo.display());
     Ok(())

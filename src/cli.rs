@@ -52,6 +52,15 @@ pub enum Command {
     Generate(commands::generate::Args),
     Otp(commands::otp::Args),
     Fsck(commands::fsck::Args),
+    Member(commands::member::Args),
+    Grant(commands::grant::Args),
+    Revoke(commands::grant::RevokeArgs),
+    Access(commands::access::Args),
+    Whoami(commands::whoami::Args),
+    Verify(commands::verify::Args),
+    Stale(commands::stale::Args),
+    Share(commands::share::Args),
+    Trust(commands::trust::Args),
     Completions(commands::completions::Args),
 }
 

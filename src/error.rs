@@ -82,6 +82,25 @@ pub enum Error {
     /// The current identity is not allowed to do this.
     #[error("{0}")]
     Denied(String),
+    /// A path outside every folder granted to the current member.
+    #[error("{path} is not granted to {member}")]
+    NotGranted {
+        /// The path asked for.
+        path: String,
+        /// The current member.
+        member: String,
+        /// The admins, who can grant it.
+        admins: Vec<String>,
+    },
+    /// The roster is not one the user has trusted, and no signed chain leads
+    /// to it from the one they did.
+    #[error("roster .sesto/roster.yaml is not trusted: {reason}")]
+    Untrusted {
+        /// Why.
+        reason: String,
+        /// The trust file.
+        file: PathBuf,
+    },
     /// A key could not be read or used.
     #[error(transparent)]
     Key(#[from] crate::crypto::KeyError),
@@ -154,6 +173,15 @@ impl Error {
                     .into()
             }
             Error::Roster(_) => "compare with `git log -p -- .sesto/roster.yaml`".into(),
+            Error::NotGranted { path, member, admins } => format!(
+                "an admin ({}) can grant it: sesto grant {member} {path}; `sesto ls` shows what you can read",
+                admins.join(", ")
+            ),
+            Error::Untrusted { file, .. } => format!(
+                "check the new admins' fingerprints with them (`sesto trust` shows them), then \
+                 accept with `sesto trust --accept`; your pin is {}",
+                file.display()
+            ),
             _ => return None,
         })
     }

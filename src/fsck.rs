@@ -35,6 +35,9 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Files removed by `--fix`.
     pub fixed: Vec<String>,
+    /// Secrets whose value members who lost access could read, with those
+    /// members: values to change (`sesto stale`).
+    pub exposed: Vec<(SPath, Vec<String>)>,
 }
 
 struct Task {
@@ -58,13 +61,30 @@ impl Store {
         let on_disk = self.scan_layout(&mut report.problems)?;
         let mut reachable: HashSet<NodeId> = HashSet::new();
         let root = self.roster.root;
-        let mut level = vec![Task {
-            id: root,
-            key: None,
-            chain: vec![root],
-            path: SPath::root(),
-            kind: Kind::Folder,
-        }];
+        // Admins check everything from the root; a member the folders granted
+        // to them, and cannot tell an orphan from a folder they do not see.
+        let whole = self.me.is_none() || self.is_admin();
+        let mut level: Vec<Task> = if whole {
+            vec![Task {
+                id: root,
+                key: None,
+                chain: vec![root],
+                path: SPath::root(),
+                kind: Kind::Folder,
+            }]
+        } else {
+            let tops = self.tops()?;
+            tops.iter()
+                .filter(|(p, _)| !tops.iter().any(|(q, _)| p.starts_with(q) && p != q))
+                .map(|(path, node)| Task {
+                    id: node.id,
+                    key: None,
+                    chain: vec![node.id],
+                    path: path.clone(),
+                    kind: Kind::Folder,
+                })
+                .collect()
+        };
         let mut depth = 0;
         while !level.is_empty() {
             // A node met again (a folder listing itself or an ancestor, or one
@@ -117,6 +137,11 @@ impl Store {
                             Kind::Folder => report.folders += 1,
                             Kind::Secret => report.secrets += 1,
                         }
+                        if !node.body.exposed_to.is_empty() {
+                            report
+                                .exposed
+                                .push((task.path.clone(), node.body.exposed_to.clone()));
+                        }
                         for e in &node.body.children {
                             let mut chain = task.chain.clone();
                             chain.push(e.id);
@@ -134,7 +159,7 @@ impl Store {
             level = next;
         }
         for (id, file) in &on_disk {
-            if !reachable.contains(id) {
+            if whole && !reachable.contains(id) {
                 report.problems.push(Problem {
                     file: file.clone(),
                     detail:
@@ -144,11 +169,42 @@ impl Store {
                 });
             }
         }
-        report.folders = report.folders.saturating_sub(1); // the root is not counted as a folder
+        if whole {
+            report.folders = report.folders.saturating_sub(1); // the root is not counted as a folder
+        }
+        report.exposed.sort();
         if fix {
             self.fix(&mut report)?;
         }
         Ok(report)
+    }
+
+    /// Checks what needs no key: `.sesto/` holds only the roster and node
+    /// files, each a well-formed age file. Returns how many node files there
+    /// are and what is wrong.
+    pub fn check_files(&self) -> Result<(usize, Vec<Problem>)> {
+        let mut problems = Vec::new();
+        let nodes: Vec<(NodeId, String)> = self.scan_layout(&mut problems)?.into_iter().collect();
+        let checked = crate::par::map(&nodes, |(id, file)| {
+            let bytes = crate::store::read_limited(&self.node_file(id), crate::node::MAX_NODE_FILE)
+                .map_err(|e| e.to_string())?;
+            age::Decryptor::new_buffered(&bytes[..])
+                .map(|_| ())
+                .map_err(|e| format!("not a well-formed age file: {e}"))
+                .map_err(|detail| (file.clone(), detail))
+                .map_err(|(_, d)| d)
+        });
+        for ((_, file), result) in nodes.iter().zip(checked) {
+            if let Err(detail) = result {
+                problems.push(Problem {
+                    file: file.clone(),
+                    detail,
+                    fixable: false,
+                });
+            }
+        }
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok((nodes.len(), problems))
     }
 
     fn read_level(&self, level: &[Task]) -> Vec<Result<crate::store::Node>> {

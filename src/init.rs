@@ -103,6 +103,8 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         Error::io("cannot create", &dir)(e)
     })?;
     let store = Store { dir, ..store };
+    // The creator trusts the admins they just made.
+    crate::trust::pin(&roster, &roster_bytes)?;
 
     let auto_commit = crate::git::is_empty_repo(&repo);
     let mut paths = vec![
@@ -146,6 +148,9 @@ fn build(
         ids,
         keys,
         me: me.clone(),
+        tops: Default::default(),
+        notices: vec![],
+        trust: Default::default(),
     };
     let root = Node {
         id: roster.root,
@@ -156,7 +161,7 @@ fn build(
         },
         signer: me.unwrap_or_default(),
     };
-    let bytes = crate::tx::encode_node(&store, &root, key)?;
+    let bytes = crate::tx::encode_node(&store, roster, &root, key)?;
     journal::write_atomic(&staging.join(roster.root.rel_path()), &bytes)?;
     Ok(store)
 }

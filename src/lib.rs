@@ -16,6 +16,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let tmp = tempfile::tempdir()?;
 //! # git2::Repository::init(tmp.path())?;
+//! # std::env::set_var("XDG_STATE_HOME", tmp.path().join("state"));
 //! # let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)?;
 //! # let key_text = key.to_openssh(ssh_key::LineEnding::LF)?;
 //! use sesto::{init, InitOptions, OpenOptions, Store};
@@ -27,7 +28,8 @@
 //!
 //! // Later, or in another process: open the store and use it.
 //! let ids = sesto::identities_from_text(&key_text)?;
-//! let store = Store::open(&OpenOptions { start: Some(tmp.path().into()) }, ids)?;
+//! let options = OpenOptions { start: Some(tmp.path().into()), ..Default::default() };
+//! let store = Store::open(&options, ids)?;
 //! store.set("prod/db/password", b"correct horse")?;
 //! assert_eq!(store.get("prod/db/password")?.expose_value(), b"correct horse");
 //! assert_eq!(store.list("prod")?[0].name, "db");
@@ -49,14 +51,18 @@ mod members;
 pub mod node;
 pub mod otp;
 mod par;
+mod progress;
 mod read;
 mod store;
 mod time;
+pub mod trust;
 mod tx;
 
 pub use crypto::{Identities, Identity, IdentitySources, Passphrase};
 pub use error::{Error, Result};
 pub use init::{init, InitOptions, Initialized, GITATTRIBUTES};
+pub use members::AccessEntry;
+pub use node::Access;
 pub use read::{field, Listing, Secret, Tree};
 pub use store::{find_work_tree, identities_from_text, Node, OpenOptions, SPath, Store};
 pub use time::{format_rfc3339, now_rfc3339, parse_rfc3339};

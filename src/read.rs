@@ -107,10 +107,30 @@ impl Store {
     /// Lists a folder's entries; a secret's path lists that secret alone.
     pub fn list(&self, path: &str) -> Result<Vec<Listing>> {
         let path = SPath::parse(path)?;
-        let node = self
-            .walk(&path)?
-            .pop()
-            .expect("walk returns at least the root");
+        let chain = match self.walk(&path) {
+            Err(e @ Error::NotGranted { .. }) => {
+                // Above the folders a member was granted: the names that lead there.
+                let mut names: Vec<String> = self
+                    .tops()?
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&path) && *p != path)
+                    .map(|(p, _)| p.names()[path.names().len()].clone())
+                    .collect();
+                names.dedup();
+                if names.is_empty() {
+                    return Err(e);
+                }
+                return Ok(names
+                    .into_iter()
+                    .map(|name| Listing {
+                        name,
+                        kind: Kind::Folder,
+                    })
+                    .collect());
+            }
+            other => other?,
+        };
+        let node = chain.into_iter().last().expect("walk returns the top");
         Ok(match node.body.kind {
             Kind::Folder => node
                 .body
@@ -131,7 +151,10 @@ impl Store {
     /// The names below `path` (a folder), decrypting folders only.
     pub fn tree(&self, path: &str) -> Result<Tree> {
         let path = SPath::parse(path)?;
-        let chain = self.walk(&path)?;
+        let chain = match self.walk(&path) {
+            Err(e @ Error::NotGranted { .. }) => return self.granted_tree(&path).ok_or(e)?,
+            other => other?,
+        };
         let ids: Vec<_> = chain.iter().map(|n| n.id).collect();
         let top = chain
             .into_iter()
@@ -144,6 +167,61 @@ impl Store {
         }
         let name = path.names().last().cloned().unwrap_or_default();
         self.subtree(name, top, ids)
+    }
+
+    /// The tree above and through the folders granted to a member: the names
+    /// leading to each granted folder, with its whole subtree. `None` when no
+    /// granted folder lies below `path`.
+    fn granted_tree(&self, path: &SPath) -> Option<Result<Tree>> {
+        let tops = match self.tops() {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let below: Vec<_> = tops
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(path) && p != path)
+            .collect();
+        if below.is_empty() {
+            return None;
+        }
+        let mut tree = Tree {
+            name: path.names().last().cloned().unwrap_or_default(),
+            kind: Kind::Folder,
+            children: vec![],
+        };
+        for (top_path, node) in &below {
+            // A granted folder inside another granted folder is already there.
+            if below
+                .iter()
+                .any(|(p, _)| top_path.starts_with(p) && p != top_path)
+            {
+                continue;
+            }
+            let mut at = &mut tree;
+            let rest = &top_path.names()[path.names().len()..];
+            for (i, name) in rest.iter().enumerate() {
+                let pos = match at.children.iter().position(|c| &c.name == name) {
+                    Some(pos) => pos,
+                    None => {
+                        at.children.push(Tree {
+                            name: name.clone(),
+                            kind: Kind::Folder,
+                            children: vec![],
+                        });
+                        at.children.sort_by(|a, b| a.name.cmp(&b.name));
+                        at.children.iter().position(|c| &c.name == name).expect("added")
+                    }
+                };
+                at = &mut at.children[pos];
+                if i + 1 == rest.len() {
+                    match self.subtree(name.clone(), node.clone(), vec![node.id]) {
+                        Ok(sub) => *at = sub,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+        }
+        Some(Ok(tree))
     }
 
     fn subtree(

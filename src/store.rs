@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::crypto::{self, Identities, Recipient};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Lock};
-use crate::node::{self, Access, Body, Kind, NodeId, NodeKey, Roster, MAX_NODE_FILE};
+use crate::node::{self, Body, Kind, NodeId, NodeKey, Roster, MAX_NODE_FILE};
 
 /// A path inside the store: names separated by `/`. The empty path is the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +99,8 @@ pub struct Node {
 pub struct OpenOptions {
     /// Start the search here instead of the current directory (`--store`).
     pub start: Option<PathBuf>,
+    /// Whether to check the roster against the admins the user trusts.
+    pub trust: crate::trust::TrustMode,
 }
 
 /// An open store: its roster verified, identities loaded.
@@ -111,6 +113,13 @@ pub struct Store {
     /// Normalized public key (encryption or signing) → member name.
     pub(crate) keys: HashMap<String, String>,
     pub(crate) me: Option<String>,
+    /// The folders the current member starts from, read once.
+    pub(crate) tops: std::sync::OnceLock<Vec<(SPath, Node)>>,
+    /// What opening found worth telling the user (a first use, new admins).
+    pub(crate) notices: Vec<String>,
+    /// How the roster is trusted; with `Skip`, rosters this process signs
+    /// are not pinned either.
+    pub(crate) trust: crate::trust::TrustMode,
 }
 
 impl fmt::Debug for Store {
@@ -178,10 +187,14 @@ impl Store {
                 .map_err(Error::io("cannot read", "the current directory"))?,
         };
         let work = find_work_tree(&start)?;
-        Store::open_at(work, ids)
+        Store::open_at(work, ids, options.trust)
     }
 
-    pub(crate) fn open_at(work: PathBuf, ids: Identities) -> Result<Store> {
+    pub(crate) fn open_at(
+        work: PathBuf,
+        ids: Identities,
+        trust: crate::trust::TrustMode,
+    ) -> Result<Store> {
         let dir = work.join(".sesto");
         if std::fs::symlink_metadata(&dir)
             .map(|m| m.file_type().is_symlink())
@@ -223,6 +236,7 @@ impl Store {
                 )))
             }
         }
+        let notices = crate::trust::check(&work, &roster, &bytes, &sig, trust)?;
         let me = ids
             .iter()
             .find_map(|i| i.public().and_then(|p| keys.get(p)).cloned());
@@ -234,6 +248,9 @@ impl Store {
             ids,
             keys,
             me,
+            tops: std::sync::OnceLock::new(),
+            notices,
+            trust,
         };
         Ok(store)
     }
@@ -241,6 +258,12 @@ impl Store {
     /// The repository's work tree.
     pub fn work_tree(&self) -> &Path {
         &self.work
+    }
+
+    /// What opening the store found worth telling the user: trusting its
+    /// admins on first use, or a change of admins since the last use.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The verified roster.
@@ -273,60 +296,67 @@ impl Store {
     /// Whether `member` may write a node below the ancestors `chain` (root
     /// first, the node itself last).
     pub(crate) fn may_write(&self, member: &str, chain: &[NodeId]) -> bool {
-        let Some(m) = self.roster.members.get(member) else {
-            return false;
-        };
-        m.admin
-            || chain.iter().any(|id| {
-                self.roster.grants.get(id).and_then(|g| g.get(member)) == Some(&Access::Write)
-            })
+        self.roster.may_write(member, chain)
     }
 
     /// Whether the current member may read a node below `chain` directly: an
     /// admin, or granted the node or an ancestor.
     pub(crate) fn may_read(&self, chain: &[NodeId]) -> bool {
-        let Some(me) = self.me.as_deref() else {
-            return false;
+        self.me
+            .as_deref()
+            .is_some_and(|me| self.roster.may_read(me, chain))
+    }
+
+    /// Whether the current identities belong to an admin.
+    pub fn is_admin(&self) -> bool {
+        self.me.as_deref().is_some_and(|me| self.roster.is_admin(me))
+    }
+
+    /// The folders the current member reaches without the root: the shared
+    /// folders granted to them, each with the path its body records, sorted by
+    /// path. Admins reach everything from the root, so theirs is the root alone.
+    pub(crate) fn tops(&self) -> Result<Vec<(SPath, Node)>> {
+        if let Some(tops) = self.tops.get() {
+            return Ok(tops.clone());
+        }
+        let me = match self.me.as_deref() {
+            Some(me) if !self.roster.is_admin(me) => me,
+            _ => return Ok(vec![(SPath::root(), self.read_root()?)]),
         };
-        self.roster.members.get(me).is_some_and(|m| m.admin)
-            || chain.iter().any(|id| {
-                self.roster
-                    .grants
-                    .get(id)
-                    .is_some_and(|g| g.contains_key(me))
-            })
-    }
-
-    /// Members' recipients for the node `id` beyond its own key: the admins
-    /// for the root, and members granted this folder directly.
-    pub(crate) fn member_recipients(&self, id: &NodeId) -> Result<Vec<Recipient>> {
-        let mut names: Vec<&String> = Vec::new();
-        if *id == self.roster.root {
-            names.extend(
-                self.roster
-                    .members
-                    .iter()
-                    .filter(|(_, m)| m.admin)
-                    .map(|(n, _)| n),
-            );
-        }
-        if let Some(g) = self.roster.grants.get(id) {
-            names.extend(g.keys());
-        }
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for n in names {
-            if seen.insert(n) {
-                let key = &self.roster.members[n].key;
-                out.push(
-                    Recipient::parse(key).map_err(|e| Error::Roster(format!("member {n}: {e}")))?,
-                );
+        let mut tops = Vec::new();
+        for (id, grants) in &self.roster.grants {
+            if !grants.contains_key(me) {
+                continue;
             }
+            let node = self.read_node(id, None, &[*id])?;
+            if node.body.kind != Kind::Folder {
+                return Err(self.reject(id, "a grant names it, but it is not a folder"));
+            }
+            let path = if *id == self.roster.root {
+                SPath::root()
+            } else {
+                let text = node.body.path.as_deref().ok_or_else(|| {
+                    self.reject(id, "a shared folder without its path (written before the grant?)")
+                })?;
+                SPath::parse(text).map_err(|e| self.reject(id, format!("its path: {e}")))?
+            };
+            tops.push((path, node));
         }
-        Ok(out)
+        tops.sort_by(|a, b| a.0.cmp(&b.0));
+        let _ = self.tops.set(tops.clone());
+        Ok(tops)
     }
 
-    /// Reads and verifies one node. `key` is its key from the parent's entry;
+    /// The error for a path outside every folder the current member reaches.
+    pub(crate) fn not_granted(&self, path: &SPath) -> Error {
+        Error::NotGranted {
+            path: path.to_string(),
+            member: self.me.clone().unwrap_or_default(),
+            admins: self.roster.admins().iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// Reads and verifies one node.    /// Reads and verifies one node. `key` is its key from the parent's entry;
     /// without it (the root, a shared folder) the member identities are used.
     /// `chain` lists its ancestors and itself, root first.
     pub(crate) fn read_node(
@@ -442,12 +472,15 @@ impl Store {
         Ok(node)
     }
 
-    /// Resolves a path to the chain of nodes from the root to it.
+    /// Resolves a path to the chain of nodes from where the current member
+    /// starts (the root, or a granted folder) down to it.
     pub(crate) fn walk(&self, path: &SPath) -> Result<Vec<Node>> {
-        let mut chain = vec![self.read_root()?];
-        let mut ids = vec![self.roster.root];
-        for (depth, name) in path.names().iter().enumerate() {
-            let parent = chain.last().expect("chain starts with the root");
+        let (top_path, top) = self.start_for(path)?;
+        let mut ids = vec![top.id];
+        let mut chain = vec![top];
+        for depth in top_path.names().len()..path.names().len() {
+            let name = &path.names()[depth];
+            let parent = chain.last().expect("chain starts with the top");
             let here = SPath(path.names()[..depth].to_vec());
             if parent.body.kind != Kind::Folder {
                 return Err(Error::NotAFolder {
@@ -460,6 +493,9 @@ impl Store {
                     nearest: nearest(&here),
                 });
             };
+            if ids.contains(&entry.id) {
+                return Err(self.reject(&entry.id, "a folder lists itself or an ancestor"));
+            }
             ids.push(entry.id);
             let child = self.read_node(&entry.id, Some(&entry.key), &ids)?;
             if child.body.kind != entry.kind {
@@ -475,6 +511,36 @@ impl Store {
         }
         Ok(chain)
     }
+
+    /// The deepest folder the current member reaches that holds `path`.
+    pub(crate) fn start_for(&self, path: &SPath) -> Result<(SPath, Node)> {
+        self.tops()?
+            .into_iter()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.names().len())
+            .ok_or_else(|| self.not_granted(path))
+    }
+}
+
+/// Members' recipients for the node `id` beyond its own key, by `roster`: the
+/// admins for the root, and members granted this folder directly.
+pub(crate) fn member_recipients(roster: &Roster, id: &NodeId) -> Result<Vec<Recipient>> {
+    let mut names: Vec<&String> = Vec::new();
+    if *id == roster.root {
+        names.extend(roster.members.iter().filter(|(_, m)| m.admin).map(|(n, _)| n));
+    }
+    if let Some(g) = roster.grants.get(id) {
+        names.extend(g.keys());
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for n in names {
+        if seen.insert(n) {
+            let key = &roster.members[n].key;
+            out.push(Recipient::parse(key).map_err(|e| Error::Roster(format!("member {n}: {e}")))?);
+        }
+    }
+    Ok(out)
 }
 
 fn is_symlink(path: &Path) -> bool {

@@ -13,20 +13,24 @@ use std::path::Path;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal, Lock, Op};
-use crate::node::{self, Body, Entry, Kind, NodeId, NodeKey, Value};
+use crate::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
 use crate::store::{nearest, Node, SPath, Store};
 
 /// An open write transaction on a store. Dropping it without
 /// [`Tx::commit`] changes nothing.
 pub struct Tx<'s> {
-    store: &'s Store,
+    pub(crate) store: &'s Store,
     _lock: Lock,
-    nodes: HashMap<NodeId, Node>,
-    /// Child id → parent id, for every loaded or created non-root node.
-    parents: HashMap<NodeId, NodeId>,
-    dirty: BTreeSet<NodeId>,
+    pub(crate) nodes: HashMap<NodeId, Node>,
+    /// Child id → parent id, for every loaded or created node below a top.
+    pub(crate) parents: HashMap<NodeId, NodeId>,
+    pub(crate) dirty: BTreeSet<NodeId>,
     created: BTreeSet<NodeId>,
     removed: BTreeSet<NodeId>,
+    /// Where paths start: the root for admins, the granted folders for members.
+    tops: Vec<(SPath, NodeId)>,
+    /// A roster change, signed and written with the nodes.
+    pub(crate) roster: Option<Roster>,
     /// A warning from staging an earlier change at the start.
     warning: Option<String>,
 }
@@ -51,20 +55,61 @@ impl Store {
             dirty: BTreeSet::new(),
             created: BTreeSet::new(),
             removed: BTreeSet::new(),
+            tops: Vec::new(),
+            roster: None,
             warning,
         };
-        let root = self.read_root()?;
-        tx.nodes.insert(root.id, root);
+        for (path, node) in self.tops()? {
+            tx.tops.push((path, node.id));
+            tx.nodes.insert(node.id, node);
+        }
         Ok(tx)
     }
 }
 
 impl<'s> Tx<'s> {
-    fn root_id(&self) -> NodeId {
-        self.store.roster.root
+    /// The roster this transaction writes under: its pending change, or the
+    /// store's.
+    pub(crate) fn roster(&self) -> &Roster {
+        self.roster.as_ref().unwrap_or(&self.store.roster)
     }
 
-    fn chain_of(&self, id: NodeId) -> Vec<NodeId> {
+    /// The deepest top holding `path`: how many names it covers, and its id.
+    fn start(&self, path: &SPath) -> Result<(usize, NodeId)> {
+        self.tops
+            .iter()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.names().len())
+            .map(|(p, id)| (p.names().len(), *id))
+            .ok_or_else(|| self.store.not_granted(path))
+    }
+
+    /// The current path of a loaded node, from its parents' entries.
+    pub(crate) fn path_of(&self, id: NodeId) -> SPath {
+        let mut names = Vec::new();
+        let mut at = id;
+        while let Some(p) = self.parents.get(&at) {
+            if let Some(e) = self.nodes[p].body.children.iter().find(|e| e.id == at) {
+                names.push(e.name.clone());
+            }
+            at = *p;
+            if names.len() > node::MAX_DEPTH + 2 {
+                break;
+            }
+        }
+        let mut path = self
+            .tops
+            .iter()
+            .find(|(_, t)| *t == at)
+            .map(|(p, _)| p.clone())
+            .unwrap_or_default();
+        for name in names.iter().rev() {
+            path = path.join(name);
+        }
+        path
+    }
+
+    pub(crate) fn chain_of(&self, id: NodeId) -> Vec<NodeId> {
         let mut chain = vec![id];
         let mut at = id;
         while let Some(p) = self.parents.get(&at) {
@@ -78,11 +123,11 @@ impl<'s> Tx<'s> {
         chain
     }
 
-    fn node(&self, id: &NodeId) -> &Node {
+    pub(crate) fn node(&self, id: &NodeId) -> &Node {
         &self.nodes[id]
     }
 
-    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> &mut Node {
         self.dirty.insert(id);
         self.nodes
             .get_mut(&id)
@@ -90,7 +135,7 @@ impl<'s> Tx<'s> {
     }
 
     /// Loads the child `name` of folder `parent`, if it exists.
-    fn child(&mut self, parent: NodeId, name: &str) -> Result<Option<NodeId>> {
+    pub(crate) fn child(&mut self, parent: NodeId, name: &str) -> Result<Option<NodeId>> {
         let Some(entry) = self.node(&parent).body.child(name).cloned() else {
             return Ok(None);
         };
@@ -120,10 +165,90 @@ impl<'s> Tx<'s> {
         Ok(Some(entry.id))
     }
 
+    /// Loads every node below `top` (with `folders_only`, folders alone),
+    /// level by level, decrypting each level on all cores. Returns their ids,
+    /// `top` excluded.
+    pub(crate) fn load_subtree(&mut self, top: NodeId, folders_only: bool) -> Result<Vec<NodeId>> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::from([top]);
+        let mut level = vec![top];
+        while !level.is_empty() {
+            let mut jobs: Vec<(NodeId, Entry, Vec<NodeId>)> = Vec::new();
+            for parent in &level {
+                let chain = self.chain_of(*parent);
+                for e in &self.nodes[parent].body.children {
+                    if folders_only && e.kind != Kind::Folder {
+                        continue;
+                    }
+                    if chain.contains(&e.id) || !seen.insert(e.id) {
+                        return Err(Error::Node {
+                            id: e.id,
+                            file: e.id.rel_path(),
+                            reason: "listed twice, or a folder lists itself or an ancestor".into(),
+                        });
+                    }
+                    let mut c = chain.clone();
+                    c.push(e.id);
+                    jobs.push((*parent, e.clone(), c));
+                }
+            }
+            let store = self.store;
+            let todo: Vec<&(NodeId, Entry, Vec<NodeId>)> = jobs
+                .iter()
+                .filter(|(_, e, _)| !self.nodes.contains_key(&e.id))
+                .collect();
+            let progress = crate::progress::Progress::new("reading", todo.len());
+            let read = crate::par::map(&todo, |(_, e, chain)| {
+                let node = store.read_node(&e.id, Some(&e.key), chain);
+                progress.tick();
+                node
+            });
+            for ((parent, e, _), node) in todo.into_iter().zip(read) {
+                let node = node?;
+                if node.body.kind != e.kind {
+                    return Err(Error::Node {
+                        id: e.id,
+                        file: e.id.rel_path(),
+                        reason: format!("its parent lists a {} but it is a {}", e.kind, node.body.kind),
+                    });
+                }
+                self.parents.insert(e.id, *parent);
+                self.nodes.insert(e.id, node);
+            }
+            level = jobs
+                .iter()
+                .filter(|(_, e, _)| e.kind == Kind::Folder)
+                .map(|(_, e, _)| e.id)
+                .collect();
+            out.extend(jobs.iter().map(|(_, e, _)| e.id));
+        }
+        Ok(out)
+    }
+
+    /// Gives a loaded node a new key, recorded in its parent's entry. The root
+    /// has none: it is only re-encrypted to the admins.
+    pub(crate) fn rekey(&mut self, id: NodeId) {
+        self.dirty.insert(id);
+        let Some(parent) = self.parents.get(&id).copied() else {
+            return;
+        };
+        let key = fresh_key();
+        if let Some(entry) = self
+            .node_mut(parent)
+            .body
+            .children
+            .iter_mut()
+            .find(|e| e.id == id)
+        {
+            entry.key = key.clone();
+        }
+        self.node_mut(id).key = Some(key);
+    }
+
     /// Resolves a path to a node id.
-    fn resolve(&mut self, path: &SPath) -> Result<NodeId> {
-        let mut at = self.root_id();
-        for (depth, name) in path.names().iter().enumerate() {
+    pub(crate) fn resolve(&mut self, path: &SPath) -> Result<NodeId> {
+        let (from, mut at) = self.start(path)?;
+        for (depth, name) in path.names().iter().enumerate().skip(from) {
             let here = SPath::parse(&path.names()[..depth].join("/"))?;
             if self.node(&at).body.kind != Kind::Folder {
                 return Err(Error::NotAFolder {
@@ -140,8 +265,8 @@ impl<'s> Tx<'s> {
 
     /// Resolves a folder, creating missing folders on the way when `parents`.
     fn folder(&mut self, path: &SPath, parents: bool) -> Result<NodeId> {
-        let mut at = self.root_id();
-        for (depth, name) in path.names().iter().enumerate() {
+        let (from, mut at) = self.start(path)?;
+        for (depth, name) in path.names().iter().enumerate().skip(from) {
             let here = SPath::parse(&path.names()[..=depth].join("/"))?;
             at = match self.child(at, name)? {
                 Some(id) => id,
@@ -172,11 +297,7 @@ impl<'s> Tx<'s> {
     ) -> Result<NodeId> {
         node::check_name(name)?;
         let id = NodeId::random();
-        let key = NodeKey::new(
-            age::x25519::Identity::generate()
-                .to_string()
-                .expose_secret_str(),
-        );
+        let key = fresh_key();
         let mut body = Body::new(&self.store.roster.store, id, kind, name);
         body.value = value;
         let entry = Entry {
@@ -244,7 +365,10 @@ impl<'s> Tx<'s> {
                 if self.node(&id).body.value.as_ref().map(Value::expose_secret) == Some(value) {
                     return Ok(());
                 }
-                self.node_mut(id).body.value = Some(Value::new(value.to_vec()));
+                let body = &mut self.node_mut(id).body;
+                body.value = Some(Value::new(value.to_vec()));
+                // A new value is no longer one a former reader knows.
+                body.exposed_to.clear();
                 self.stamp(id);
             }
             None => {
@@ -357,15 +481,24 @@ impl<'s> Tx<'s> {
             .remove_child(from_name)
             .expect("resolved above");
         entry.name = to_name.to_string();
+        let kind = entry.kind;
         self.node_mut(to_parent).body.put_child(entry);
         self.parents.insert(id, to_parent);
+        if kind == Kind::Folder && !self.roster().grants.is_empty() {
+            // Shared folders record where they sit.
+            for below in self.load_subtree(id, true)? {
+                if self.roster().grants.contains_key(&below) {
+                    self.dirty.insert(below);
+                }
+            }
+        }
         Ok(to)
     }
 
     /// Signs, encrypts and writes every changed node, then stages (and, where
     /// configured, commits) the change.
     pub fn commit(mut self) -> Result<Committed> {
-        if self.dirty.is_empty() && self.removed.is_empty() {
+        if self.dirty.is_empty() && self.removed.is_empty() && self.roster.is_none() {
             return Ok(Committed {
                 files: 0,
                 warning: self.warning.take(),
@@ -392,22 +525,51 @@ impl<'s> Tx<'s> {
                 )));
             }
             let created = self.created.contains(id);
+            let shared = *id != self.roster().root && self.roster().grants.contains_key(id);
+            let path = shared.then(|| self.path_of(*id).to_string());
             let node = self.nodes.get_mut(id).expect("dirty nodes are loaded");
             node.body.version = if created { 1 } else { node.body.version + 1 };
+            // A shared folder records where it sits and its own recipient, for
+            // members who reach it directly and must re-encrypt it.
+            if let Some(key) = node.key.as_ref().filter(|_| shared) {
+                node.body.recipient = Some(public_of(key)?);
+            } else if !shared {
+                node.body.recipient = None;
+            }
+            node.body.path = path;
         }
+        let roster = self.roster();
         let nodes: Vec<&Node> = order.iter().map(|(_, id)| &self.nodes[id]).collect();
-        let encoded = encode_all(self.store, &nodes, signer)?;
-        let writes: Vec<(std::path::PathBuf, Vec<u8>)> = order
+        let encoded = encode_all(self.store, roster, &nodes, signer)?;
+        let mut writes: Vec<(std::path::PathBuf, Vec<u8>)> = order
             .iter()
             .zip(encoded)
             .map(|((_, id), bytes)| (self.store.node_file(id), bytes))
             .collect();
+        let roster_bytes = match &self.roster {
+            Some(next) => {
+                let bytes = next.encode();
+                let sig = crypto::sign(signer, crypto::ROSTER_NAMESPACE, &bytes)
+                    .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;
+                writes.push((self.store.dir.join("roster.sig"), sig.into_bytes()));
+                writes.push((self.store.dir.join("roster.yaml"), bytes.clone()));
+                Some(bytes)
+            }
+            None => None,
+        };
         let removes: Vec<std::path::PathBuf> = self
             .removed
             .iter()
             .map(|id| self.store.node_file(id))
             .collect();
         let mut committed = write_change(self.store, &writes, &removes)?;
+        let pinning = self.store.trust != crate::trust::TrustMode::Skip;
+        if let (Some(next), Some(bytes), true) = (&self.roster, &roster_bytes, pinning) {
+            // We signed it: it is the roster we trust from now on.
+            if let Err(e) = crate::trust::pin(next, bytes) {
+                committed.warning = Some(format!("could not record the new roster as trusted: {e}"));
+            }
+        }
         self.dirty.clear();
         committed.warning = committed.warning.or(self.warning.take());
         Ok(committed)
@@ -562,10 +724,16 @@ pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_k
 /// enough to be worth it (building or rotating a large store).
 fn encode_all(
     store: &Store,
+    roster: &Roster,
     nodes: &[&Node],
     signer: &ssh_key::PrivateKey,
 ) -> Result<Vec<Vec<u8>>> {
-    crate::par::map(nodes, |n| encode_node(store, n, signer))
+    let progress = crate::progress::Progress::new("writing", nodes.len());
+    crate::par::map(nodes, |n| {
+        let out = encode_node(store, roster, n, signer);
+        progress.tick();
+        out
+    })
         .into_iter()
         .collect()
 }
@@ -573,6 +741,7 @@ fn encode_all(
 /// Signs and encrypts one node to its own key and its member recipients.
 pub(crate) fn encode_node(
     store: &Store,
+    roster: &Roster,
     node: &Node,
     signer: &ssh_key::PrivateKey,
 ) -> Result<Vec<u8>> {
@@ -586,8 +755,13 @@ pub(crate) fn encode_node(
         let identity = age::x25519::Identity::from_str(key.expose_secret())
             .map_err(|_| Error::Value("a node key is malformed".into()))?;
         recipients.push(Box::new(identity.to_public()));
+    } else if let Some(own) = &node.body.recipient {
+        // A shared folder reached directly: its key is in a parent we cannot read.
+        let r = age::x25519::Recipient::from_str(own)
+            .map_err(|_| Error::Value("a shared folder's recipient is malformed".into()))?;
+        recipients.push(Box::new(r));
     }
-    for r in store.member_recipients(&node.id)? {
+    for r in crate::store::member_recipients(roster, &node.id)? {
         recipients.push(r.to_age()?);
     }
     let refs: Vec<&dyn age::Recipient> = recipients
@@ -595,6 +769,22 @@ pub(crate) fn encode_node(
         .map(|r| r.as_ref() as &dyn age::Recipient)
         .collect();
     crypto::encrypt(&plaintext, &refs).map_err(|e| Error::Value(e.to_string()))
+}
+
+/// A new random node key.
+fn fresh_key() -> NodeKey {
+    NodeKey::new(
+        age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret_str(),
+    )
+}
+
+/// The age recipient of a node key.
+pub(crate) fn public_of(key: &NodeKey) -> Result<String> {
+    age::x25519::Identity::from_str(key.expose_secret())
+        .map(|i| i.to_public().to_string())
+        .map_err(|_| Error::Value("a node key is malformed".into()))
 }
 
 trait ExposeStr {

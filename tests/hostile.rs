@@ -735,6 +735,8 @@ fn node_signed_by_a_member_who_may_not_write_it_is_refused() {
     let mut store = sesto::Store::open(
         &sesto::OpenOptions {
             start: Some(f.env.repo.clone()),
+            // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
+            trust: sesto::trust::TrustMode::Skip,
         },
         ids,
     )

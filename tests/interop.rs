@@ -886,6 +886,8 @@ fn age_key_member_reads_but_cannot_sign() {
     let mut store = sesto::Store::open(
         &sesto::OpenOptions {
             start: Some(env.repo.clone()),
+            // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
+            trust: sesto::trust::TrustMode::Skip,
         },
         ids,
     )
@@ -1013,6 +1015,8 @@ fn roster_and_node_signatures_verify_with_ssh_keygen() {
     let mut store = sesto::Store::open(
         &sesto::OpenOptions {
             start: Some(env.repo.clone()),
+            // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
+            trust: sesto::trust::TrustMode::Skip,
         },
         ids,
     )

@@ -1,19 +1,27 @@
 //! One module per command: its clap `Args` and its `run`. Dispatch is one match.
 
+pub mod access;
 pub mod completions;
 pub mod edit;
 pub mod find;
 pub mod fsck;
 pub mod generate;
 pub mod get;
+pub mod grant;
 pub mod init;
 pub mod ls;
+pub mod member;
 pub mod mkdir;
 pub mod mv;
 pub mod otp;
 pub mod rm;
 pub mod set;
+pub mod share;
+pub mod stale;
 pub mod tree;
+pub mod trust;
+pub mod verify;
+pub mod whoami;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,6 +48,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Generate(a) => generate::run(g, a, out),
         Command::Otp(a) => otp::run(g, a, out),
         Command::Fsck(a) => fsck::run(g, a, out),
+        Command::Member(a) => member::run(g, a, out),
+        Command::Grant(a) => grant::run(g, a, out),
+        Command::Revoke(a) => grant::revoke(g, a, out),
+        Command::Access(a) => access::run(g, a, out),
+        Command::Whoami(a) => whoami::run(g, a, out),
+        Command::Verify(a) => verify::run(g, a, out),
+        Command::Stale(a) => stale::run(g, a, out),
+        Command::Share(a) => share::run(g, a, out),
+        Command::Trust(a) => trust::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
     }
 }
@@ -53,12 +70,39 @@ pub fn identities(g: &Global) -> Result<sesto::Identities> {
     )?)
 }
 
-/// Opens the store for this invocation.
+/// Opens the store for this invocation, checking its roster against the
+/// admins the user trusts.
 pub fn open(g: &Global) -> Result<sesto::Store> {
+    open_with(g, sesto::trust::TrustMode::Check)
+}
+
+/// Opens the store with the given trust handling, and shows what opening
+/// found worth telling (a first use, new admins) on stderr.
+pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::Store> {
     let options = sesto::OpenOptions {
         start: g.store.clone(),
+        trust,
     };
-    Ok(sesto::Store::open(&options, identities(g)?)?)
+    let store = sesto::Store::open(&options, identities(g)?)?;
+    for notice in store.notices() {
+        eprintln!("note: {notice}");
+    }
+    Ok(store)
+}
+
+/// Prints the secrets a former reader could read, for their values to change.
+pub fn print_exposed(out: &mut dyn Write, member: &str, paths: &[sesto::SPath]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{member} could read these secrets; change their values (`sesto stale` lists them until then):"
+    )?;
+    for p in paths {
+        writeln!(out, "  {p}")?;
+    }
+    Ok(())
 }
 
 /// Largest value accepted from a file or stdin (the library's limit).

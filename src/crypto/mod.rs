@@ -208,6 +208,63 @@ pub fn normalize_public(text: &str) -> Result<String, KeyError> {
     }
 }
 
+/// Checks a public key offered for a new member and returns it normalized:
+/// `ssh-ed25519`, `ssh-rsa` of 2048 to 4096 bits, or an age X25519 or plugin
+/// recipient. Private keys, other SSH key types and several keys at once are
+/// refused with an error saying what to give instead.
+pub fn check_member_key(text: &str) -> Result<String, KeyError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(KeyError("the key is empty".into()));
+    }
+    if text.len() > 16 * 1024 {
+        return Err(KeyError(format!(
+            "the key is {} bytes; public keys are far shorter (is this the right file?)",
+            text.len()
+        )));
+    }
+    if text.contains("PRIVATE KEY")
+        || text.starts_with("AGE-SECRET-KEY-")
+        || text.starts_with("AGE-PLUGIN-")
+    {
+        return Err(KeyError(
+            "that is a private key; give the public key (the .pub file, or `age-keygen -y`)"
+                .into(),
+        ));
+    }
+    if text.lines().count() > 1 {
+        return Err(KeyError(
+            "give one key per member (the text holds several lines)".into(),
+        ));
+    }
+    if text.starts_with("ssh-") || text.starts_with("ecdsa-") || text.starts_with("sk-") {
+        let key = PublicKey::from_openssh(text)
+            .map_err(|e| KeyError(format!("malformed SSH public key {}: {e}", short(text))))?;
+        match key.key_data() {
+            ssh_key::public::KeyData::Ed25519(_) => {}
+            ssh_key::public::KeyData::Rsa(rsa) => {
+                let n = rsa.n.as_positive_bytes().unwrap_or_default();
+                let bits = (n.len() * 8)
+                    .saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
+                if !(2048..=4096).contains(&bits) {
+                    return Err(KeyError(format!(
+                        "the RSA key has {bits} bits; sesto takes 2048 to 4096 \
+                         (or better, an ssh-ed25519 key)"
+                    )));
+                }
+            }
+            other => {
+                return Err(KeyError(format!(
+                    "{} keys cannot be encrypted to by age; use an ssh-ed25519 (or ssh-rsa) key",
+                    other.algorithm()
+                )))
+            }
+        }
+        return normalize_ssh_public(text);
+    }
+    normalize_public(text)
+}
+
 fn normalize_ssh_public(text: &str) -> Result<String, KeyError> {
     let mut key = PublicKey::from_openssh(text)
         .map_err(|e| KeyError(format!("malformed SSH public key {}: {e}", short(text))))?;

@@ -271,6 +271,10 @@ pub struct Body {
     /// Secrets: the member who made the last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+    /// Secrets: members who could read this value and have lost access since;
+    /// cleared when the value changes (`sesto stale` lists these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_to: Vec<String>,
 }
 
 impl Body {
@@ -289,6 +293,7 @@ impl Body {
             value: None,
             updated: None,
             updated_by: None,
+            exposed_to: vec![],
         }
     }
 
@@ -676,6 +681,7 @@ mod tests {
             value: Some(Value::new(value.to_vec())),
             updated: Some("2026-11-23T10:00:00Z".into()),
             updated_by: Some("alice".into()),
+            exposed_to: vec![],
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{yaml_error, FormatError, NodeId, FORMAT};
 
 /// Read or write access granted on a shared folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     /// Read the folder and everything below it.
@@ -116,6 +116,46 @@ impl Roster {
             check_member_name(name).map_err(FormatError::Invalid)?;
         }
         Ok(roster)
+    }
+}
+
+impl Roster {
+    /// Whether `member` is an admin.
+    pub fn is_admin(&self, member: &str) -> bool {
+        self.members.get(member).is_some_and(|m| m.admin)
+    }
+
+    /// The admins' names, sorted.
+    pub fn admins(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.admin)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// The access `member` has on a node below the ancestors `chain` (root
+    /// first, the node itself last): `Write` for admins, else the strongest
+    /// grant on the node or an ancestor.
+    pub fn access(&self, member: &str, chain: &[NodeId]) -> Option<Access> {
+        if self.is_admin(member) {
+            return Some(Access::Write);
+        }
+        self.members.get(member)?;
+        chain
+            .iter()
+            .filter_map(|id| self.grants.get(id).and_then(|g| g.get(member)).copied())
+            .max_by_key(|a| *a == Access::Write)
+    }
+
+    /// Whether `member` may write a node below `chain`.
+    pub fn may_write(&self, member: &str, chain: &[NodeId]) -> bool {
+        self.access(member, chain) == Some(Access::Write)
+    }
+
+    /// Whether `member` may read a node below `chain`.
+    pub fn may_read(&self, member: &str, chain: &[NodeId]) -> bool {
+        self.access(member, chain).is_some()
     }
 }
 

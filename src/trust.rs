@@ -1,0 +1,405 @@
+//! Trust pinning: which admins a user trusts for a store, and the signed chain
+//! of rosters that leads from the one they trusted to the one in front of them.
+//!
+//! Anyone who can push can replace `roster.yaml` and sign it with a key they
+//! list as an admin. A roster is therefore accepted only when it is the pinned
+//! one, or when every roster between the pinned one and it (read from git
+//! history by the `previous` hashes) is signed by an admin of the one before.
+//! The pin lives in `$XDG_STATE_HOME/sesto/trust/<store>.yaml`; `SESTO_TRUST`
+//! (comma-separated SHA256 fingerprints) pins admins for CI and fresh clones.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::node::{self, Roster};
+
+/// Most rosters followed back through history in one check.
+const MAX_CHAIN: usize = 100_000;
+
+/// Largest trust file read.
+const MAX_PIN: u64 = 1 << 20;
+
+/// What a user trusts for one store: the last roster they accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// The store id.
+    pub store: String,
+    /// The accepted roster's version.
+    pub version: u64,
+    /// SHA-256 of the accepted roster's bytes.
+    pub roster: String,
+    /// Its admins and their key fingerprints.
+    pub admins: BTreeMap<String, String>,
+}
+
+impl Pin {
+    fn of(roster: &Roster, bytes: &[u8]) -> Pin {
+        Pin {
+            store: roster.store.clone(),
+            version: roster.version,
+            roster: node::sha256_hex(bytes),
+            admins: admin_fingerprints(roster),
+        }
+    }
+}
+
+/// How a store is opened with respect to trust.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrustMode {
+    /// Check the roster against the pin (or `SESTO_TRUST`); pin on first use.
+    #[default]
+    Check,
+    /// Accept the roster as it is and pin it (`sesto trust --accept`).
+    Accept,
+    /// Neither check nor pin (`sesto trust` showing the state, `verify`).
+    Skip,
+}
+
+/// The admins of a roster with the SHA256 fingerprints of their signing keys.
+pub fn admin_fingerprints(roster: &Roster) -> BTreeMap<String, String> {
+    roster
+        .members
+        .iter()
+        .filter(|(_, m)| m.admin)
+        .map(|(n, m)| {
+            let key = m.signer_key().unwrap_or(&m.key);
+            (n.clone(), crypto::fingerprint(key))
+        })
+        .collect()
+}
+
+/// Where the pin for `store` lives, when there is a state directory.
+pub fn pin_file(store: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+    };
+    Some(base.join("sesto/trust").join(format!("{store}.yaml")))
+}
+
+/// Reads a pin file; `None` when there is none.
+pub fn read_pin(path: &Path) -> Result<Option<Pin>> {
+    let bytes = match crate::store::read_limited(path, MAX_PIN) {
+        Ok(b) => b,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    serde_yaml::from_slice(&bytes).map(Some).map_err(|e| Error::Untrusted {
+        reason: format!(
+            "the trust file is damaged ({e}); remove it to trust the store's admins anew"
+        ),
+        file: path.to_path_buf(),
+    })
+}
+
+fn write_pin(path: &Path, pin: &Pin) -> Result<()> {
+    let dir = path.parent().expect("pin files live in a directory");
+    std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+    let text = serde_yaml::to_string(pin).expect("a pin always serialises");
+    crate::journal::write_atomic(path, text.as_bytes())
+}
+
+/// Records `roster` as the trusted one, after this process signed it.
+pub(crate) fn pin(roster: &Roster, bytes: &[u8]) -> Result<()> {
+    if std::env::var_os("SESTO_TRUST").is_some() {
+        return Ok(());
+    }
+    match pin_file(&roster.store) {
+        Some(path) => write_pin(&path, &Pin::of(roster, bytes)),
+        None => Ok(()),
+    }
+}
+
+/// Checks the roster of a store being opened against what the user trusts.
+/// Returns notices to show: a first use, a change of admins.
+pub(crate) fn check(
+    work: &Path,
+    roster: &Roster,
+    bytes: &[u8],
+    sig: &[u8],
+    mode: TrustMode,
+) -> Result<Vec<String>> {
+    if mode == TrustMode::Skip {
+        return Ok(vec![]);
+    }
+    if let Some(list) = std::env::var_os("SESTO_TRUST").filter(|_| mode == TrustMode::Check) {
+        let pinned: HashSet<String> = list
+            .to_string_lossy()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        return match chain_back(work, roster, bytes, sig, |_, signer| pinned.contains(signer)) {
+            Ok(()) => Ok(vec![]),
+            Err(reason) => Err(Error::Untrusted {
+                reason: format!(
+                    "no roster signed by a key in SESTO_TRUST leads to it ({reason})"
+                ),
+                file: PathBuf::from("SESTO_TRUST"),
+            }),
+        };
+    }
+    let Some(path) = pin_file(&roster.store) else {
+        return Ok(vec![]);
+    };
+    let now = Pin::of(roster, bytes);
+    let pinned = match (mode, read_pin(&path)?) {
+        (TrustMode::Accept, _) | (_, None) => {
+            write_pin(&path, &now)?;
+            return Ok(vec![format!(
+                "trusting this store's admins: {} (recorded in {})",
+                describe(&now.admins),
+                path.display()
+            )]);
+        }
+        (_, Some(p)) => p,
+    };
+    if pinned.roster == now.roster {
+        return Ok(vec![]);
+    }
+    let untrusted = |reason: String| Error::Untrusted {
+        reason,
+        file: path.clone(),
+    };
+    if pinned.store != roster.store {
+        return Err(untrusted("the trust file is for another store".into()));
+    }
+    if roster.version <= pinned.version {
+        return Err(untrusted(format!(
+            "it is version {}, not newer than version {} you trusted (rolled back, or a rival history)",
+            roster.version, pinned.version
+        )));
+    }
+    chain_back(work, roster, bytes, sig, |hash, _| hash == pinned.roster).map_err(|reason| {
+        untrusted(format!(
+            "no chain of admin signatures leads from version {} you trusted ({reason})",
+            pinned.version
+        ))
+    })?;
+    write_pin(&path, &now)?;
+    let mut notices = vec![];
+    if pinned.admins != now.admins {
+        let added: Vec<&String> = now.admins.keys().filter(|a| !pinned.admins.contains_key(*a)).collect();
+        let removed: Vec<&String> = pinned.admins.keys().filter(|a| !now.admins.contains_key(*a)).collect();
+        notices.push(format!(
+            "the store's admins changed (signed by the admins before them): now {}{}{}",
+            describe(&now.admins),
+            if added.is_empty() { String::new() } else { format!("; added {}", join(&added)) },
+            if removed.is_empty() { String::new() } else { format!("; removed {}", join(&removed)) },
+        ));
+    }
+    Ok(notices)
+}
+
+fn describe(admins: &BTreeMap<String, String>) -> String {
+    admins
+        .iter()
+        .map(|(n, fp)| format!("{n} ({fp})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn join(names: &[&String]) -> String {
+    names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Follows the `previous` hashes from `roster` back through the rosters in
+/// git history until `found(hash, signer fingerprint)` holds for one, checking
+/// on the way that each roster is signed by an admin of the one before it.
+fn chain_back(
+    work: &Path,
+    roster: &Roster,
+    bytes: &[u8],
+    sig: &[u8],
+    found: impl Fn(&str, &str) -> bool,
+) -> std::result::Result<(), String> {
+    let history = history_rosters(work).map_err(|e| e.to_string())?;
+    let mut cur = (roster.clone(), bytes.to_vec(), sig.to_vec());
+    for _ in 0..MAX_CHAIN {
+        let (r, b, s) = &cur;
+        let hash = node::sha256_hex(b);
+        let signer = signer_of(b, s)?;
+        if found(&hash, &crypto::fingerprint(&signer)) {
+            return Ok(());
+        }
+        let prev_hash = r
+            .previous
+            .as_ref()
+            .ok_or_else(|| format!("version {} is the first", r.version))?;
+        let (pb, ps) = history.get(prev_hash).ok_or_else(|| {
+            format!(
+                "the roster before version {} is not in this clone's git history",
+                r.version
+            )
+        })?;
+        let prev = Roster::decode(pb).map_err(|e| format!("an older roster: {e}"))?;
+        link(&prev, r, &signer)?;
+        cur = (prev, pb.clone(), ps.clone());
+    }
+    Err("the chain is too long".into())
+}
+
+/// The normalized public key that signed roster `bytes`.
+fn signer_of(bytes: &[u8], sig: &[u8]) -> std::result::Result<String, String> {
+    let text = std::str::from_utf8(sig).map_err(|_| "a roster.sig is not text".to_string())?;
+    crypto::verify(text, crypto::ROSTER_NAMESPACE, bytes).map_err(|e| format!("roster.sig: {e}"))
+}
+
+/// Checks that `newer`, signed by `signer`, follows `older`: same store, a
+/// higher version, and a signer who is an admin of `older`.
+pub(crate) fn link(older: &Roster, newer: &Roster, signer: &str) -> std::result::Result<(), String> {
+    if older.store != newer.store {
+        return Err(format!("version {} belongs to another store", older.version));
+    }
+    if newer.version <= older.version {
+        return Err(format!(
+            "version {} follows version {}",
+            newer.version, older.version
+        ));
+    }
+    let admin = older.members.iter().find(|(_, m)| {
+        m.admin
+            && m.signer_key()
+                .and_then(|k| crypto::normalize_public(k).ok())
+                .as_deref()
+                == Some(signer)
+    });
+    match admin {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "version {} is signed by {}, who is not an admin of version {}",
+            newer.version,
+            crypto::fingerprint(signer),
+            older.version
+        )),
+    }
+}
+
+/// One roster as found in git: its bytes and its signature.
+pub(crate) type Found = (Vec<u8>, Vec<u8>);
+
+/// Every roster in the clone's history (all refs and the index), by the
+/// SHA-256 of its bytes.
+pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
+    let repo = crate::git::open(work)?;
+    let mut out = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut add = |yaml: git2::Oid, sig: Option<git2::Oid>, out: &mut HashMap<String, Found>| {
+        if !seen.insert(yaml) {
+            return;
+        }
+        let Ok(blob) = repo.find_blob(yaml) else { return };
+        let sig = sig
+            .and_then(|s| repo.find_blob(s).ok())
+            .map(|b| b.content().to_vec())
+            .unwrap_or_default();
+        out.insert(node::sha256_hex(blob.content()), (blob.content().to_vec(), sig));
+    };
+    if let Ok(index) = repo.index() {
+        let yaml = index.get_path(Path::new(".sesto/roster.yaml"), 0);
+        let sig = index.get_path(Path::new(".sesto/roster.sig"), 0);
+        if let Some(y) = yaml {
+            add(y.id, sig.map(|s| s.id), &mut out);
+        }
+    }
+    let mut walk = repo.revwalk()?;
+    let _ = walk.push_head();
+    let _ = walk.push_glob("*");
+    for oid in walk.flatten() {
+        let Ok(commit) = repo.find_commit(oid) else { continue };
+        let Ok(tree) = commit.tree() else { continue };
+        let Ok(yaml) = tree.get_path(Path::new(".sesto/roster.yaml")) else {
+            continue;
+        };
+        let sig = tree.get_path(Path::new(".sesto/roster.sig")).ok().map(|e| e.id());
+        add(yaml.id(), sig, &mut out);
+    }
+    Ok(out)
+}
+
+/// Checks the store's whole roster chain, from the roster in the work tree
+/// back to version 1 through git history: each roster signed by an admin of
+/// the one before. Returns how many rosters the chain holds.
+pub fn verify_chain(work: &Path) -> std::result::Result<usize, String> {
+    let bytes = std::fs::read(work.join(".sesto/roster.yaml")).map_err(|e| e.to_string())?;
+    let sig = std::fs::read(work.join(".sesto/roster.sig")).map_err(|e| e.to_string())?;
+    let history = history_rosters(work).map_err(|e| e.to_string())?;
+    let mut roster = Roster::decode(&bytes).map_err(|e| format!("roster.yaml: {e}"))?;
+    let mut signer = signer_of(&bytes, &sig)?;
+    for count in 1..=MAX_CHAIN {
+        let Some(prev_hash) = roster.previous.clone() else {
+            if roster.version != 1 {
+                return Err(format!("version {} names no previous roster", roster.version));
+            }
+            // Version 1 is signed by an admin it lists itself.
+            return link_self(&roster, &signer).map(|()| count);
+        };
+        let (pb, ps) = history.get(&prev_hash).ok_or_else(|| {
+            format!(
+                "the roster before version {} is not in this clone's git history",
+                roster.version
+            )
+        })?;
+        let prev = Roster::decode(pb).map_err(|e| format!("an older roster: {e}"))?;
+        link(&prev, &roster, &signer)?;
+        signer = signer_of(pb, ps)?;
+        roster = prev;
+    }
+    Err("the chain is too long".into())
+}
+
+fn link_self(roster: &Roster, signer: &str) -> std::result::Result<(), String> {
+    let ok = roster.members.values().any(|m| {
+        m.admin
+            && m.signer_key()
+                .and_then(|k| crypto::normalize_public(k).ok())
+                .as_deref()
+                == Some(signer)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("version 1 is not signed by an admin it lists".into())
+    }
+}
+
+/// Checks every roster in the clone's history: each one past version 1 must
+/// name a previous roster that is also there and be signed by one of its
+/// admins. Returns how many rosters were checked, or every problem found.
+pub fn verify_history(work: &Path) -> std::result::Result<usize, Vec<String>> {
+    let history = history_rosters(work).map_err(|e| vec![e.to_string()])?;
+    let mut problems = Vec::new();
+    for (hash, (bytes, sig)) in &history {
+        let check = || -> std::result::Result<(), String> {
+            let roster = Roster::decode(bytes).map_err(|e| e.to_string())?;
+            let signer = signer_of(bytes, sig)?;
+            match &roster.previous {
+                None if roster.version == 1 => link_self(&roster, &signer),
+                None => Err(format!("version {} names no previous roster", roster.version)),
+                Some(prev) => {
+                    let (pb, _) = history
+                        .get(prev)
+                        .ok_or_else(|| format!("version {}: its previous roster is missing", roster.version))?;
+                    let older = Roster::decode(pb).map_err(|e| e.to_string())?;
+                    link(&older, &roster, &signer)
+                }
+            }
+        };
+        if let Err(e) = check() {
+            problems.push(format!("roster {}… in history: {e}", &hash[..12]));
+        }
+    }
+    problems.sort();
+    if problems.is_empty() {
+        Ok(history.len())
+    } else {
+        Err(problems)
+    }
+}
