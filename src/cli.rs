@@ -52,6 +52,7 @@ pub enum Command {
     Generate(commands::generate::Args),
     Otp(commands::otp::Args),
     Fsck(commands::fsck::Args),
+    Share(commands::share::Args),
     Completions(commands::completions::Args),
 }
 

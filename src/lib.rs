@@ -50,6 +50,7 @@ pub mod node;
 pub mod otp;
 mod par;
 mod read;
+pub mod share;
 mod store;
 mod time;
 mod tx;

@@ -13,6 +13,7 @@ pub mod mv;
 pub mod otp;
 pub mod rm;
 pub mod set;
+pub mod share;
 pub mod tree;
 
 use std::io::Write;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Generate(a) => generate::run(g, a, out),
         Command::Otp(a) => otp::run(g, a, out),
         Command::Fsck(a) => fsck::run(g, a, out),
+        Command::Share(a) => share::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
     }
 }
