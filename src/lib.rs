@@ -53,6 +53,7 @@ pub mod otp;
 mod par;
 mod progress;
 mod read;
+pub mod share;
 mod store;
 mod time;
 pub mod trust;
