@@ -928,13 +928,15 @@ fn age_key_member_reads_but_cannot_sign() {
     let out = env.run(&["-i", alice_str, "get", "prod/db/password"]);
     assert_eq!(out.assert_success().stdout, "pw");
 
-    // carol, a member with no admin rights and no grants, cannot decrypt anything.
+    // carol, a member with no admin rights and no grants, reads nothing, and is
+    // told who could grant it.
     let out = env.run(&["-i", carol_str, "get", "prod/db/password"]);
     out.assert_code(1);
     assert!(out.stdout.is_empty());
     assert!(
-        out.stderr.contains("no identity can decrypt") && out.stderr.contains(carol_str),
-        "the error should say no identity can decrypt and name carol's key:\n{}",
+        out.stderr.contains("prod/db/password is not granted to carol")
+            && out.stderr.contains("alice, bob"),
+        "the error should say the path is not granted and name the admins:\n{}",
         out.stderr
     );
 }
