@@ -122,7 +122,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n$ sesto grant ci-prod prod   # rewrites one folder's file and the roster");
     store.grant("ci-prod", "prod", sesto::Access::Read)?;
-    print!("{}", git_out(&repo, &["show", "--stat", "--format=", "HEAD"])?);
+    print!(
+        "{}",
+        git_out(&repo, &["show", "--stat", "--format=", "HEAD"])?
+    );
     println!("\n== what the CI deploy key sees after the grant ==");
     let as_ci = Store::open(
         &OpenOptions {

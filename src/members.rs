@@ -94,7 +94,10 @@ impl Store {
             for (i, n) in chain.iter().enumerate() {
                 if let Some(a) = self.roster.grants.get(&n.id).and_then(|g| g.get(name)) {
                     let at = SPath::parse(&path.names()[..from + i].join("/"))?;
-                    if best.as_ref().is_none_or(|(b, _)| *a == Access::Write && *b == Access::Read) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|(b, _)| *a == Access::Write && *b == Access::Read)
+                    {
                         best = Some((*a, at));
                     }
                 }
@@ -195,7 +198,9 @@ impl Tx<'_> {
             }
         }
         if signing_key.as_ref() == Some(&key) {
-            return Err(Error::Value("the signing key is the member's key already".into()));
+            return Err(Error::Value(
+                "the signing key is the member's key already".into(),
+            ));
         }
         self.next_roster().members.insert(
             name.to_string(),
@@ -357,8 +362,7 @@ impl Tx<'_> {
         let mut exposed = Vec::new();
         for id in ids {
             let chain = self.chain_of(id);
-            let lost =
-                before.may_read(member, &chain) && !self.roster().may_read(member, &chain);
+            let lost = before.may_read(member, &chain) && !self.roster().may_read(member, &chain);
             if lost {
                 self.rekey(id);
                 if self.node(&id).body.kind == Kind::Secret {

@@ -36,7 +36,9 @@ impl Progress {
     pub(crate) fn tick(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let Some(last) = &self.last else { return };
-        let Ok(mut last) = last.try_lock() else { return };
+        let Ok(mut last) = last.try_lock() else {
+            return;
+        };
         if last.elapsed() >= Duration::from_millis(100) || done == self.total {
             *last = Instant::now();
             let mut err = std::io::stderr().lock();

@@ -209,7 +209,10 @@ impl Store {
                             children: vec![],
                         });
                         at.children.sort_by(|a, b| a.name.cmp(&b.name));
-                        at.children.iter().position(|c| &c.name == name).expect("added")
+                        at.children
+                            .iter()
+                            .position(|c| &c.name == name)
+                            .expect("added")
                     }
                 };
                 at = &mut at.children[pos];

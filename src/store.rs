@@ -309,7 +309,9 @@ impl Store {
 
     /// Whether the current identities belong to an admin.
     pub fn is_admin(&self) -> bool {
-        self.me.as_deref().is_some_and(|me| self.roster.is_admin(me))
+        self.me
+            .as_deref()
+            .is_some_and(|me| self.roster.is_admin(me))
     }
 
     /// The folders the current member reaches without the root: the shared
@@ -336,7 +338,10 @@ impl Store {
                 SPath::root()
             } else {
                 let text = node.body.path.as_deref().ok_or_else(|| {
-                    self.reject(id, "a shared folder without its path (written before the grant?)")
+                    self.reject(
+                        id,
+                        "a shared folder without its path (written before the grant?)",
+                    )
                 })?;
                 SPath::parse(text).map_err(|e| self.reject(id, format!("its path: {e}")))?
             };
@@ -527,7 +532,13 @@ impl Store {
 pub(crate) fn member_recipients(roster: &Roster, id: &NodeId) -> Result<Vec<Recipient>> {
     let mut names: Vec<&String> = Vec::new();
     if *id == roster.root {
-        names.extend(roster.members.iter().filter(|(_, m)| m.admin).map(|(n, _)| n));
+        names.extend(
+            roster
+                .members
+                .iter()
+                .filter(|(_, m)| m.admin)
+                .map(|(n, _)| n),
+        );
     }
     if let Some(g) = roster.grants.get(id) {
         names.extend(g.keys());

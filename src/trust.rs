@@ -91,12 +91,14 @@ pub fn read_pin(path: &Path) -> Result<Option<Pin>> {
         }
         Err(e) => return Err(e),
     };
-    serde_yaml::from_slice(&bytes).map(Some).map_err(|e| Error::Untrusted {
-        reason: format!(
-            "the trust file is damaged ({e}); remove it to trust the store's admins anew"
-        ),
-        file: path.to_path_buf(),
-    })
+    serde_yaml::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Untrusted {
+            reason: format!(
+                "the trust file is damaged ({e}); remove it to trust the store's admins anew"
+            ),
+            file: path.to_path_buf(),
+        })
 }
 
 fn write_pin(path: &Path, pin: &Pin) -> Result<()> {
@@ -136,12 +138,12 @@ pub(crate) fn check(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
-        return match chain_back(work, roster, bytes, sig, |_, signer| pinned.contains(signer)) {
+        return match chain_back(work, roster, bytes, sig, |_, signer| {
+            pinned.contains(signer)
+        }) {
             Ok(()) => Ok(vec![]),
             Err(reason) => Err(Error::Untrusted {
-                reason: format!(
-                    "no roster signed by a key in SESTO_TRUST leads to it ({reason})"
-                ),
+                reason: format!("no roster signed by a key in SESTO_TRUST leads to it ({reason})"),
                 file: PathBuf::from("SESTO_TRUST"),
             }),
         };
@@ -186,13 +188,29 @@ pub(crate) fn check(
     write_pin(&path, &now)?;
     let mut notices = vec![];
     if pinned.admins != now.admins {
-        let added: Vec<&String> = now.admins.keys().filter(|a| !pinned.admins.contains_key(*a)).collect();
-        let removed: Vec<&String> = pinned.admins.keys().filter(|a| !now.admins.contains_key(*a)).collect();
+        let added: Vec<&String> = now
+            .admins
+            .keys()
+            .filter(|a| !pinned.admins.contains_key(*a))
+            .collect();
+        let removed: Vec<&String> = pinned
+            .admins
+            .keys()
+            .filter(|a| !now.admins.contains_key(*a))
+            .collect();
         notices.push(format!(
             "the store's admins changed (signed by the admins before them): now {}{}{}",
             describe(&now.admins),
-            if added.is_empty() { String::new() } else { format!("; added {}", join(&added)) },
-            if removed.is_empty() { String::new() } else { format!("; removed {}", join(&removed)) },
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!("; added {}", join(&added))
+            },
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!("; removed {}", join(&removed))
+            },
         ));
     }
     Ok(notices)
@@ -207,7 +225,11 @@ fn describe(admins: &BTreeMap<String, String>) -> String {
 }
 
 fn join(names: &[&String]) -> String {
-    names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Follows the `previous` hashes from `roster` back through the rosters in
@@ -254,9 +276,16 @@ fn signer_of(bytes: &[u8], sig: &[u8]) -> std::result::Result<String, String> {
 
 /// Checks that `newer`, signed by `signer`, follows `older`: same store, a
 /// higher version, and a signer who is an admin of `older`.
-pub(crate) fn link(older: &Roster, newer: &Roster, signer: &str) -> std::result::Result<(), String> {
+pub(crate) fn link(
+    older: &Roster,
+    newer: &Roster,
+    signer: &str,
+) -> std::result::Result<(), String> {
     if older.store != newer.store {
-        return Err(format!("version {} belongs to another store", older.version));
+        return Err(format!(
+            "version {} belongs to another store",
+            older.version
+        ));
     }
     if newer.version <= older.version {
         return Err(format!(
@@ -295,12 +324,17 @@ pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
         if !seen.insert(yaml) {
             return;
         }
-        let Ok(blob) = repo.find_blob(yaml) else { return };
+        let Ok(blob) = repo.find_blob(yaml) else {
+            return;
+        };
         let sig = sig
             .and_then(|s| repo.find_blob(s).ok())
             .map(|b| b.content().to_vec())
             .unwrap_or_default();
-        out.insert(node::sha256_hex(blob.content()), (blob.content().to_vec(), sig));
+        out.insert(
+            node::sha256_hex(blob.content()),
+            (blob.content().to_vec(), sig),
+        );
     };
     if let Ok(index) = repo.index() {
         let yaml = index.get_path(Path::new(".sesto/roster.yaml"), 0);
@@ -313,12 +347,17 @@ pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
     let _ = walk.push_head();
     let _ = walk.push_glob("*");
     for oid in walk.flatten() {
-        let Ok(commit) = repo.find_commit(oid) else { continue };
+        let Ok(commit) = repo.find_commit(oid) else {
+            continue;
+        };
         let Ok(tree) = commit.tree() else { continue };
         let Ok(yaml) = tree.get_path(Path::new(".sesto/roster.yaml")) else {
             continue;
         };
-        let sig = tree.get_path(Path::new(".sesto/roster.sig")).ok().map(|e| e.id());
+        let sig = tree
+            .get_path(Path::new(".sesto/roster.sig"))
+            .ok()
+            .map(|e| e.id());
         add(yaml.id(), sig, &mut out);
     }
     Ok(out)
@@ -336,7 +375,10 @@ pub fn verify_chain(work: &Path) -> std::result::Result<usize, String> {
     for count in 1..=MAX_CHAIN {
         let Some(prev_hash) = roster.previous.clone() else {
             if roster.version != 1 {
-                return Err(format!("version {} names no previous roster", roster.version));
+                return Err(format!(
+                    "version {} names no previous roster",
+                    roster.version
+                ));
             }
             // Version 1 is signed by an admin it lists itself.
             return link_self(&roster, &signer).map(|()| count);
@@ -382,11 +424,14 @@ pub fn verify_history(work: &Path) -> std::result::Result<usize, Vec<String>> {
             let signer = signer_of(bytes, sig)?;
             match &roster.previous {
                 None if roster.version == 1 => link_self(&roster, &signer),
-                None => Err(format!("version {} names no previous roster", roster.version)),
+                None => Err(format!(
+                    "version {} names no previous roster",
+                    roster.version
+                )),
                 Some(prev) => {
-                    let (pb, _) = history
-                        .get(prev)
-                        .ok_or_else(|| format!("version {}: its previous roster is missing", roster.version))?;
+                    let (pb, _) = history.get(prev).ok_or_else(|| {
+                        format!("version {}: its previous roster is missing", roster.version)
+                    })?;
                     let older = Roster::decode(pb).map_err(|e| e.to_string())?;
                     link(&older, &roster, &signer)
                 }

@@ -209,7 +209,10 @@ impl<'s> Tx<'s> {
                     return Err(Error::Node {
                         id: e.id,
                         file: e.id.rel_path(),
-                        reason: format!("its parent lists a {} but it is a {}", e.kind, node.body.kind),
+                        reason: format!(
+                            "its parent lists a {} but it is a {}",
+                            e.kind, node.body.kind
+                        ),
                     });
                 }
                 self.parents.insert(e.id, *parent);
@@ -567,7 +570,8 @@ impl<'s> Tx<'s> {
         if let (Some(next), Some(bytes), true) = (&self.roster, &roster_bytes, pinning) {
             // We signed it: it is the roster we trust from now on.
             if let Err(e) = crate::trust::pin(next, bytes) {
-                committed.warning = Some(format!("could not record the new roster as trusted: {e}"));
+                committed.warning =
+                    Some(format!("could not record the new roster as trusted: {e}"));
             }
         }
         self.dirty.clear();
@@ -734,8 +738,8 @@ fn encode_all(
         progress.tick();
         out
     })
-        .into_iter()
-        .collect()
+    .into_iter()
+    .collect()
 }
 
 /// Signs and encrypts one node to its own key and its member recipients.

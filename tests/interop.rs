@@ -934,7 +934,8 @@ fn age_key_member_reads_but_cannot_sign() {
     out.assert_code(1);
     assert!(out.stdout.is_empty());
     assert!(
-        out.stderr.contains("prod/db/password is not granted to carol")
+        out.stderr
+            .contains("prod/db/password is not granted to carol")
             && out.stderr.contains("alice, bob"),
         "the error should say the path is not granted and name the admins:\n{}",
         out.stderr

@@ -34,13 +34,20 @@ struct AddArgs {
     /// Member name: 1-64 of A-Z a-z 0-9 . _ @ -
     name: String,
     /// The public key, as text
-    #[arg(long, required_unless_present = "key_file", conflicts_with = "key_file")]
+    // Hyphen values: a pasted private key must reach the key check, which
+    // refuses it without echoing it, not clap's error, which would print it.
+    #[arg(
+        long,
+        required_unless_present = "key_file",
+        conflicts_with = "key_file",
+        allow_hyphen_values = true
+    )]
     key: Option<String>,
     /// A file holding the public key (e.g. ~/.ssh/id_ed25519.pub)
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// An SSH public key the member signs with, for an age key
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     signing_key: Option<String>,
     /// Make the member an admin: reads and writes everything, changes the roster
     #[arg(long)]
@@ -78,7 +85,8 @@ fn add(g: &Global, args: AddArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let key = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(f)) => {
-            let meta = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let meta =
+                std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
             anyhow::ensure!(
                 meta.len() <= 64 * 1024,
                 "{} is {} bytes; a public key file is far smaller (is it the right file?)",
@@ -153,7 +161,11 @@ fn list(g: &Global, args: ListArgs, out: &mut dyn Write) -> Result<ExitCode> {
     }
     for (name, m) in &roster.members {
         let kind = m.key.split_whitespace().next().unwrap_or("?");
-        let kind = if kind.starts_with("age1") { "age" } else { kind };
+        let kind = if kind.starts_with("age1") {
+            "age"
+        } else {
+            kind
+        };
         let role = if m.admin {
             "admin: reads and writes everything".to_string()
         } else {

@@ -36,7 +36,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "No stale secrets.")?;
     } else {
         for (p, who) in &report.exposed {
-            writeln!(out, "{p}  (readable by {}, who lost access)", who.join(", "))?;
+            writeln!(
+                out,
+                "{p}  (readable by {}, who lost access)",
+                who.join(", ")
+            )?;
         }
     }
     Ok(if report.exposed.is_empty() {

@@ -30,7 +30,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open_with(g, mode)?;
     let roster = store.roster();
     let current = sesto::trust::admin_fingerprints(roster);
-    writeln!(out, "store {} roster version {}", roster.store, roster.version)?;
+    writeln!(
+        out,
+        "store {} roster version {}",
+        roster.store, roster.version
+    )?;
     writeln!(out, "admins now:")?;
     for (name, fp) in &current {
         writeln!(out, "  {name}  {fp}")?;
@@ -48,7 +52,10 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             }
             None => writeln!(out, "not trusted yet; the next command trusts these admins")?,
         },
-        None => writeln!(out, "no state directory (XDG_STATE_HOME, HOME): nothing pinned")?,
+        None => writeln!(
+            out,
+            "no state directory (XDG_STATE_HOME, HOME): nothing pinned"
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }
     let (files, file_problems) = store.check_files()?;
-    problems.extend(file_problems.iter().map(|p| format!("{}: {}", p.file, p.detail)));
+    problems.extend(
+        file_problems
+            .iter()
+            .map(|p| format!("{}: {}", p.file, p.detail)),
+    );
     writeln!(out, "files: {files} node files")?;
     match store.whoami() {
         Some(me) => {

@@ -22,7 +22,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         anyhow::bail!(
             "none of your identities is a member of this store (tried: {}); \
              an admin adds you with `sesto member add NAME --key-file YOUR.pub`",
-            if tried.is_empty() { "none found" } else { &tried }
+            if tried.is_empty() {
+                "none found"
+            } else {
+                &tried
+            }
         );
     };
     let m = &store.roster().members[me];

@@ -228,8 +228,7 @@ pub fn check_member_key(text: &str) -> Result<String, KeyError> {
         || text.starts_with("AGE-PLUGIN-")
     {
         return Err(KeyError(
-            "that is a private key; give the public key (the .pub file, or `age-keygen -y`)"
-                .into(),
+            "that is a private key; give the public key (the .pub file, or `age-keygen -y`)".into(),
         ));
     }
     if text.lines().count() > 1 {
