@@ -34,16 +34,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     sesto::init(&options, sesto::identities_from_text(&alice_text)?)?;
 
-    let open = || {
-        Store::open(
-            &OpenOptions {
-                start: Some(repo.clone()),
-                ..Default::default()
-            },
-            sesto::identities_from_text(&alice_text).unwrap(),
-        )
+    // Opens the store as whoever holds `key_text`, as `sesto` does each run.
+    let open_as = |key_text: &str| -> Result<Store, Box<dyn std::error::Error>> {
+        let options = OpenOptions {
+            start: Some(repo.clone()),
+            ..Default::default()
+        };
+        Ok(Store::open(
+            &options,
+            sesto::identities_from_text(key_text)?,
+        )?)
     };
-    let mut store = open()?;
+    let mut store = open_as(&alice_text)?;
     store.add_member("bob", &bob.to_public().to_string(), true)?;
     store.add_member("ci-prod", &deploy.public_key().to_openssh()?, false)?;
     println!(
@@ -79,13 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== what bob (an admin, age key) sees ==");
     let bob_text = age::secrecy::ExposeSecret::expose_secret(&bob.to_string()).to_string();
-    let as_bob = Store::open(
-        &OpenOptions {
-            start: Some(repo.clone()),
-            ..Default::default()
-        },
-        sesto::identities_from_text(&bob_text)?,
-    )?;
+    let as_bob = open_as(&bob_text)?;
     println!("$ sesto tree");
     for (path, kind) in as_bob.tree("")?.paths() {
         let slash = if kind == sesto::node::Kind::Folder {
@@ -108,13 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== what the CI deploy key sees before any grant ==");
     let deploy_text = deploy.to_openssh(LineEnding::LF)?;
-    let as_ci = Store::open(
-        &OpenOptions {
-            start: Some(repo.clone()),
-            ..Default::default()
-        },
-        sesto::identities_from_text(&deploy_text)?,
-    )?;
+    let as_ci = open_as(&deploy_text)?;
     match as_ci.get("prod/db/password") {
         Ok(_) => println!("  unexpected: the deploy key read a secret"),
         Err(e) => println!("  error: {e}"),
@@ -127,13 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         git_out(&repo, &["show", "--stat", "--format=", "HEAD"])?
     );
     println!("\n== what the CI deploy key sees after the grant ==");
-    let as_ci = Store::open(
-        &OpenOptions {
-            start: Some(repo.clone()),
-            ..Default::default()
-        },
-        sesto::identities_from_text(&deploy_text)?,
-    )?;
+    let as_ci = open_as(&deploy_text)?;
     for (path, _) in as_ci.tree("")?.paths() {
         println!("  {path}");
     }

@@ -185,14 +185,12 @@ impl Store {
     pub fn check_files(&self) -> Result<(usize, Vec<Problem>)> {
         let mut problems = Vec::new();
         let nodes: Vec<(NodeId, String)> = self.scan_layout(&mut problems)?.into_iter().collect();
-        let checked = crate::par::map(&nodes, |(id, file)| {
+        let checked = crate::par::map(&nodes, |(id, _)| {
             let bytes = crate::store::read_limited(&self.node_file(id), crate::node::MAX_NODE_FILE)
                 .map_err(|e| e.to_string())?;
             age::Decryptor::new_buffered(&bytes[..])
                 .map(|_| ())
                 .map_err(|e| format!("not a well-formed age file: {e}"))
-                .map_err(|detail| (file.clone(), detail))
-                .map_err(|(_, d)| d)
         });
         for ((_, file), result) in nodes.iter().zip(checked) {
             if let Err(detail) = result {

@@ -293,22 +293,28 @@ pub(crate) fn link(
             newer.version, older.version
         ));
     }
-    let admin = older.members.iter().find(|(_, m)| {
+    if is_admin_key(older, signer) {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {} is signed by {}, who is not an admin of version {}",
+            newer.version,
+            crypto::fingerprint(signer),
+            older.version
+        ))
+    }
+}
+
+/// Whether `signer` (a normalized public key) is the signing key of one of
+/// `roster`'s admins.
+fn is_admin_key(roster: &Roster, signer: &str) -> bool {
+    roster.members.values().any(|m| {
         m.admin
             && m.signer_key()
                 .and_then(|k| crypto::normalize_public(k).ok())
                 .as_deref()
                 == Some(signer)
-    });
-    match admin {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "version {} is signed by {}, who is not an admin of version {}",
-            newer.version,
-            crypto::fingerprint(signer),
-            older.version
-        )),
-    }
+    })
 }
 
 /// One roster as found in git: its bytes and its signature.
@@ -398,14 +404,7 @@ pub fn verify_chain(work: &Path) -> std::result::Result<usize, String> {
 }
 
 fn link_self(roster: &Roster, signer: &str) -> std::result::Result<(), String> {
-    let ok = roster.members.values().any(|m| {
-        m.admin
-            && m.signer_key()
-                .and_then(|k| crypto::normalize_public(k).ok())
-                .as_deref()
-                == Some(signer)
-    });
-    if ok {
+    if is_admin_key(roster, signer) {
         Ok(())
     } else {
         Err("version 1 is not signed by an admin it lists".into())

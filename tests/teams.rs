@@ -76,6 +76,14 @@ impl Team {
         }
     }
 
+    /// Makes `name` an SSH key and adds them as an admin; returns the key.
+    fn add_admin(&self, name: &str) -> PathBuf {
+        let key = self.env.ssh_keygen(name, KeyKind::Ed25519, None);
+        let public = format!("{}.pub", key.display());
+        self.ok(&["member", "add", name, "--key-file", &public, "--admin"]);
+        key
+    }
+
     fn bob(&self, args: &[&str]) -> Output {
         self.run_as(&self.bob, args, None)
     }
@@ -512,16 +520,7 @@ fn removing_an_admin_rotates_everything_and_their_keys_open_nothing() {
         return;
     }
     let t = Team::new();
-    let carol = t.env.ssh_keygen("carol", KeyKind::Ed25519, None);
-    let carol_pub = format!("{}.pub", carol.display());
-    t.ok(&[
-        "member",
-        "add",
-        "carol",
-        "--key-file",
-        &carol_pub,
-        "--admin",
-    ]);
+    let carol = t.add_admin("carol");
     let kept = learned_keys(&t, &carol);
     assert_eq!(
         t.node_files()
@@ -567,16 +566,7 @@ fn first_use_shows_the_admins_and_a_valid_chain_is_followed() {
     assert_eq!(t.bob(&["ls"]).stderr, "");
     // Two roster changes by alice (a new admin among them): bob follows the chain
     // through git history and is told the admins changed.
-    let carol = t.env.ssh_keygen("carol", KeyKind::Ed25519, None);
-    let carol_pub = format!("{}.pub", carol.display());
-    t.ok(&[
-        "member",
-        "add",
-        "carol",
-        "--key-file",
-        &carol_pub,
-        "--admin",
-    ]);
+    t.add_admin("carol");
     t.ok(&["grant", "bob", "staging"]);
     let out = t.bob(&["ls"]);
     out.assert_success();

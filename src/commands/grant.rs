@@ -59,14 +59,11 @@ pub fn revoke(g: &Global, args: RevokeArgs, out: &mut dyn Write) -> Result<ExitC
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
     let exposed = tx.revoke(&args.member, &path)?;
-    let done = tx.commit()?;
-    if let Some(w) = &done.warning {
-        eprintln!("warning: {w}");
-    }
+    let files = super::commit_counted(tx)?;
     writeln!(
         out,
-        "Revoked {}'s access to {path}; rotated keys ({} files written).",
-        args.member, done.files
+        "Revoked {}'s access to {path}; rotated keys ({files} files written).",
+        args.member
     )?;
     super::print_exposed(out, &args.member, &exposed)?;
     Ok(ExitCode::SUCCESS)

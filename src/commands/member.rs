@@ -197,14 +197,11 @@ fn remove(g: &Global, args: RemoveArgs, out: &mut dyn Write) -> Result<ExitCode>
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
     let exposed = tx.remove_member(&args.name)?;
-    let files = tx.commit()?;
-    if let Some(w) = &files.warning {
-        eprintln!("warning: {w}");
-    }
+    let files = super::commit_counted(tx)?;
     writeln!(
         out,
-        "Removed {}; rotated keys ({} files written).",
-        args.name, files.files
+        "Removed {}; rotated keys ({files} files written).",
+        args.name
     )?;
     super::print_exposed(out, &args.name, &exposed)?;
     Ok(ExitCode::SUCCESS)

@@ -121,8 +121,14 @@ pub fn read_capped(mut r: impl std::io::Read, what: &str) -> Result<zeroize::Zer
 /// Commits a transaction, showing a warning when git could not take the
 /// change yet (it is saved, and the next command stages it).
 pub fn commit(tx: sesto::Tx) -> Result<()> {
-    if let Some(w) = tx.commit()?.warning {
+    commit_counted(tx).map(|_| ())
+}
+
+/// [`commit`], returning how many files the change wrote or removed.
+pub fn commit_counted(tx: sesto::Tx) -> Result<usize> {
+    let done = tx.commit()?;
+    if let Some(w) = &done.warning {
         eprintln!("warning: {w}");
     }
-    Ok(())
+    Ok(done.files)
 }
