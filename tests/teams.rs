@@ -833,3 +833,33 @@ fn attack_node_file_copied_over_another_id_is_refused() {
     assert!(out.stderr.contains(&b.to_string()), "{}", out.stderr);
     assert_no_canary(&out);
 }
+
+#[test]
+fn revoking_an_outer_grant_keeps_an_inner_one() {
+    let t = Team::new();
+    t.ok(&["grant", "bob", "prod"]);
+    t.ok(&["grant", "bob", "prod/db"]);
+    let out = t.ok(&["revoke", "bob", "prod"]);
+    // Only what bob can no longer read is listed and rotated.
+    assert!(out.stdout.contains("prod/api/token"), "{}", out.stdout);
+    assert!(!out.stdout.contains("prod/db/password"), "{}", out.stdout);
+    assert_eq!(t.bob(&["ls"]).stdout, "prod/\n");
+    assert_eq!(t.bob(&["ls", "prod"]).stdout, "db/\n");
+    let out = t.bob(&["get", "prod/db/password"]);
+    assert_eq!(out.assert_success().stdout, PASSWORD);
+    t.bob(&["get", "prod/api/token"]).assert_code(1);
+    // A grant that is not there is an error that changes nothing.
+    let head = t.head();
+    let out = t.env.run(&["revoke", "bob", "staging"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("bob has no grant on staging"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.head(), head);
+    // Removing bob takes the inner grant too.
+    t.ok(&["member", "remove", "bob"]);
+    assert!(t.roster().grants.is_empty());
+    t.ok(&["fsck"]);
+}
