@@ -45,6 +45,7 @@ mod error;
 pub mod fsck;
 pub mod generate;
 pub mod git;
+pub mod history;
 mod init;
 pub mod journal;
 mod members;

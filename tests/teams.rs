@@ -863,3 +863,34 @@ fn revoking_an_outer_grant_keeps_an_inner_one() {
     assert!(t.roster().grants.is_empty());
     t.ok(&["fsck"]);
 }
+
+#[test]
+fn verify_history_finds_a_node_rolled_back_to_an_older_signed_copy() {
+    let t = Team::new();
+    let (id, _, _) = resolve(&t, "prod/db/password");
+    let file = format!(".sesto/{}", id.rel_path());
+    t.env
+        .run_stdin(&["set", "prod/db/password"], b"second")
+        .assert_success();
+    t.env
+        .run_stdin(&["set", "prod/db/password"], b"third")
+        .assert_success();
+    t.ok(&["verify", "--history"]);
+    // Someone who can push puts the first, validly signed file back.
+    let old = t.env.git(&["log", "--format=%H", "--", &file]).stdout;
+    let first = old.lines().last().unwrap().to_string();
+    let mut cmd = t.env.command("git");
+    cmd.args(["show", &format!("{first}:{file}")]);
+    let bytes = cmd.output().unwrap().stdout;
+    fs::write(t.env.repo.join(&file), bytes).unwrap();
+    t.env.git(&["commit", "-qam", "innocent"]).assert_success();
+    // It reads (a fresh reader cannot tell), but verify --history can.
+    assert_eq!(t.ok(&["get", "prod/db/password"]).stdout, PASSWORD);
+    let out = t.env.run(&["verify", "--history"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains(&id.to_string()) && out.stdout.contains("rolled back"),
+        "{}",
+        out.stdout
+    );
+}

@@ -13,11 +13,12 @@ use crate::cli::Global;
 /// signed by an admin of the one before back to version 1, and that .sesto/
 /// holds nothing but the roster and well-formed age files. With a member key,
 /// also every node that key can read: decrypted, signature and writer checked.
-/// --history also checks every roster ever committed on any branch. Exits 1 on
-/// any problem.
+/// --history also checks every roster ever committed on any branch, and with a
+/// key that no node's version goes down along the current branch (a node
+/// rolled back to an older signed copy). Exits 1 on any problem.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Also check every roster in the repository's history
+    /// Also check every roster in history, and node versions along this branch
     #[arg(long)]
     history: bool,
 }
@@ -37,6 +38,15 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         match sesto::trust::verify_history(store.work_tree()) {
             Ok(n) => writeln!(out, "history: {n} rosters, each linked and signed")?,
             Err(e) => problems.extend(e),
+        }
+        if store.whoami().is_some() {
+            let h = store.verify_node_history()?;
+            writeln!(
+                out,
+                "history: {} node versions over {} commits",
+                h.versions, h.commits
+            )?;
+            problems.extend(h.problems);
         }
     }
     let (files, file_problems) = store.check_files()?;
