@@ -894,3 +894,42 @@ fn verify_history_finds_a_node_rolled_back_to_an_older_signed_copy() {
         out.stdout
     );
 }
+
+#[test]
+fn rotating_many_nodes_shows_progress_on_a_terminal_only() {
+    if !require_tool("script") {
+        return;
+    }
+    let t = Team::new();
+    // 600 secrets, through the library in one transaction.
+    let ids = sesto::identities_from_text(&fs::read_to_string(&t.alice).unwrap()).unwrap();
+    let options = sesto::OpenOptions {
+        start: Some(t.env.repo.clone()),
+        trust: sesto::trust::TrustMode::Skip,
+    };
+    let store = sesto::Store::open(&options, ids).unwrap();
+    let mut tx = store.transaction().unwrap();
+    for i in 0..600 {
+        tx.set(&format!("bulk/s{i:03}").parse().unwrap(), b"v")
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(store);
+    t.add_admin("carol");
+    t.add_admin("dave");
+    // Without a terminal (as here): no progress, scripts see clean output.
+    let out = t.ok(&["member", "remove", "carol"]);
+    assert!(!out.stderr.contains("nodes"), "{}", out.stderr);
+    // On a terminal: a count on stderr, the line cleared at the end.
+    let mut cmd = t.env.command("script");
+    let line = format!("{} member remove dave", env!("CARGO_BIN_EXE_sesto"));
+    cmd.args(["-qec", &line, "/dev/null"]);
+    let out = run_cmd(cmd);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("writing ") && out.stdout.contains("/6"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Removed dave"), "{}", out.stdout);
+}
