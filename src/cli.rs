@@ -61,6 +61,16 @@ pub enum Command {
     Stale(commands::stale::Args),
     Share(commands::share::Args),
     Trust(commands::trust::Args),
+    Sync(commands::sync::SyncArgs),
+    Resolve(commands::sync::ResolveArgs),
+    SetupGit(commands::sync::SetupGitArgs),
+    Log(commands::log::LogArgs),
+    Show(commands::log::ShowArgs),
+    Restore(commands::log::RestoreArgs),
+    #[command(hide = true)]
+    MergeDriver(commands::sync::MergeDriverArgs),
+    #[command(hide = true)]
+    Textconv(commands::sync::TextconvArgs),
     Completions(commands::completions::Args),
 }
 

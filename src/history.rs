@@ -11,8 +11,11 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::crypto;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::merge::TreeIndex;
 use crate::node::{self, NodeId, NodeKey};
+use crate::read::Secret;
+use crate::store::SPath;
 use crate::store::Store;
 
 /// The outcome of [`Store::verify_node_history`].
@@ -148,4 +151,174 @@ fn check(
             highest.insert(id, (version, at.to_string()));
         }
     }
+}
+
+/// A node found at a path in one commit: its id, its file's blob, the index.
+type Located<'r> = (NodeId, git2::Oid, TreeIndex<'r>);
+
+/// One version of a secret in history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The commit that wrote it, abbreviated.
+    pub commit: String,
+    /// The commit's date (RFC 3339, UTC).
+    pub date: String,
+    /// The commit's author.
+    pub author: String,
+    /// The node's version number.
+    pub version: u64,
+    /// The member whose change it was.
+    pub updated_by: Option<String>,
+}
+
+impl Store {
+    /// The versions of the secret at `path` along the first-parent history
+    /// of `HEAD`, newest first: one line per commit that changed its file.
+    /// The path is looked up in each commit's tree, so renames are followed
+    /// only as far as the name is the same.
+    pub fn log(&self, path: &str) -> Result<Vec<Version>> {
+        let path = SPath::parse(path)?;
+        let repo = crate::git::open(&self.work)?;
+        // The file at `path` in each commit, newest first.
+        let mut found: Vec<(git2::Commit, Option<Located>)> = Vec::new();
+        let mut commit = Some(repo.head()?.peel_to_commit()?);
+        while let Some(c) = commit {
+            let index = TreeIndex::of(self, &repo, &c)?;
+            let at = index
+                .resolve(self, &path)
+                .and_then(|id| Some((id, index.blob_id(&id)?)))
+                .map(|(id, blob)| (id, blob, index));
+            commit = c.parent(0).ok();
+            found.push((c, at));
+        }
+        let mut out: Vec<Version> = Vec::new();
+        for i in 0..found.len() {
+            let Some((id, blob, index)) = &found[i].1 else {
+                continue;
+            };
+            let older = found
+                .get(i + 1)
+                .and_then(|(_, a)| a.as_ref().map(|(_, b, _)| *b));
+            if older == Some(*blob) {
+                continue;
+            }
+            let commit = &found[i].0;
+            let placed = &index.nodes[id];
+            let bytes = index.blob(id).unwrap_or_default();
+            let node = self.open_node(id, &bytes, placed.key.as_ref(), &placed.chain)?;
+            out.push(Version {
+                commit: commit.id().to_string()[..12].to_string(),
+                date: crate::time::format_rfc3339(commit.author().when().seconds()),
+                author: commit.author().name().unwrap_or("?").to_string(),
+                version: node.body.version,
+                updated_by: node.body.updated_by,
+            });
+        }
+        if out.is_empty() {
+            return Err(Error::NotFound {
+                path: path.to_string(),
+                nearest: "not in this branch's history".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The secret at `path` as it was at revision `rev` (anything `git
+    /// rev-parse` takes: `HEAD~3`, a commit, a tag).
+    pub fn show(&self, path: &str, rev: &str) -> Result<Secret> {
+        let path = SPath::parse(path)?;
+        let repo = crate::git::open(&self.work)?;
+        let commit = repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|_| Error::Value(format!("{rev} is not a commit in this repository")))?;
+        let index = TreeIndex::of(self, &repo, &commit)?;
+        let id = index.resolve(self, &path).ok_or_else(|| Error::NotFound {
+            path: path.to_string(),
+            nearest: format!("not in {rev}"),
+        })?;
+        let placed = &index.nodes[&id];
+        let bytes = index.blob(&id).unwrap_or_default();
+        let node = self.open_node(&id, &bytes, placed.key.as_ref(), &placed.chain)?;
+        Secret::from_body(node.body).ok_or(Error::NotASecret {
+            path: path.to_string(),
+        })
+    }
+}
+
+impl Store {
+    /// The text `git diff` shows for a node file with `diff=sesto` (opt-in
+    /// textconv): its path, kind and version, then a secret's value or a
+    /// folder's entry names. Node keys are never shown. The id comes from
+    /// the file name, which git keeps at the end of its temporary files.
+    pub fn textconv(&self, file: &Path) -> Result<Vec<u8>> {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".age").unwrap_or(&name);
+        let id: NodeId = stem
+            .get(stem.len().saturating_sub(32)..)
+            .unwrap_or_default()
+            .parse()?;
+        let bytes = crate::store::read_limited(file, node::MAX_NODE_FILE)?;
+        let repo = crate::git::open(&self.work)?;
+        let mut places = Vec::new();
+        if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+            let index = TreeIndex::of(self, &repo, &head)?;
+            if let Some(p) = index.nodes.get(&id) {
+                places.push((p.clone(), index.path_of(&id)));
+            }
+        }
+        for (placed, path) in places {
+            if let Ok(n) = self.open_node(&id, &bytes, placed.key.as_ref(), &placed.chain) {
+                return Ok(describe(&n.body, &path));
+            }
+        }
+        // New since HEAD: find it in the work tree.
+        for (path, kind) in self.tree("")?.paths() {
+            let chain = self.walk(&path)?;
+            if let Some(n) = chain.last().filter(|n| n.id == id) {
+                let _ = kind;
+                return Ok(describe(&n.body, &Some(path)));
+            }
+        }
+        Err(Error::Node {
+            id,
+            file: id.rel_path(),
+            reason: "none of your keys opens it".into(),
+        })
+    }
+}
+
+fn describe(body: &node::Body, path: &Option<SPath>) -> Vec<u8> {
+    let path = path
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| format!("(node {})", body.id));
+    let mut out = format!("# sesto {} {path}, version {}\n", body.kind, body.version).into_bytes();
+    match body.kind {
+        node::Kind::Folder => {
+            for e in &body.children {
+                let slash = if e.kind == node::Kind::Folder {
+                    "/"
+                } else {
+                    ""
+                };
+                out.extend_from_slice(format!("{}{slash}\n", e.name).as_bytes());
+            }
+        }
+        node::Kind::Secret => {
+            if let (Some(at), Some(by)) = (&body.updated, &body.updated_by) {
+                out.extend_from_slice(format!("# updated {at} by {by}\n").as_bytes());
+            }
+            if let Some(v) = &body.value {
+                out.extend_from_slice(v.expose_secret());
+                if !v.expose_secret().ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+        }
+    }
+    out
 }

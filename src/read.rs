@@ -20,6 +20,19 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// The secret a verified node holds; `None` for a folder.
+    pub(crate) fn from_body(body: crate::node::Body) -> Option<Secret> {
+        match (body.kind, body.value) {
+            (Kind::Secret, Some(value)) => Some(Secret {
+                value,
+                updated: body.updated,
+                updated_by: body.updated_by,
+                version: body.version,
+            }),
+            _ => None,
+        }
+    }
+
     /// The secret bytes, exactly as stored. Never print or log them carelessly.
     pub fn expose_value(&self) -> &[u8] {
         self.value.expose_secret()

@@ -388,11 +388,26 @@ impl Store {
             Err(Error::Refused { reason, .. }) => return Err(self.reject(id, reason)),
             Err(e) => return Err(e),
         };
+        self.open_node(id, &bytes, key, chain)
+    }
+
+    /// Decrypts and verifies node bytes read from anywhere (the work tree, a
+    /// git object): the checks of [`Store::read_node`] after reading.
+    pub(crate) fn open_node(
+        &self,
+        id: &NodeId,
+        bytes: &[u8],
+        key: Option<&NodeKey>,
+        chain: &[NodeId],
+    ) -> Result<Node> {
+        if bytes.len() as u64 > MAX_NODE_FILE {
+            return Err(self.reject(id, "the file is over the 64 MiB limit"));
+        }
         let plaintext = match key {
             Some(k) => {
                 let identity = age::x25519::Identity::from_str(k.expose_secret())
                     .map_err(|_| self.reject(id, "its key in the parent folder is malformed"))?;
-                crypto::decrypt(&bytes, &[&identity]).map_err(|e| match e {
+                crypto::decrypt(bytes, &[&identity]).map_err(|e| match e {
                     crypto::CryptoError::NoMatchingKeys => self.reject(
                         id,
                         "the key in its parent folder does not open it (replaced file?)",
@@ -407,7 +422,7 @@ impl Store {
                         tried: self.ids.tried().to_vec(),
                     });
                 }
-                crypto::decrypt(&bytes, &ids).map_err(|e| match e {
+                crypto::decrypt(bytes, &ids).map_err(|e| match e {
                     // The roster says we may read it, yet it is not encrypted to
                     // us: the file is at fault, not the user's keys.
                     crypto::CryptoError::NoMatchingKeys if self.may_read(chain) => self.reject(

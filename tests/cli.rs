@@ -41,6 +41,12 @@ const COMMANDS: &[&str] = &[
     "stale",
     "share",
     "trust",
+    "sync",
+    "resolve",
+    "setup-git",
+    "log",
+    "show",
+    "restore",
     "completions",
 ];
 

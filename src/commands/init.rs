@@ -27,6 +27,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let done = sesto::init(&options, ids)?;
     let store = &done.store;
+    // Concurrent changes from other clones merge through sesto's driver.
+    sesto::resolve::setup_git(store.work_tree(), false)?;
     let me = store.whoami().unwrap_or("?");
     let key = &store.roster().members[me].key;
     writeln!(

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod get;
 pub mod grant;
 pub mod init;
+pub mod log;
 pub mod ls;
 pub mod member;
 pub mod mkdir;
@@ -18,6 +19,7 @@ pub mod rm;
 pub mod set;
 pub mod share;
 pub mod stale;
+pub mod sync;
 pub mod tree;
 pub mod trust;
 pub mod verify;
@@ -57,6 +59,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Stale(a) => stale::run(g, a, out),
         Command::Share(a) => share::run(g, a, out),
         Command::Trust(a) => trust::run(g, a, out),
+        Command::Sync(a) => sync::sync(g, a, out),
+        Command::Resolve(a) => sync::resolve(g, a, out),
+        Command::SetupGit(a) => sync::setup_git(g, a, out),
+        Command::Log(a) => log::log(g, a, out),
+        Command::Show(a) => log::show(g, a, out),
+        Command::Restore(a) => log::restore(g, a, out),
+        Command::MergeDriver(a) => sync::merge_driver(g, a, out),
+        Command::Textconv(a) => sync::textconv(g, a, out),
         Command::Completions(a) => completions::run(a, out),
     }
 }

@@ -1,0 +1,123 @@
+//! `sesto sync`, `sesto resolve`, `sesto setup-git` and the hidden commands
+//! git runs: the merge driver and textconv.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::Global;
+
+/// Fetch, merge with sesto's rules, push; again when the remote moved
+///
+/// Uses the system git (your ssh config, agent and credentials). Nodes both
+/// sides changed are merged by sesto's driver; a value both changed in ways
+/// that do not merge is kept beside ours as `name (conflict N)`. Needs the
+/// changes in .sesto/ committed and the branch to have an upstream.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The remote branch to sync with, e.g. origin/main (default: the upstream)
+    remote_branch: Option<String>,
+}
+
+/// Settle what a plain git merge or rebase left in .sesto/
+///
+/// A node changed on one side and deleted on the other keeps the change, and
+/// its folder entry comes back; values the merge driver could not merge are
+/// kept beside ours as `name (conflict N)`. Stages the result; then finish
+/// with `git commit` or `git rebase --continue`.
+#[derive(Debug, clap::Args)]
+pub struct ResolveArgs {}
+
+/// Register sesto's merge driver in .git/config (init does it too)
+#[derive(Debug, clap::Args)]
+pub struct SetupGitArgs {
+    /// Also show decrypted, path-named diffs in `git diff` and `git log -p`
+    /// (textconv): plaintext on your terminal, so only where you want it
+    #[arg(long)]
+    diff: bool,
+}
+
+/// git's merge driver for node files (git runs it: %O %A %B %P)
+#[derive(Debug, clap::Args)]
+pub struct MergeDriverArgs {
+    base: PathBuf,
+    ours: PathBuf,
+    theirs: PathBuf,
+    path: String,
+}
+
+/// git's textconv for node files: the decrypted node, keys left out
+#[derive(Debug, clap::Args)]
+pub struct TextconvArgs {
+    file: PathBuf,
+}
+
+pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = super::open(g)?;
+    let report = store.sync(args.remote_branch.as_deref())?;
+    for copy in &report.copies {
+        writeln!(out, "kept both values: theirs is at {copy}")?;
+    }
+    writeln!(
+        out,
+        "Synced{}{}.",
+        if report.merged { " (merged)" } else { "" },
+        if report.attempts > 1 {
+            format!(" after {} attempts", report.attempts)
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = super::open(g)?;
+    let report = store.resolve()?;
+    for k in &report.kept {
+        writeln!(out, "kept the change to {k} (the other side deleted it)")?;
+    }
+    for c in &report.copies {
+        writeln!(out, "kept both values: theirs is at {c}")?;
+    }
+    for l in &report.left {
+        writeln!(out, "left: {l}")?;
+    }
+    if report.kept.is_empty() && report.copies.is_empty() && report.left.is_empty() {
+        writeln!(out, "Nothing to resolve.")?;
+    }
+    Ok(if report.left.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn setup_git(g: &Global, args: SetupGitArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let start = match &g.store {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()?,
+    };
+    let work = sesto::find_work_tree(&start)?;
+    sesto::resolve::setup_git(&work, args.diff)?;
+    writeln!(
+        out,
+        "Registered the sesto merge driver{} in .git/config.",
+        if args.diff { " and textconv" } else { "" }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn merge_driver(g: &Global, args: MergeDriverArgs, _out: &mut dyn Write) -> Result<ExitCode> {
+    let store = super::open_with(g, sesto::trust::TrustMode::Skip)?;
+    sesto::merge::merge_driver(&store, &args.base, &args.ours, &args.theirs, &args.path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn textconv(g: &Global, args: TextconvArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = super::open_with(g, sesto::trust::TrustMode::Skip)?;
+    out.write_all(&store.textconv(&args.file)?)?;
+    Ok(ExitCode::SUCCESS)
+}
