@@ -183,8 +183,24 @@ impl Store {
                 key: placed.key.clone().expect("a child has a key"),
             });
             if placed.kind == Kind::Folder {
-                // Loaded, so that what is restored inside it finds it.
+                // Loaded, so that what is restored inside it finds it; of its
+                // entries, those the other side deleted stay deleted.
                 tx.child(parent, &name)?;
+                let gone: Vec<String> = tx
+                    .node(&id)
+                    .body
+                    .children
+                    .iter()
+                    .filter(|e| !self.node_file(&e.id).exists())
+                    .map(|e| e.name.clone())
+                    .collect();
+                for n in gone {
+                    tx.node_mut(id).body.remove_child(&n);
+                }
+                for e in &tx.node(&id).body.children {
+                    listed.insert(e.id);
+                    parent_of.insert(e.id, id);
+                }
             }
             parent_of.insert(id, parent);
             listed.insert(id);
