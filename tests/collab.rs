@@ -22,7 +22,6 @@ const WAYS: [Way; 3] = [Way::Merge, Way::Rebase, Way::Sync];
 /// alice's store pushed to a bare remote, cloned twice: `a` and `b`.
 struct Clones {
     env: TestEnv,
-    key: PathBuf,
     a: PathBuf,
     b: PathBuf,
 }
@@ -30,7 +29,7 @@ struct Clones {
 impl Clones {
     fn new(secrets: &[(&str, &str)]) -> Clones {
         let env = TestEnv::new();
-        let key = env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
+        env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
         let remote = env.root.join("remote.git");
         env.git(&["init", "--quiet", "--bare", remote.to_str().unwrap()])
             .assert_success();
@@ -47,7 +46,6 @@ impl Clones {
         let clones = Clones {
             a: env.root.join("a"),
             b: env.root.join("b"),
-            key,
             env,
         };
         for dir in [&clones.a, &clones.b] {
