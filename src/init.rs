@@ -13,7 +13,8 @@ use crate::node::{self, Body, Kind, Member, NodeId, Roster};
 use crate::store::{Node, Store};
 
 /// The attributes that route node files through sesto's merge and diff drivers.
-pub const GITATTRIBUTES: &str = "*.age binary merge=sesto diff=sesto\n";
+pub const GITATTRIBUTES: &str =
+    "*.age binary merge=sesto diff=sesto\nroster.yaml -merge\nroster.sig -merge\n";
 
 /// Options for [`init`].
 #[derive(Clone, Debug, Default)]
@@ -104,7 +105,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
     })?;
     let store = Store { dir, ..store };
     // The creator trusts the admins they just made.
-    crate::trust::pin(&roster, &roster_bytes)?;
+    crate::trust::pin(&work, &roster, &roster_bytes)?;
 
     let auto_commit = crate::git::is_empty_repo(&repo);
     let mut paths = vec![

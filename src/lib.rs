@@ -56,6 +56,7 @@ mod par;
 mod progress;
 mod read;
 pub mod resolve;
+mod roster_merge;
 pub mod share;
 mod store;
 mod time;

@@ -385,7 +385,7 @@ impl Tx<'_> {
 
     /// Marks every node below `top` whose signer may no longer write it, so
     /// the commit re-signs it.
-    fn resign_below(&mut self, top: NodeId) -> Result<()> {
+    pub(crate) fn resign_below(&mut self, top: NodeId) -> Result<()> {
         let mut ids = vec![top];
         ids.extend(self.load_subtree(top, false)?);
         for id in ids {

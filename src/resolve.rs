@@ -22,6 +22,8 @@ pub struct Resolved {
     pub copies: Vec<SPath>,
     /// What could not be settled automatically, with what to run.
     pub left: Vec<String>,
+    /// Whether both sides' roster changes were merged (and signed by you).
+    pub roster_merged: bool,
 }
 
 /// Registers sesto's merge driver (and, with `diff`, its textconv) in the
@@ -66,6 +68,42 @@ fn their_head(repo: &Repository) -> Option<Oid> {
         .find_map(|r| repo.refname_to_id(r).ok())
 }
 
+/// Whether git left the roster conflicted (both sides changed it).
+fn roster_conflicted(repo: &Repository) -> Result<bool> {
+    let index = repo.index()?;
+    if !index.has_conflicts() {
+        return Ok(false);
+    }
+    for c in index.conflicts()?.flatten() {
+        let path = c
+            .our
+            .as_ref()
+            .or(c.their.as_ref())
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .unwrap_or_default();
+        if path == ".sesto/roster.yaml" || path == ".sesto/roster.sig" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// When both sides of a merge changed the roster, puts this side's signed
+/// roster back in the work tree, so the store opens while `sesto resolve`
+/// merges the two. Returns whether it did.
+pub fn restore_our_roster(work: &Path) -> Result<bool> {
+    let repo = crate::git::open(work)?;
+    if !roster_conflicted(&repo)? {
+        return Ok(false);
+    }
+    let head = repo.head()?.peel_to_commit()?.tree()?;
+    for name in [".sesto/roster.yaml", ".sesto/roster.sig"] {
+        let blob = repo.find_blob(head.get_path(Path::new(name))?.id())?;
+        crate::journal::write_atomic(&work.join(name), blob.content())?;
+    }
+    Ok(true)
+}
+
 impl Store {
     /// Settles `.sesto/` after a plain git merge or rebase: a node changed on
     /// one side and deleted on the other keeps the change (its folder entry
@@ -74,6 +112,28 @@ impl Store {
     pub fn resolve(&self) -> Result<Resolved> {
         let mut report = Resolved::default();
         let repo = crate::git::open(&self.work)?;
+        let merged_roster = if roster_conflicted(&repo)? {
+            restore_our_roster(&self.work)?;
+            let head = repo.head()?.peel_to_commit()?.id();
+            let theirs = their_head(&repo).ok_or_else(|| {
+                Error::Roster(
+                    "the roster is conflicted but no merge or rebase is in progress".into(),
+                )
+            })?;
+            let base = repo.merge_base(head, theirs)?;
+            let side = |c| crate::roster_merge::Side::at(&repo, c);
+            let merged =
+                crate::roster_merge::merge(&self.work, &side(base)?, &side(head)?, &side(theirs)?)?;
+            if !self.is_admin() || !merged.is_admin(self.me.as_deref().unwrap_or_default()) {
+                return Err(Error::Denied(format!(
+                    "both sides changed the roster; an admin ({}) runs `sesto resolve` to merge and sign it",
+                    self.roster.admins().join(", ")
+                )));
+            }
+            Some(merged)
+        } else {
+            None
+        };
         let index = repo.index()?;
         let mut kept: Vec<(NodeId, Oid)> = Vec::new(); // node, commit of the side that kept it
         let head = repo.head().ok().and_then(|h| h.target());
@@ -88,7 +148,7 @@ impl Store {
                     .or(c.ancestor.as_ref())
                     .map(|e| String::from_utf8_lossy(&e.path).into_owned())
                     .unwrap_or_default();
-                if !path.starts_with(".sesto/") {
+                if !path.starts_with(".sesto/nodes/") {
                     continue;
                 }
                 conflicted.insert(path.clone());
@@ -120,7 +180,7 @@ impl Store {
         // Stage what was kept; conflicts in the index are settled by adding.
         crate::git::stage(&repo, &report.kept)?;
         let copies = merge::queued_conflict_copies(self);
-        if kept.is_empty() && copies.is_empty() {
+        if kept.is_empty() && copies.is_empty() && merged_roster.is_none() {
             return Ok(report);
         }
         // Put kept nodes back where their side had them, ancestors first.
@@ -204,6 +264,31 @@ impl Store {
             }
             parent_of.insert(id, parent);
             listed.insert(id);
+        }
+        if let Some(merged) = merged_roster {
+            // Shared folders are encrypted to their grantees and the root to
+            // the admins: each one whose readers changed is written again,
+            // and what a member may no longer write is re-signed.
+            let ours = self.roster.clone();
+            let mut touched: BTreeSet<NodeId> = ours
+                .grants
+                .keys()
+                .chain(merged.grants.keys())
+                .copied()
+                .collect();
+            if ours.admins() != merged.admins() {
+                touched.insert(root);
+            }
+            tx.roster = Some(merged);
+            for id in touched {
+                if listed.contains(&id) {
+                    if ours.grants.get(&id) != tx.roster().grants.get(&id) {
+                        tx.resign_below(id)?;
+                    }
+                    tx.dirty.insert(id);
+                }
+            }
+            report.roster_merged = true;
         }
         // Values the driver could not merge: theirs beside ours.
         for (id, blob) in copies {

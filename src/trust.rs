@@ -23,29 +23,67 @@ const MAX_CHAIN: usize = 100_000;
 /// Largest trust file read.
 const MAX_PIN: u64 = 1 << 20;
 
-/// What a user trusts for one store: the last roster they accepted.
+/// What a user trusts for one store: the rosters they accepted (in any of
+/// their clones), and how far each clone has come, so that a clone behind
+/// another is fine and a clone going back is not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pin {
     /// The store id.
     pub store: String,
-    /// The accepted roster's version.
+    /// The newest accepted roster's version.
     pub version: u64,
-    /// SHA-256 of the accepted roster's bytes.
+    /// SHA-256 of the newest accepted roster's bytes.
     pub roster: String,
     /// Its admins and their key fingerprints.
     pub admins: BTreeMap<String, String>,
+    /// SHA-256 of every roster accepted, newest last (at most [`MAX_ACCEPTED`]).
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    /// Each clone (its work tree) and the highest roster version it has used.
+    #[serde(default)]
+    pub clones: BTreeMap<String, u64>,
 }
+
+/// Most accepted roster hashes remembered.
+const MAX_ACCEPTED: usize = 1000;
 
 impl Pin {
     fn of(roster: &Roster, bytes: &[u8]) -> Pin {
+        let hash = node::sha256_hex(bytes);
         Pin {
             store: roster.store.clone(),
             version: roster.version,
-            roster: node::sha256_hex(bytes),
+            roster: hash.clone(),
             admins: admin_fingerprints(roster),
+            accepted: vec![hash],
+            clones: BTreeMap::new(),
         }
     }
+
+    /// Takes `roster` as accepted in the clone at `work`.
+    fn accept(&mut self, work: &Path, roster: &Roster, bytes: &[u8]) {
+        let hash = node::sha256_hex(bytes);
+        if !self.accepted.contains(&hash) {
+            self.accepted.push(hash.clone());
+            let extra = self.accepted.len().saturating_sub(MAX_ACCEPTED);
+            self.accepted.drain(..extra);
+        }
+        if roster.version >= self.version {
+            self.version = roster.version;
+            self.roster = hash;
+            self.admins = admin_fingerprints(roster);
+        }
+        let seen = self.clones.entry(clone_key(work)).or_default();
+        *seen = (*seen).max(roster.version);
+    }
+}
+
+fn clone_key(work: &Path) -> String {
+    std::fs::canonicalize(work)
+        .unwrap_or_else(|_| work.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// How a store is opened with respect to trust.
@@ -108,15 +146,18 @@ fn write_pin(path: &Path, pin: &Pin) -> Result<()> {
     crate::journal::write_atomic(path, text.as_bytes())
 }
 
-/// Records `roster` as the trusted one, after this process signed it.
-pub(crate) fn pin(roster: &Roster, bytes: &[u8]) -> Result<()> {
+/// Records `roster` as trusted in the clone at `work`, after this process
+/// signed it.
+pub(crate) fn pin(work: &Path, roster: &Roster, bytes: &[u8]) -> Result<()> {
     if std::env::var_os("SESTO_TRUST").is_some() {
         return Ok(());
     }
-    match pin_file(&roster.store) {
-        Some(path) => write_pin(&path, &Pin::of(roster, bytes)),
-        None => Ok(()),
-    }
+    let Some(path) = pin_file(&roster.store) else {
+        return Ok(());
+    };
+    let mut pin = read_pin(&path)?.unwrap_or_else(|| Pin::of(roster, bytes));
+    pin.accept(work, roster, bytes);
+    write_pin(&path, &pin)
 }
 
 /// Checks the roster of a store being opened against what the user trusts.
@@ -151,56 +192,59 @@ pub(crate) fn check(
     let Some(path) = pin_file(&roster.store) else {
         return Ok(vec![]);
     };
-    let now = Pin::of(roster, bytes);
-    let pinned = match (mode, read_pin(&path)?) {
-        (TrustMode::Accept, _) | (_, None) => {
-            write_pin(&path, &now)?;
+    let hash = node::sha256_hex(bytes);
+    let mut pin = match (mode, read_pin(&path)?) {
+        (TrustMode::Accept, old) | (_, old @ None) => {
+            let mut pin = old.unwrap_or_else(|| Pin::of(roster, bytes));
+            pin.accept(work, roster, bytes);
+            write_pin(&path, &pin)?;
             return Ok(vec![format!(
                 "trusting this store's admins: {} (recorded in {})",
-                describe(&now.admins),
+                describe(&admin_fingerprints(roster)),
                 path.display()
             )]);
         }
         (_, Some(p)) => p,
     };
-    if pinned.roster == now.roster {
-        return Ok(vec![]);
-    }
     let untrusted = |reason: String| Error::Untrusted {
         reason,
         file: path.clone(),
     };
-    if pinned.store != roster.store {
+    if pin.store != roster.store {
         return Err(untrusted("the trust file is for another store".into()));
     }
-    if roster.version <= pinned.version {
+    let here = pin.clones.get(&clone_key(work)).copied().unwrap_or(0);
+    if roster.version < here {
         return Err(untrusted(format!(
-            "it is version {}, not newer than version {} you trusted (rolled back, or a rival history)",
-            roster.version, pinned.version
+            "it is version {}, older than version {here} this clone used (rolled back?)",
+            roster.version
         )));
     }
-    chain_back(work, roster, bytes, sig, |hash, _| hash == pinned.roster).map_err(|reason| {
-        untrusted(format!(
-            "no chain of admin signatures leads from version {} you trusted ({reason})",
-            pinned.version
-        ))
-    })?;
-    write_pin(&path, &now)?;
+    if !pin.accepted.contains(&hash) {
+        let accepted: HashSet<&String> = pin.accepted.iter().collect();
+        chain_back(work, roster, bytes, sig, |h, _| {
+            accepted.contains(&h.to_string())
+        })
+        .map_err(|reason| {
+            untrusted(format!(
+                "no chain of admin signatures leads to it from a roster you trusted ({reason})"
+            ))
+        })?;
+    }
+    let before = pin.admins.clone();
+    let newest = pin.version;
+    pin.accept(work, roster, bytes);
+    if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
+        write_pin(&path, &pin)?;
+    }
+    let now = admin_fingerprints(roster);
     let mut notices = vec![];
-    if pinned.admins != now.admins {
-        let added: Vec<&String> = now
-            .admins
-            .keys()
-            .filter(|a| !pinned.admins.contains_key(*a))
-            .collect();
-        let removed: Vec<&String> = pinned
-            .admins
-            .keys()
-            .filter(|a| !now.admins.contains_key(*a))
-            .collect();
+    if roster.version > newest && before != now {
+        let added: Vec<&String> = now.keys().filter(|a| !before.contains_key(*a)).collect();
+        let removed: Vec<&String> = before.keys().filter(|a| !now.contains_key(*a)).collect();
         notices.push(format!(
             "the store's admins changed (signed by the admins before them): now {}{}{}",
-            describe(&now.admins),
+            describe(&now),
             if added.is_empty() {
                 String::new()
             } else {
@@ -232,9 +276,10 @@ fn join(names: &[&String]) -> String {
         .join(", ")
 }
 
-/// Follows the `previous` hashes from `roster` back through the rosters in
-/// git history until `found(hash, signer fingerprint)` holds for one, checking
-/// on the way that each roster is signed by an admin of the one before it.
+/// Follows the `previous` (and, for merges, `merges`) hashes from `roster`
+/// back through the rosters in git history until `found(hash, signer
+/// fingerprint)` holds for one, checking on the way that each roster is
+/// signed by an admin of the one before it.
 fn chain_back(
     work: &Path,
     roster: &Roster,
@@ -243,29 +288,50 @@ fn chain_back(
     found: impl Fn(&str, &str) -> bool,
 ) -> std::result::Result<(), String> {
     let history = history_rosters(work).map_err(|e| e.to_string())?;
-    let mut cur = (roster.clone(), bytes.to_vec(), sig.to_vec());
-    for _ in 0..MAX_CHAIN {
-        let (r, b, s) = &cur;
-        let hash = node::sha256_hex(b);
-        let signer = signer_of(b, s)?;
+    let mut stack = vec![(roster.clone(), bytes.to_vec(), sig.to_vec())];
+    let mut seen = HashSet::new();
+    let mut why = String::from("no roster to start from");
+    while let Some((r, b, s)) = stack.pop() {
+        let hash = node::sha256_hex(&b);
+        if !seen.insert(hash.clone()) || seen.len() > MAX_CHAIN {
+            continue;
+        }
+        let signer = signer_of(&b, &s)?;
         if found(&hash, &crypto::fingerprint(&signer)) {
             return Ok(());
         }
-        let prev_hash = r
-            .previous
-            .as_ref()
-            .ok_or_else(|| format!("version {} is the first", r.version))?;
-        let (pb, ps) = history.get(prev_hash).ok_or_else(|| {
-            format!(
-                "the roster before version {} is not in this clone's git history",
-                r.version
-            )
-        })?;
-        let prev = Roster::decode(pb).map_err(|e| format!("an older roster: {e}"))?;
-        link(&prev, r, &signer)?;
-        cur = (prev, pb.clone(), ps.clone());
+        let parents: Vec<&String> = r.previous.iter().chain(r.merges.iter()).collect();
+        if parents.is_empty() {
+            why = format!("version {} is the first", r.version);
+        }
+        for prev_hash in parents {
+            let Some((pb, ps)) = history.get(prev_hash) else {
+                why = format!(
+                    "the roster before version {} is not in this clone's git history",
+                    r.version
+                );
+                continue;
+            };
+            let prev = Roster::decode(pb).map_err(|e| format!("an older roster: {e}"))?;
+            match link(&prev, &r, &signer) {
+                Ok(()) => stack.push((prev, pb.clone(), ps.clone())),
+                Err(e) => why = e,
+            }
+        }
     }
-    Err("the chain is too long".into())
+    Err(why)
+}
+
+/// Checks that a chain of admin signatures leads from `roster` back to the
+/// roster whose bytes hash to `target`.
+pub(crate) fn chain_from(
+    work: &Path,
+    roster: &Roster,
+    bytes: &[u8],
+    sig: &[u8],
+    target: &str,
+) -> std::result::Result<(), String> {
+    chain_back(work, roster, bytes, sig, |hash, _| hash == target)
 }
 
 /// The normalized public key that signed roster `bytes`.
@@ -431,8 +497,21 @@ pub fn verify_history(work: &Path) -> std::result::Result<usize, Vec<String>> {
                     let (pb, _) = history.get(prev).ok_or_else(|| {
                         format!("version {}: its previous roster is missing", roster.version)
                     })?;
-                    let older = Roster::decode(pb).map_err(|e| e.to_string())?;
-                    link(&older, &roster, &signer)
+                    link(
+                        &Roster::decode(pb).map_err(|e| e.to_string())?,
+                        &roster,
+                        &signer,
+                    )?;
+                    // The other side of a merge may be gone (rebased away); where
+                    // it is there, the merge must follow it too.
+                    if let Some((mb, _)) = roster.merges.as_ref().and_then(|m| history.get(m)) {
+                        link(
+                            &Roster::decode(mb).map_err(|e| e.to_string())?,
+                            &roster,
+                            &signer,
+                        )?;
+                    }
+                    Ok(())
                 }
             }
         };

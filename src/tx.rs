@@ -569,7 +569,7 @@ impl<'s> Tx<'s> {
         let pinning = self.store.trust != crate::trust::TrustMode::Skip;
         if let (Some(next), Some(bytes), true) = (&self.roster, &roster_bytes, pinning) {
             // We signed it: it is the roster we trust from now on.
-            if let Err(e) = crate::trust::pin(next, bytes) {
+            if let Err(e) = crate::trust::pin(&self.store.work, next, bytes) {
                 committed.warning =
                     Some(format!("could not record the new roster as trusted: {e}"));
             }
@@ -653,7 +653,8 @@ pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result
         let repo = crate::git::open(work)?;
         crate::git::stage(&repo, &paths)?;
         journal::failpoint("after-stage");
-        if crate::git::auto_commit(&repo) {
+        // In the middle of a merge or rebase, git makes the commit.
+        if crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean {
             crate::git::commit(&repo, &commit_message(paths.len()))?;
             journal::failpoint("after-commit");
         }

@@ -294,3 +294,62 @@ fn history_log_show_and_restore() {
         "textconv showed a key"
     );
 }
+
+#[test]
+fn concurrent_grant_and_revoke_merge_to_a_roster_an_admin_signs() {
+    for way in WAYS {
+        let c = Clones::new(&[("prod/db/password", "pw"), ("staging/db/password", "st")]);
+        let bob = c
+            .env
+            .ssh_keygen(&format!("bob-{way:?}"), KeyKind::Ed25519, None);
+        let bob_pub = format!("{}.pub", bob.display());
+        // bob joins with staging, everywhere, before the two changes.
+        c.sesto_ok(&c.a, &["member", "add", "bob", "--key-file", &bob_pub]);
+        c.sesto_ok(&c.a, &["grant", "bob", "staging"]);
+        c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+        c.git_in(&c.b, &["pull", "--quiet", "--no-rebase", "--no-edit"])
+            .assert_success();
+        // At once: a grants bob prod; b revokes bob's staging.
+        c.sesto_ok(&c.a, &["grant", "bob", "prod"]);
+        c.sesto_ok(&c.b, &["revoke", "bob", "staging"]);
+        c.combine(way);
+        let roster = c.sesto_ok(&c.b, &["member", "list"]);
+        assert!(
+            roster.contains("bob") && roster.contains("prod (read)"),
+            "{way:?}: {roster}"
+        );
+        assert!(!roster.contains("staging"), "{way:?}: {roster}");
+        // bob reads prod, not staging, in the merged store.
+        let as_bob = |args: &[&str]| {
+            let mut full = vec!["-i", bob.to_str().unwrap()];
+            full.extend_from_slice(args);
+            c.sesto(&c.b, &full, None)
+        };
+        assert_eq!(as_bob(&["get", "prod/db/password"]).stdout, "pw", "{way:?}");
+        as_bob(&["get", "staging/db/password"]).assert_code(1);
+        c.sesto_ok(&c.b, &["verify", "--history"]);
+    }
+}
+
+#[test]
+fn conflicting_roster_changes_stop_and_say_what_to_run() {
+    let c = Clones::new(&[("prod/db/password", "pw")]);
+    let bob = c.env.ssh_keygen("bob", KeyKind::Ed25519, None);
+    let bob_pub = format!("{}.pub", bob.display());
+    c.sesto_ok(&c.a, &["member", "add", "bob", "--key-file", &bob_pub]);
+    c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+    c.git_in(&c.b, &["pull", "--quiet", "--no-rebase", "--no-edit"])
+        .assert_success();
+    c.sesto_ok(&c.a, &["grant", "bob", "prod"]);
+    c.sesto_ok(&c.b, &["grant", "bob", "prod", "--write"]);
+    c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+    let mut cmd = c.env.sesto(&["sync"]);
+    cmd.current_dir(&c.b).env("PATH", path_with_sesto());
+    let out = run_cmd(cmd);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("grant on folder") && out.stderr.contains("git checkout --ours"),
+        "{}",
+        out.stderr
+    );
+}

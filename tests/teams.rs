@@ -695,7 +695,7 @@ fn attack_rolled_back_roster_is_refused() {
     let out = t.env.run(&["ls"]);
     out.assert_code(1);
     assert!(
-        out.stderr.contains("not newer than version"),
+        out.stderr.contains("this clone used (rolled back?)"),
         "{}",
         out.stderr
     );

@@ -74,8 +74,17 @@ pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode>
 }
 
 pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let start = match &g.store {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()?,
+    };
+    // A roster both sides changed does not open; ours does, and is merged below.
+    sesto::resolve::restore_our_roster(&sesto::find_work_tree(&start)?)?;
     let store = super::open(g)?;
     let report = store.resolve()?;
+    if report.roster_merged {
+        writeln!(out, "merged both sides' roster changes (signed by you)")?;
+    }
     for k in &report.kept {
         writeln!(out, "kept the change to {k} (the other side deleted it)")?;
     }
@@ -85,7 +94,11 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     for l in &report.left {
         writeln!(out, "left: {l}")?;
     }
-    if report.kept.is_empty() && report.copies.is_empty() && report.left.is_empty() {
+    if report.kept.is_empty()
+        && report.copies.is_empty()
+        && report.left.is_empty()
+        && !report.roster_merged
+    {
         writeln!(out, "Nothing to resolve.")?;
     }
     Ok(if report.left.is_empty() {

@@ -54,6 +54,10 @@ pub struct Roster {
     /// SHA-256 of the previous roster.yaml bytes; absent in version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// A merge of two concurrent roster changes: SHA-256 of the other side's
+    /// roster.yaml bytes (`previous` is this side's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merges: Option<String>,
     /// The root folder's id.
     pub root: NodeId,
     /// Members by name.
@@ -71,6 +75,7 @@ impl Roster {
             store: NodeId::random().to_string(),
             version: 1,
             previous: None,
+            merges: None,
             root: NodeId::random(),
             members,
             grants: BTreeMap::new(),
