@@ -266,7 +266,18 @@ pub fn merge_driver(
     let repo = crate::git::open(&store.work)?;
     let head = repo.head()?.peel_to_commit()?;
     let their_blob = Oid::hash_object(git2::ObjectType::Blob, &b)?;
-    let their_commit = commit_holding(&repo, path, their_blob);
+    // `sesto sync` names theirs' commit; a plain git merge makes us look.
+    let hinted = std::env::var("SESTO_MERGE_THEIRS")
+        .ok()
+        .and_then(|h| Oid::from_str(&h).ok())
+        .and_then(|oid| repo.find_commit(oid).ok())
+        .filter(|c| {
+            c.tree()
+                .ok()
+                .and_then(|t| t.get_path(Path::new(path)).ok())
+                .is_some_and(|e| e.id() == their_blob)
+        });
+    let their_commit = hinted.or_else(|| commit_holding(&repo, path, their_blob));
     let base_commit = their_commit
         .as_ref()
         .and_then(|t| repo.merge_base(head.id(), t.id()).ok())

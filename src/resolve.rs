@@ -357,7 +357,13 @@ impl Store {
                 if repo.graph_descendant_of(theirs, head)? {
                     git(&self.work, &["merge", "--quiet", "--ff-only", &upstream])?;
                 } else if theirs != head && !repo.graph_descendant_of(head, theirs)? {
-                    let merged = git(&self.work, &["merge", "--quiet", "--no-edit", &upstream]);
+                    // The driver is told theirs' commit rather than searching for it.
+                    let hint = [("SESTO_MERGE_THEIRS", theirs.to_string())];
+                    let merged = git_env(
+                        &self.work,
+                        &["merge", "--quiet", "--no-edit", &upstream],
+                        &hint,
+                    );
                     let resolved = self.resolve()?;
                     if !resolved.left.is_empty() {
                         return Err(Error::Value(format!(
@@ -389,7 +395,12 @@ impl Store {
                 Ok(()) => return Ok(report),
                 Err(e) if attempt < SYNC_ATTEMPTS => {
                     report.retries.push(e.to_string());
-                    std::thread::sleep(std::time::Duration::from_millis(100 * attempt as u64));
+                    // Clones racing for the remote back off exponentially, each
+                    // by a random share, so that one of them wins each round.
+                    use rand::Rng;
+                    let cap = (50u64 << attempt.min(6)).min(3000);
+                    let wait = rand::thread_rng().gen_range(0..=cap);
+                    std::thread::sleep(std::time::Duration::from_millis(wait));
                 }
                 Err(e) => return Err(e),
             }
@@ -399,7 +410,7 @@ impl Store {
 }
 
 /// How often `sync` fetches, merges and pushes before giving up.
-const SYNC_ATTEMPTS: u32 = 20;
+const SYNC_ATTEMPTS: u32 = 50;
 
 /// What [`Store::sync`] did.
 #[derive(Debug, Default, Clone)]
@@ -444,17 +455,32 @@ fn their_value(
     })
 }
 
-/// Runs the system `git` in `work`; its stderr goes to the user.
+/// Runs the system `git` in `work`, keeping its chatter; on failure the
+/// error carries what git said.
 fn git(work: &Path, args: &[&str]) -> Result<()> {
-    let status = Command::new("git")
+    git_env(work, args, &[])
+}
+
+fn git_env(work: &Path, args: &[&str], env: &[(&str, String)]) -> Result<()> {
+    let out = Command::new("git")
         .args(args)
         .current_dir(work)
-        .status()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
         .map_err(Error::io("cannot run", "git"))?;
-    if status.success() {
+    if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Value(format!("git {} failed", args.join(" "))))
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = said
+            .lines()
+            .filter(|l| !l.starts_with("hint:") && !l.starts_with("Auto-merging"))
+            .collect();
+        Err(Error::Value(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            said.join("; ").trim()
+        )))
     }
 }
 
