@@ -5,6 +5,8 @@
 //! Every test binary uses a different subset of these helpers, hence the allow below.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -343,10 +345,11 @@ pub fn pub_key(private_key: &Path) -> String {
         .to_owned()
 }
 
-/// Whether `name` is on PATH. Under CI a missing tool fails the test (CI must install
-/// it); elsewhere the test is skipped with a notice: `if !require_tool("age") { return; }`.
+/// Whether `name` is installed (see [`tool_path`]). Under CI a missing tool fails the
+/// test (CI must install it); elsewhere the test is skipped with a notice:
+/// `if !require_tool("age") { return; }`.
 pub fn require_tool(name: &str) -> bool {
-    if on_path(name) {
+    if tool_path(name).is_some() {
         return true;
     }
     if is_ci() {
@@ -362,15 +365,22 @@ pub fn require_tool(name: &str) -> bool {
     false
 }
 
-fn on_path(name: &str) -> bool {
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    std::env::split_paths(&path).any(|dir| {
-        std::fs::metadata(dir.join(name))
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    })
+/// Directories searched after PATH: daemons such as `sshd` live there, and a
+/// developer's PATH often leaves them out.
+const SBIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// Where the executable `name` is: the first on PATH, else in an sbin directory. A
+/// tool that may be found only in sbin must be run by this path, not by its name.
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(SBIN_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|file| {
+            std::fs::metadata(file)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 fn is_ci() -> bool {
