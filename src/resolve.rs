@@ -54,8 +54,18 @@ pub fn setup_git(work: &Path, diff: bool) -> Result<()> {
                 .iter()
                 .all(|e| String::from_utf8_lossy(&e.path).starts_with(".sesto/"))
     };
-    if only_secrets && config.get_bool("sesto.commit").is_err() {
-        config.set_bool("sesto.commit", true)?;
+    if only_secrets {
+        if config.get_bool("sesto.commit").is_err() {
+            config.set_bool("sesto.commit", true)?;
+        }
+        // git's settings for an index of many files (as `feature.manyFiles`):
+        // a store of 100,000 secrets writes its index in a fraction of the time.
+        if config.get_bool("index.skipHash").is_err() {
+            config.set_bool("index.skipHash", true)?;
+        }
+        if config.get_i32("index.version").is_err() {
+            config.set_i32("index.version", 4)?;
+        }
     }
     Ok(())
 }
