@@ -287,7 +287,8 @@ fn chain_back(
     sig: &[u8],
     found: impl Fn(&str, &str) -> bool,
 ) -> std::result::Result<(), String> {
-    let history = history_rosters(work).map_err(|e| e.to_string())?;
+    // Read from git only when the chain must be followed.
+    let mut history: Option<HashMap<String, Found>> = None;
     let mut stack = vec![(roster.clone(), bytes.to_vec(), sig.to_vec())];
     let mut seen = HashSet::new();
     let mut why = String::from("no roster to start from");
@@ -304,6 +305,10 @@ fn chain_back(
         if parents.is_empty() {
             why = format!("version {} is the first", r.version);
         }
+        if history.is_none() && !parents.is_empty() {
+            history = Some(history_rosters(work).map_err(|e| e.to_string())?);
+        }
+        let history = history.as_ref().expect("read above when there are parents");
         for prev_hash in parents {
             let Some((pb, ps)) = history.get(prev_hash) else {
                 why = format!(
