@@ -50,6 +50,9 @@ pub fn auto_commit(repo: &Repository) -> bool {
 /// whole file on every read.
 pub fn stage(repo: &Repository, paths: &[String]) -> Result<()> {
     let work = workdir(repo)?;
+    if paths.len() >= PACK_FROM {
+        return stage_packed(&work, paths);
+    }
     let mut input = Vec::new();
     for p in paths {
         input.extend_from_slice(p.as_bytes());
@@ -61,6 +64,61 @@ pub fn stage(repo: &Repository, paths: &[String]) -> Result<()> {
         &input,
         &[],
     )?;
+    Ok(())
+}
+
+/// From this many paths on, staging writes one pack instead of a loose
+/// object (a file) per path: rotating a store's keys rewrites every node.
+const PACK_FROM: usize = 256;
+
+/// Stages many paths at once: `git fast-import` writes their blobs into one
+/// pack, and `git update-index --index-info` points the index at them.
+fn stage_packed(work: &Path, paths: &[String]) -> Result<()> {
+    let mut stream = Vec::new();
+    let mut present = Vec::new();
+    for p in paths {
+        let file = work.join(p);
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                present.push(p);
+                stream.extend_from_slice(
+                    format!("blob\nmark :{}\ndata {}\n", present.len(), bytes.len()).as_bytes(),
+                );
+                stream.extend_from_slice(&bytes);
+                stream.push(b'\n');
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot read", &file)(e)),
+        }
+    }
+    let marks = tempfile::NamedTempFile::new_in(git_dir(work)?)
+        .map_err(Error::io("cannot create a temporary file in", work))?;
+    let export = format!("--export-marks={}", marks.path().display());
+    plumbing(work, &["fast-import", "--quiet", &export], &stream, &[])?;
+    let text =
+        std::fs::read_to_string(marks.path()).map_err(Error::io("cannot read", marks.path()))?;
+    let mut oids = vec![String::new(); present.len()];
+    for line in text.lines() {
+        if let Some((mark, oid)) = line.strip_prefix(':').and_then(|l| l.split_once(' ')) {
+            if let Some(slot) = mark.parse::<usize>().ok().and_then(|m| oids.get_mut(m - 1)) {
+                *slot = oid.to_string();
+            }
+        }
+    }
+    let mut info = Vec::new();
+    for (p, oid) in present.iter().zip(&oids) {
+        if oid.is_empty() {
+            return Err(Error::Value(format!("git fast-import did not store {p}")));
+        }
+        info.extend_from_slice(format!("100644 {oid}\t{p}").as_bytes());
+        info.push(0);
+    }
+    for p in paths.iter().filter(|p| !present.contains(p)) {
+        // Mode 0 removes the entry.
+        info.extend_from_slice(format!("0 {}\t{p}", git2::Oid::zero()).as_bytes());
+        info.push(0);
+    }
+    plumbing(work, &["update-index", "-z", "--index-info"], &info, &[])?;
     Ok(())
 }
 

@@ -106,9 +106,16 @@ pub fn write_temps(
 /// Writes each temp of [`write_temps`] and makes them durable.
 fn create_temps(files: &[(PathBuf, Vec<u8>)], temps: &[PathBuf]) -> Result<()> {
     let batch = cfg!(target_os = "linux") && files.len() > 32;
-    for ((_, bytes), tmp) in files.iter().zip(temps) {
-        create_temp(tmp, bytes, !batch)?;
-    }
+    // Thousands of files (a key rotation) are created on all cores: most of
+    // the time is the filesystem finding room for each new file.
+    let jobs: Vec<(&[u8], &PathBuf)> = files
+        .iter()
+        .map(|(_, bytes)| bytes.as_slice())
+        .zip(temps)
+        .collect();
+    crate::par::map(&jobs, |(bytes, tmp)| create_temp(tmp, bytes, !batch))
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
     #[cfg(target_os = "linux")]
     if batch {
         let dir = temps[0].parent().expect("temps live in a directory");
