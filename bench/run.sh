@@ -13,59 +13,16 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-folders=${BENCH_FOLDERS:-50}
-secrets=${BENCH_SECRETS:-200}
+source "$here/lib.sh"
 get_path=${BENCH_GET:-app07/secret-0123}
 fsck_runs=${BENCH_FSCK_RUNS:-3}
-example=${BENCH_EXAMPLE:-bench-make-store}
 results=${BENCH_RESULTS:-$here/results.md}
-out=$here/out
 
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-for tool in cargo hyperfine age jq git base64 /usr/bin/time; do
-    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install hyperfine age jq time)"
-done
-
-load_before=$(uptime)
-rustc_version=$(rustc --version)
-rev_before=$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "== building (release)" >&2
-(cd "$repo" && cargo build --release --quiet --bin sesto --example "$example") ||
-    die "build failed; is [[example]] $example registered in Cargo.toml? (see bench/README.md)"
-# The commit the binary was built from (others may commit while this runs).
-rev=$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ $rev == "$rev_before" ]] || rev="$rev_before or $rev (HEAD moved during the build)"
-dirty=$(cd "$repo" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q . && echo " (with uncommitted changes in src/)" || true)
-target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sesto-bench.XXXXXX")
-case $work in *[[:space:]]*) die "the temporary directory $work has a space in it; set TMPDIR" ;; esac
-if [[ -n ${BENCH_KEEP:-} ]]; then
-    echo "bench: keeping $work" >&2
-else
-    trap 'rm -rf "$work"' EXIT
-fi
-# Copies, so that another build into the shared target directory cannot swap
-# the binary in the middle of a measurement.
-mkdir "$work/bin"
-cp "$target/release/sesto" "$target/release/examples/$example" "$work/bin/"
-sesto=$work/bin/sesto
-make_store=$work/bin/$example
-store=$work/store
+need_tools cargo hyperfine age jq git base64 /usr/bin/time
+bench_build
+bench_workdir sesto-bench
 keys=$work/keys
-# Seal the run from the user's keys and config: sesto loads only -i.
-mkdir -p "$work/home" "$out"
-export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config
-unset SESTO_IDENTITY SESTO_IDENTITY_FILE SESTO_NOW SESTO_FAILPOINT
-
-echo "== building the store: $folders folders × $secrets secrets" >&2
-"$make_store" "$store" --keys "$keys" --folders "$folders" --secrets "$secrets" 2>"$work/make.log" ||
-    { cat "$work/make.log" >&2; die "building the store failed"; }
-cat "$work/make.log" >&2
+bench_make_store --keys "$keys"
 
 # Node files and the keys that open them, from the list the builder wrote
 # (kind, path, key file, node file). The root's key is the SSH key.
@@ -128,9 +85,6 @@ rss_age=$(peak_kib age -d -o /dev/null -i "$root_key" "$root_file")
 load_after=$(uptime)
 
 # ---- summary -------------------------------------------------------------
-mean() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .mean' "$1"; }
-sd() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .stddev // 0' "$1"; }
-median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
 g=$out/get-tree.json
 f=$out/fsck.json
 get_m=$(mean "$g" "sesto get $get_path") get_s=$(sd "$g" "sesto get $get_path")
@@ -143,35 +97,19 @@ fsck_m=$(mean "$f" "sesto fsck") fsck_s=$(sd "$f" "sesto fsck")
 seq_m=$(mean "$f" "age -d x$n_all, one at a time") seq_s=$(sd "$f" "age -d x$n_all, one at a time")
 par_m=$(mean "$f" "age -d x$n_all, $jobs at a time") par_s=$(sd "$f" "age -d x$n_all, $jobs at a time")
 
-time_cell() { # mean [sd] -> "12.3 ± 0.4 ms" or "2.81 ± 0.05 s"
-    awk -v m="$1" -v s="${2:-}" 'BEGIN {
-        k = (m < 1) ? 1000 : 1; u = (m < 1) ? "ms" : "s"; f = (m < 1) ? "%.1f" : "%.2f"
-        if (s == "") printf f " " u, m * k; else printf f " ± " f " " u, m * k, s * k }'
-}
-ratio() { # a sa b sb -> "1.23 ± 0.05"
-    awk -v a="$1" -v sa="$2" -v b="$3" -v sb="$4" 'BEGIN {
-        r = a / b; printf "%.2f ± %.2f", r, r * sqrt((sa / a) ^ 2 + (sb / b) ^ 2) }'
-}
-verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "**pass**" : "**FAIL**") }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 under_mib() { verdict "$(awk -v k="$1" 'BEGIN { print (k < 100 * 1024) }')"; }
 
 ok_get10=$(awk -v m="$get_m" 'BEGIN { print (m < 0.010) }')
 ok_get_age=$(awk -v m="$get_m" -v a="$root_m" 'BEGIN { print (m <= a) }')
 ok_fsck=$(awk -v m="$fsck_m" 'BEGIN { print (m < 3) }')
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 
 {
     echo "# Benchmark results"
     echo
     echo "Last run of \`bench/run.sh\` (see README.md beside this file for what is measured and why)."
     echo
-    echo "- Date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "- Machine: $(nproc) cores ($cpu), $mem, $(uname -sr)"
-    echo "- Load before: \`${load_before# }\`"
-    echo "- Load after: \`${load_after# }\`"
-    echo "- sesto $rev$dirty, built with $rustc_version (release profile)"
+    header_lines
     echo "- $(age --version | sed 's/^/age /'), $(hyperfine --version)"
     echo "- Store: $folders folders × $secrets secrets ($n_all node files), one transaction through the library"
     echo
@@ -203,8 +141,7 @@ mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
     cat "$work/make.log"
     echo '```'
 } >"$results"
-# The JSON and markdown exports name the temporary directory, which is gone after the run.
-sed -i -e "s#$work#\$TMP#g" "$out"/*.json "$out"/*.md
+scrub "$out"/get-tree.* "$out"/fsck.*
 
 echo >&2
 sed -n '/^## Summary/,/^## hyperfine/p' "$results" | sed '$d' >&2
