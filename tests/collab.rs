@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{path_with_sesto, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
 
 /// How the second clone takes in the first one's changes.
 #[derive(Clone, Copy, Debug)]
@@ -148,16 +148,6 @@ impl Clones {
             self.sesto_ok(dir, &["verify"]);
         }
     }
-}
-
-/// PATH with the directory of the sesto binary under test first.
-fn path_with_sesto() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_sesto")).parent().unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::sshd::Sshd;
-use common::{require_tool, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output, TestEnv};
+use common::{
+    path_with_sesto, require_tool, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output, TestEnv,
+};
 
 /// alice's first secrets, chosen so that bytes must come back exactly: trailing
 /// newlines, an empty line, outer spaces, non-ASCII.
@@ -164,16 +166,6 @@ impl<'e> Team<'e> {
         }
         assert_eq!(self.contents(&self.a), self.contents(&self.b));
     }
-}
-
-/// PATH with the directory of the sesto binary under test first.
-fn path_with_sesto() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_sesto")).parent().unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
 }
 
 /// A bare repository at `<tmp>/remote.git`; returns its absolute path.

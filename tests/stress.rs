@@ -10,21 +10,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{path_with_sesto, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
 
 const CLONES: usize = 8;
 const SECRETS: usize = 25;
 /// The whole run stops (and fails) after this long.
 const DEADLINE: Duration = Duration::from_secs(900);
-
-fn path_with_sesto() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_sesto")).parent().unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 fn sesto(env: &TestEnv, dir: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
     let mut cmd = env.sesto(args);

@@ -345,6 +345,17 @@ pub fn pub_key(private_key: &Path) -> String {
         .to_owned()
 }
 
+/// PATH with the directory of the sesto binary under test first, so that git
+/// finds it when it runs sesto's merge driver.
+pub fn path_with_sesto() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_sesto")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Whether `name` is installed (see [`tool_path`]). Under CI a missing tool fails the
 /// test (CI must install it); elsewhere the test is skipped with a notice:
 /// `if !require_tool("age") { return; }`.
