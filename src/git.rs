@@ -122,41 +122,85 @@ fn stage_packed(work: &Path, paths: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Commits the index with a message that names no path, through git's
-/// plumbing (`write-tree`, `commit-tree`, `update-ref`: no hooks run; sesto
-/// checks for plaintext itself). Returns the commit id.
-pub fn commit(repo: &Repository, message: &str) -> Result<git2::Oid> {
+/// Commits `paths` as they are in the work tree on top of `HEAD`, with a
+/// message that names no path; present files are their content, missing
+/// ones are removed. The tree is built from `HEAD`'s by changing only the
+/// trees above those paths, so a store of 100,000 secrets costs a few small
+/// trees, not a pass over the whole index. No hook runs (sesto checks for
+/// plaintext itself). `HEAD` moves only if it still points where it did.
+/// Returns the commit id.
+pub fn commit(repo: &Repository, paths: &[String], message: &str) -> Result<git2::Oid> {
     let work = workdir(repo)?;
-    let tree = plumbing(&work, &["write-tree"], &[], &[])?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let base = parent.as_ref().map(|p| p.tree()).transpose()?;
+    let mut changes: Vec<Change> = Vec::new();
+    for p in paths {
+        let file = work.join(p);
+        let blob = match std::fs::read(&file) {
+            // Staging stored the blob already; only its id is needed here.
+            Ok(bytes) => Some(git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("cannot read", &file)(e)),
+        };
+        changes.push((p.split('/').collect(), blob));
+    }
+    let tree_id = edit_tree(repo, base.as_ref(), &changes)?;
     if let Some(p) = &parent {
-        if p.tree_id().to_string() == tree {
+        if p.tree_id() == tree_id {
             return Ok(p.id());
         }
     }
+    let tree = repo.find_tree(tree_id)?;
     let sig = signature(repo)?;
-    let (name, email) = (
-        sig.name().unwrap_or("sesto").to_string(),
-        sig.email().unwrap_or("sesto@localhost").to_string(),
-    );
-    let who = [
-        ("GIT_AUTHOR_NAME", name.as_str()),
-        ("GIT_AUTHOR_EMAIL", email.as_str()),
-        ("GIT_COMMITTER_NAME", name.as_str()),
-        ("GIT_COMMITTER_EMAIL", email.as_str()),
-    ];
-    let parent_id = parent.as_ref().map(|p| p.id().to_string());
-    let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
-    if let Some(p) = &parent_id {
-        args.extend(["-p", p.as_str()]);
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?)
+}
+
+/// One path to change in a tree: its names, and its new blob (or none, to
+/// remove it).
+type Change<'p> = (Vec<&'p str>, Option<git2::Oid>);
+
+/// `base` (or an empty tree) with each path set to its blob or removed;
+/// returns the new tree's id. Trees no change touches are reused as they are.
+fn edit_tree(
+    repo: &Repository,
+    base: Option<&git2::Tree>,
+    changes: &[Change],
+) -> Result<git2::Oid> {
+    let mut builder = repo.treebuilder(base)?;
+    let mut below: std::collections::BTreeMap<&str, Vec<Change>> = Default::default();
+    for (parts, blob) in changes {
+        match parts.as_slice() {
+            [name] => match blob {
+                Some(oid) => {
+                    builder.insert(name, *oid, 0o100644)?;
+                }
+                None => {
+                    if builder.get(name)?.is_some() {
+                        builder.remove(name)?;
+                    }
+                }
+            },
+            [dir, rest @ ..] => below.entry(dir).or_default().push((rest.to_vec(), *blob)),
+            [] => {}
+        }
     }
-    let commit = plumbing(&work, &args, &[], &who)?;
-    let mut update = vec!["update-ref", "-m", "sesto: commit", "HEAD", commit.as_str()];
-    // Only if HEAD is still where it was: another writer is not overwritten.
-    let old = parent_id.unwrap_or_else(|| "0".repeat(40));
-    update.push(old.as_str());
-    plumbing(&work, &update, &[], &[])?;
-    git2::Oid::from_str(&commit).map_err(Error::from)
+    for (dir, changes) in below {
+        let sub = base
+            .and_then(|t| t.get_name(dir))
+            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
+            .map(|e| repo.find_tree(e.id()))
+            .transpose()?;
+        let id = edit_tree(repo, sub.as_ref(), &changes)?;
+        if repo.find_tree(id)?.is_empty() {
+            if builder.get(dir)?.is_some() {
+                builder.remove(dir)?;
+            }
+        } else {
+            builder.insert(dir, id, 0o040000)?;
+        }
+    }
+    Ok(builder.write()?)
 }
 
 fn workdir(repo: &Repository) -> Result<PathBuf> {

@@ -117,7 +117,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
     crate::git::stage(&repo, &paths)?;
     if auto_commit {
         repo.config()?.set_bool("sesto.commit", true)?;
-        crate::git::commit(&repo, "sesto: new store")?;
+        crate::git::commit(&repo, &paths, "sesto: new store")?;
     }
     Ok(Initialized { store, auto_commit })
 }

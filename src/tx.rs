@@ -655,7 +655,7 @@ pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result
         journal::failpoint("after-stage");
         // In the middle of a merge or rebase, git makes the commit.
         if crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean {
-            crate::git::commit(&repo, &commit_message(paths.len()))?;
+            crate::git::commit(&repo, &paths, &commit_message(paths.len()))?;
             journal::failpoint("after-commit");
         }
         Ok(())
