@@ -1,6 +1,7 @@
-# Shared by bench/run.sh and bench/teams.sh (sourced, not run): the build,
-# the temporary directory and its sealed environment, the 10,000-secret
-# store, and the helpers that turn hyperfine's JSON into summary cells.
+# Shared by bench/run.sh, bench/teams.sh and bench/scale.sh (sourced, not
+# run): the build, the temporary directory and its sealed environment, the
+# store, a pass store of the same values, and the helpers that turn
+# hyperfine's JSON into summary cells.
 #
 # The sourcing script sets `here` (the bench directory) and `set -euo pipefail`
 # first. Knobs read here: BENCH_FOLDERS, BENCH_SECRETS, BENCH_EXAMPLE,
@@ -80,6 +81,78 @@ bench_make_store() {
     "$make_store" "$store" "$@" --folders "$folders" --secrets "$secrets" 2>"$work/make.log" ||
         { cat "$work/make.log" >&2; die "building the store failed"; }
     cat "$work/make.log" >&2
+}
+
+# ---- git, gpg and pass (teams.sh, scale.sh) ---------------------------------
+# bench_seal_git — git reads no config of the user's or the system's, and the
+# commits pass, git and the benchmark loops make have a fixed author.
+bench_seal_git() {
+    export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null \
+        GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@bench.invalid \
+        GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@bench.invalid
+}
+
+# bench_seal_gpg — gpg and pass read nothing of the user's: a keyring in
+# $work/gnupg, the pass store in $work/pass, no PASSWORD_STORE_* settings;
+# the gpg-agent it starts is stopped at exit.
+bench_seal_gpg() {
+    export GNUPGHOME=$work/gnupg PASSWORD_STORE_DIR=$work/pass
+    unset GPG_AGENT_INFO $(compgen -e | grep '^PASSWORD_STORE_' | grep -vx PASSWORD_STORE_DIR || true)
+    mkdir -m 700 "$GNUPGHOME"
+    on_exit+=(stop_gpg_agent)
+}
+stop_gpg_agent() { gpgconf --kill gpg-agent 2>/dev/null; }
+
+# gpg_new_key WHO — an ed25519/cv25519 key "WHO <WHO@bench.invalid>" with no
+# passphrase (so no pinentry and no agent prompt); prints its fingerprint.
+gpg_new_key() {
+    gpg --batch --quiet --passphrase '' --quick-gen-key "$1 <$1@bench.invalid>" future-default default never >/dev/null 2>&1 ||
+        die "gpg could not make a key for $1 (GNUPGHOME=$GNUPGHOME)"
+    gpg_fpr "$1@bench.invalid"
+}
+gpg_fpr() { gpg --with-colons --list-keys "$1" 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }'; }
+
+# bench_read_values KEY PLAIN JOBS — every secret of $store as a plaintext
+# file PLAIN/<path>, read back with `sesto get` (JOBS processes at once), so
+# the other stores hold the store's own values. PLAIN is made private; the
+# caller deletes it once the other stores are built. Lists the secrets in
+# $work/secrets.list and sets n_secrets.
+bench_read_values() {
+    local key=$1 plain=$2 jobs=$3 t0=$SECONDS
+    echo "== reading the values back with sesto get, $jobs at a time" >&2
+    mkdir -m 700 "$plain"
+    "$sesto" --store "$store" -i "$key" find '*' | grep -v '/$' >"$work/secrets.list"
+    n_secrets=$(wc -l <"$work/secrets.list")
+    sed -n 's#/[^/]*$##p' "$work/secrets.list" | sort -u | (cd "$plain" && xargs mkdir -p)
+    xargs -a "$work/secrets.list" -P "$jobs" -n 50 bash -c '
+        sesto=$1 store=$2 key=$3 plain=$4
+        shift 4
+        for p; do "$sesto" --store "$store" -i "$key" get "$p" >"$plain/$p" || exit 255; done' \
+        - "$sesto" "$store" "$key" "$plain" ||
+        die "sesto get failed while reading the values (run it on one: $sesto --store $store -i $key get $(head -1 "$work/secrets.list"))"
+    echo "   $n_secrets values, $((SECONDS - t0)) s" >&2
+}
+
+# bench_make_pass_store PLAIN FPR JOBS — a pass store in $PASSWORD_STORE_DIR
+# holding the files of PLAIN, encrypted to the gpg key FPR with the options
+# pass itself uses (JOBS gpg processes at once), in a git repository made by
+# `pass git init`, committed once and packed, so that pass commits its
+# changes as sesto does. Sets pass_build (seconds).
+bench_make_pass_store() {
+    local plain=$1 fpr=$2 jobs=$3 t0=$SECONDS
+    echo "== building the pass store (gpg --encrypt-files, $jobs at a time)" >&2
+    pass init "$fpr" >/dev/null
+    GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0=main pass git init >/dev/null
+    (cd "$plain" && find . -type f -printf '%P\0' | xargs -0 -P "$jobs" -n 500 \
+        gpg --batch --quiet --yes --compress-algo=none --no-encrypt-to -r "$fpr" --encrypt-files)
+    (cd "$plain" && find . -name '*.gpg' -printf '%P\0' | xargs -0 cp --parents -t "$PASSWORD_STORE_DIR")
+    git -C "$PASSWORD_STORE_DIR" add -A
+    # Packed, as a repository that has lived a while is: otherwise the next
+    # commit, inside a timed run, starts git's automatic gc in the background.
+    git -C "$PASSWORD_STORE_DIR" -c gc.auto=0 commit -q -m "The benchmark's secrets"
+    git -C "$PASSWORD_STORE_DIR" gc --quiet
+    pass_build=$((SECONDS - t0))
+    echo "   $pass_build s" >&2
 }
 
 # ---- summary helpers ------------------------------------------------------

@@ -39,16 +39,9 @@ bench_workdir sesto-teams
 bench_make_store
 
 # ---- sealing ---------------------------------------------------------------
-# gpg, pass and git read nothing of the user's: their own home, keyring,
-# store, and a fixed author for the commits pass and the passage loop make.
-export GNUPGHOME=$work/gnupg PASSWORD_STORE_DIR=$work/pass
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null \
-    GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@bench.invalid \
-    GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@bench.invalid
-unset GPG_AGENT_INFO $(compgen -e | grep '^PASSWORD_STORE_' | grep -vx PASSWORD_STORE_DIR || true)
-mkdir -m 700 "$GNUPGHOME"
-stop_gpg_agent() { gpgconf --kill gpg-agent 2>/dev/null; }
-on_exit+=(stop_gpg_agent)
+# gpg, pass and git read nothing of the user's (see lib.sh).
+bench_seal_git
+bench_seal_gpg
 
 admin_key=$store/id_ed25519
 # The admin key lives in the store's work tree, untracked: keep git clean off it.
@@ -68,13 +61,11 @@ echo "== keys: bob's SSH key, gpg keys (ed25519/cv25519), age keys" >&2
 mkdir -m 700 "$work/keys"
 ssh-keygen -q -t ed25519 -N '' -C bob -f "$work/keys/bob_ed25519"
 bob_pub=$work/keys/bob_ed25519.pub
-gpg_fpr() { gpg --with-colons --list-keys "$1" 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }'; }
+gpg_admin=$(gpg_new_key admin)
+gpg_bob=$(gpg_new_key bob)
 for who in admin bob; do
-    gpg --batch --quiet --passphrase '' --quick-gen-key "$who <$who@bench.invalid>" future-default default never 2>/dev/null
     age-keygen -o "$work/keys/$who.age" 2>/dev/null
 done
-gpg_admin=$(gpg_fpr admin@bench.invalid)
-gpg_bob=$(gpg_fpr bob@bench.invalid)
 age-keygen -y "$work/keys/admin.age" >"$work/keys/admin.rcpt"
 cat "$work/keys/admin.rcpt" >"$work/keys/admin+bob.rcpt"
 age-keygen -y "$work/keys/bob.age" >>"$work/keys/admin+bob.rcpt"
@@ -82,33 +73,9 @@ age-keygen -y "$work/keys/bob.age" >>"$work/keys/admin+bob.rcpt"
 # ---- the pass and passage-style stores ------------------------------------
 # The same values sesto returns, as plaintext files in a private directory
 # that is deleted as soon as both stores are built.
-echo "== reading the $((folders * secrets)) values back with sesto get" >&2
-t0=$SECONDS
 plain=$work/plain
-mkdir -m 700 "$plain"
-"${sesto_cmd[@]}" find '*' | grep -v '/$' >"$work/secrets.list"
-n_secrets=$(wc -l <"$work/secrets.list")
-sed -n 's#/[^/]*$##p' "$work/secrets.list" | sort -u | (cd "$plain" && xargs mkdir -p)
-xargs -a "$work/secrets.list" -P "$jobs" -n 50 bash -c '
-    sesto=$1 store=$2 key=$3 plain=$4
-    shift 4
-    for p; do "$sesto" --store "$store" -i "$key" get "$p" >"$plain/$p" || exit 255; done' \
-    - "$sesto" "$store" "$admin_key" "$plain" ||
-    die "sesto get failed while reading the values (run it on one: ${sesto_cmd[*]} get $get_path)"
-echo "   $((SECONDS - t0)) s" >&2
-
-echo "== building the pass store (gpg --encrypt-files, $jobs at a time)" >&2
-t0=$SECONDS
-pass init "$gpg_admin" >/dev/null
-GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0=main pass git init >/dev/null
-# The options pass itself encrypts with, to the recipient in .gpg-id.
-(cd "$plain" && find . -type f -printf '%P\0' | xargs -0 -P "$jobs" -n 500 \
-    gpg --batch --quiet --yes --compress-algo=none --no-encrypt-to -r "$gpg_admin" --encrypt-files)
-(cd "$plain" && find . -name '*.gpg' -printf '%P\0' | xargs -0 cp --parents -t "$PASSWORD_STORE_DIR")
-git -C "$PASSWORD_STORE_DIR" add -A
-git -C "$PASSWORD_STORE_DIR" commit -q -m "$n_secrets secrets"
-pass_build=$((SECONDS - t0))
-echo "   $pass_build s" >&2
+bench_read_values "$admin_key" "$plain" "$jobs"
+bench_make_pass_store "$plain" "$gpg_admin" "$jobs"
 
 echo "== building the passage-style store (age -e, $jobs at a time)" >&2
 t0=$SECONDS
