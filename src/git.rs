@@ -58,7 +58,7 @@ pub fn stage(repo: &Repository, paths: &[String]) -> Result<()> {
         input.extend_from_slice(p.as_bytes());
         input.push(0);
     }
-    plumbing(
+    run(
         &work,
         &["update-index", "--add", "--remove", "-z", "--stdin"],
         &input,
@@ -94,7 +94,7 @@ fn stage_packed(work: &Path, paths: &[String]) -> Result<()> {
     let marks = tempfile::NamedTempFile::new_in(git_dir(work)?)
         .map_err(Error::io("cannot create a temporary file in", work))?;
     let export = format!("--export-marks={}", marks.path().display());
-    plumbing(work, &["fast-import", "--quiet", &export], &stream, &[])?;
+    run(work, &["fast-import", "--quiet", &export], &stream, &[])?;
     let text =
         std::fs::read_to_string(marks.path()).map_err(Error::io("cannot read", marks.path()))?;
     let mut oids = vec![String::new(); present.len()];
@@ -118,7 +118,7 @@ fn stage_packed(work: &Path, paths: &[String]) -> Result<()> {
         info.extend_from_slice(format!("0 {}\t{p}", git2::Oid::zero()).as_bytes());
         info.push(0);
     }
-    plumbing(work, &["update-index", "-z", "--index-info"], &info, &[])?;
+    run(work, &["update-index", "-z", "--index-info"], &info, &[])?;
     Ok(())
 }
 
@@ -209,9 +209,14 @@ fn workdir(repo: &Repository) -> Result<PathBuf> {
         .ok_or_else(|| Error::NotGit(repo.path().to_path_buf()))
 }
 
-/// Runs a git plumbing command in `work` with `input` on stdin; returns its
-/// trimmed stdout, or an error quoting what git said.
-fn plumbing(work: &Path, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Result<String> {
+/// Runs the system `git` in `work` with `input` on stdin; returns its trimmed
+/// stdout, or an error quoting what git said (its hints left out).
+pub(crate) fn run(
+    work: &Path,
+    args: &[&str],
+    input: &[u8],
+    env: &[(&str, &str)],
+) -> Result<String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("git")
@@ -231,10 +236,15 @@ fn plumbing(work: &Path, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> R
         .map_err(Error::io("cannot run", "git"))?;
     written.map_err(Error::io("cannot write to", "git"))?;
     if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = said
+            .lines()
+            .filter(|l| !l.starts_with("hint:") && !l.starts_with("Auto-merging"))
+            .collect();
         return Err(Error::Value(format!(
-            "git {}: {}",
-            args[0],
-            String::from_utf8_lossy(&out.stderr).trim()
+            "git {} failed: {}",
+            args.join(" "),
+            said.join("; ").trim()
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -275,19 +275,33 @@ impl Store {
                 return Ok(describe(&n.body, &path));
             }
         }
-        // New since HEAD: find it in the work tree.
-        for (path, kind) in self.tree("")?.paths() {
-            let chain = self.walk(&path)?;
-            if let Some(n) = chain.last().filter(|n| n.id == id) {
-                let _ = kind;
-                return Ok(describe(&n.body, &Some(path)));
+        // New since HEAD: its entry is in a folder of the work tree.
+        let mut level: Vec<(SPath, crate::store::Node, Vec<NodeId>)> = self
+            .tops()?
+            .into_iter()
+            .map(|(path, node)| {
+                let chain = vec![node.id];
+                (path, node, chain)
+            })
+            .collect();
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for (path, folder, chain) in level {
+                for e in &folder.body.children {
+                    let mut c = chain.clone();
+                    c.push(e.id);
+                    if e.id == id {
+                        let n = self.open_node(&id, &bytes, Some(&e.key), &c)?;
+                        return Ok(describe(&n.body, &Some(path.join(&e.name))));
+                    }
+                    if e.kind == node::Kind::Folder && !chain.contains(&e.id) {
+                        next.push((path.join(&e.name), self.read_entry(e, &c)?, c));
+                    }
+                }
             }
+            level = next;
         }
-        Err(Error::Node {
-            id,
-            file: id.rel_path(),
-            reason: "none of your keys opens it".into(),
-        })
+        Err(self.reject(&id, "none of your keys opens it"))
     }
 }
 

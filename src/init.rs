@@ -136,10 +136,7 @@ fn build(
     journal::write_atomic(&staging.join("roster.sig"), roster_sig.as_bytes())?;
     journal::write_atomic(&staging.join(".gitattributes"), GITATTRIBUTES.as_bytes())?;
     let state = crate::git::git_dir(work)?.join("sesto");
-    let mut keys = std::collections::HashMap::new();
-    for (n, m) in &roster.members {
-        keys.insert(crypto::normalize_public(&m.key)?, n.clone());
-    }
+    let keys = crate::store::member_keys(roster)?;
     let me = roster.members.keys().next().cloned();
     let store = Store {
         work: work.to_path_buf(),

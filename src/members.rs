@@ -117,12 +117,7 @@ impl Store {
     fn replace_roster(&mut self, roster: node::Roster) -> Result<()> {
         self.roster = roster;
         self.tops = Default::default();
-        self.keys.clear();
-        for (name, m) in &self.roster.members {
-            for k in std::iter::once(&m.key).chain(m.signing_key.as_ref()) {
-                self.keys.insert(crypto::normalize_public(k)?, name.clone());
-            }
-        }
+        self.keys = crate::store::member_keys(&self.roster)?;
         Ok(())
     }
 }
@@ -374,10 +369,7 @@ impl Tx<'_> {
                     }
                 }
             }
-            let signer = self.node(&id).signer.clone();
-            if !signer.is_empty() && !self.roster().may_write(&signer, &chain) {
-                self.dirty.insert(id);
-            }
+            self.resign_if_needed(id);
         }
         exposed.sort();
         Ok(exposed)
@@ -389,13 +381,19 @@ impl Tx<'_> {
         let mut ids = vec![top];
         ids.extend(self.load_subtree(top, false)?);
         for id in ids {
-            let chain = self.chain_of(id);
-            let signer = self.node(&id).signer.clone();
-            if !signer.is_empty() && !self.roster().may_write(&signer, &chain) {
-                self.dirty.insert(id);
-            }
+            self.resign_if_needed(id);
         }
         Ok(())
+    }
+
+    /// Marks a loaded node for writing when its signer may no longer write
+    /// it under the roster this transaction writes.
+    fn resign_if_needed(&mut self, id: NodeId) {
+        let chain = self.chain_of(id);
+        let signer = &self.node(&id).signer;
+        if !signer.is_empty() && !self.roster().may_write(signer, &chain) {
+            self.dirty.insert(id);
+        }
     }
 }
 

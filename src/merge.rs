@@ -338,11 +338,10 @@ fn merge_node(
         .then(|| open(o, &chain_in(sides.base.as_ref())).ok())
         .flatten();
     if ours.body.kind != theirs.body.kind {
-        return Err(Error::Node {
-            id: *id,
-            file: id.rel_path(),
-            reason: "one side has a folder and the other a secret under one id".into(),
-        });
+        return Err(store.reject(
+            id,
+            "one side has a folder and the other a secret under one id",
+        ));
     }
     let mut body = ours.body.clone();
     let mut conflict_copy = None;

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Command;
 
 use git2::{Oid, Repository};
 
@@ -368,10 +367,12 @@ impl Store {
                     git(&self.work, &["merge", "--quiet", "--ff-only", &upstream])?;
                 } else if theirs != head && !repo.graph_descendant_of(head, theirs)? {
                     // The driver is told theirs' commit rather than searching for it.
-                    let hint = [("SESTO_MERGE_THEIRS", theirs.to_string())];
-                    let merged = git_env(
+                    let theirs = theirs.to_string();
+                    let hint = [("SESTO_MERGE_THEIRS", theirs.as_str())];
+                    let merged = crate::git::run(
                         &self.work,
                         &["merge", "--quiet", "--no-edit", &upstream],
+                        &[],
                         &hint,
                     );
                     let resolved = self.resolve()?;
@@ -458,55 +459,17 @@ fn their_value(
             }
         }
     }
-    Err(Error::Node {
-        id: *id,
-        file: id.rel_path(),
-        reason: format!("its other value (git object {blob}) cannot be opened"),
-    })
+    Err(store.reject(
+        id,
+        format!("its other value (git object {blob}) cannot be opened"),
+    ))
 }
 
-/// Runs the system `git` in `work`, keeping its chatter; on failure the
-/// error carries what git said.
+/// Runs the system `git` in `work`; its output is kept, and quoted on failure.
 fn git(work: &Path, args: &[&str]) -> Result<()> {
-    git_env(work, args, &[])
-}
-
-fn git_env(work: &Path, args: &[&str], env: &[(&str, String)]) -> Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(work)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .map_err(Error::io("cannot run", "git"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let said = String::from_utf8_lossy(&out.stderr);
-        let said: Vec<&str> = said
-            .lines()
-            .filter(|l| !l.starts_with("hint:") && !l.starts_with("Auto-merging"))
-            .collect();
-        Err(Error::Value(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            said.join("; ").trim()
-        )))
-    }
+    crate::git::run(work, args, &[], &[]).map(|_| ())
 }
 
 fn git_text(work: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(work)
-        .output()
-        .map_err(Error::io("cannot run", "git"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(Error::Value(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    crate::git::run(work, args, &[], &[])
 }

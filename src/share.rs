@@ -60,17 +60,7 @@ pub struct PassphraseShare {
 /// `AGE-PLUGIN-…`) is refused with a message that shows none of it.
 pub fn parse_recipient(text: &str) -> Result<Recipient, KeyError> {
     let trimmed = text.trim();
-    // age identities are bech32, which may be written in either case.
-    let head = trimmed
-        .chars()
-        .take(20)
-        .collect::<String>()
-        .to_ascii_uppercase();
-    if trimmed.contains("PRIVATE KEY")
-        || head.starts_with("PUTTY-USER-KEY-FILE-")
-        || head.starts_with("AGE-SECRET-KEY-")
-        || head.starts_with("AGE-PLUGIN-")
-    {
+    if crate::crypto::looks_private(trimmed) {
         return Err(KeyError(
             "this is a private key, which must not leave your machine; give the public key \
              instead (the .pub file beside an SSH key, or `age-keygen -y` of an age identity)"

@@ -211,14 +211,7 @@ impl Store {
         let sig = read_limited(&dir.join("roster.sig"), MAX_ROSTER)
             .map_err(|e| Error::Roster(format!("cannot read roster.sig: {e}")))?;
         let roster = Roster::decode(&bytes).map_err(|e| Error::Roster(e.to_string()))?;
-        let mut keys = HashMap::new();
-        for (name, m) in &roster.members {
-            for k in std::iter::once(&m.key).chain(m.signing_key.as_ref()) {
-                let n = crypto::normalize_public(k)
-                    .map_err(|e| Error::Roster(format!("member {name}: {e}")))?;
-                keys.insert(n, name.clone());
-            }
-        }
+        let keys = member_keys(&roster)?;
         let sig_text = std::str::from_utf8(&sig)
             .map_err(|_| Error::Roster("roster.sig is not text".into()))?;
         let signer = crypto::verify(sig_text, crypto::ROSTER_NAMESPACE, &bytes)
@@ -285,7 +278,8 @@ impl Store {
         self.dir.join(id.rel_path())
     }
 
-    fn reject(&self, id: &NodeId, reason: impl fmt::Display) -> Error {
+    /// The error for node `id`, rejected for `reason`.
+    pub(crate) fn reject(&self, id: &NodeId, reason: impl fmt::Display) -> Error {
         Error::Node {
             id: *id,
             file: id.rel_path(),
@@ -482,6 +476,22 @@ impl Store {
         })
     }
 
+    /// Reads the node a folder entry names, with the entry's key, and checks
+    /// it is the kind the entry says. `chain` ends with the entry's id.
+    pub(crate) fn read_entry(&self, entry: &crate::node::Entry, chain: &[NodeId]) -> Result<Node> {
+        let node = self.read_node(&entry.id, Some(&entry.key), chain)?;
+        if node.body.kind != entry.kind {
+            return Err(self.reject(
+                &entry.id,
+                format!(
+                    "its parent lists a {} but it is a {}",
+                    entry.kind, node.body.kind
+                ),
+            ));
+        }
+        Ok(node)
+    }
+
     /// Reads the root folder.
     pub(crate) fn read_root(&self) -> Result<Node> {
         let root = self.roster.root;
@@ -517,16 +527,7 @@ impl Store {
                 return Err(self.reject(&entry.id, "a folder lists itself or an ancestor"));
             }
             ids.push(entry.id);
-            let child = self.read_node(&entry.id, Some(&entry.key), &ids)?;
-            if child.body.kind != entry.kind {
-                return Err(self.reject(
-                    &entry.id,
-                    format!(
-                        "its parent lists a {} but it is a {}",
-                        entry.kind, child.body.kind
-                    ),
-                ));
-            }
+            let child = self.read_entry(entry, &ids)?;
             chain.push(child);
         }
         Ok(chain)
@@ -540,6 +541,19 @@ impl Store {
             .max_by_key(|(p, _)| p.names().len())
             .ok_or_else(|| self.not_granted(path))
     }
+}
+
+/// Every member's normalized public keys (encryption and signing) → name.
+pub(crate) fn member_keys(roster: &Roster) -> Result<HashMap<String, String>> {
+    let mut keys = HashMap::new();
+    for (name, m) in &roster.members {
+        for k in std::iter::once(&m.key).chain(m.signing_key.as_ref()) {
+            let n = crypto::normalize_public(k)
+                .map_err(|e| Error::Roster(format!("member {name}: {e}")))?;
+            keys.insert(n, name.clone());
+        }
+    }
+    Ok(keys)
 }
 
 /// Members' recipients for the node `id` beyond its own key, by `roster`: the

@@ -140,26 +140,14 @@ impl<'s> Tx<'s> {
             return Ok(None);
         };
         if self.chain_of(parent).contains(&entry.id) {
-            return Err(Error::Node {
-                id: entry.id,
-                file: entry.id.rel_path(),
-                reason: "a folder lists itself or an ancestor".into(),
-            });
+            return Err(self
+                .store
+                .reject(&entry.id, "a folder lists itself or an ancestor"));
         }
         if !self.nodes.contains_key(&entry.id) {
             self.parents.insert(entry.id, parent);
             let chain = self.chain_of(entry.id);
-            let node = self.store.read_node(&entry.id, Some(&entry.key), &chain)?;
-            if node.body.kind != entry.kind {
-                return Err(Error::Node {
-                    id: entry.id,
-                    file: entry.id.rel_path(),
-                    reason: format!(
-                        "its parent lists a {} but it is a {}",
-                        entry.kind, node.body.kind
-                    ),
-                });
-            }
+            let node = self.store.read_entry(&entry, &chain)?;
             self.nodes.insert(entry.id, node);
         }
         Ok(Some(entry.id))
@@ -181,11 +169,10 @@ impl<'s> Tx<'s> {
                         continue;
                     }
                     if chain.contains(&e.id) || !seen.insert(e.id) {
-                        return Err(Error::Node {
-                            id: e.id,
-                            file: e.id.rel_path(),
-                            reason: "listed twice, or a folder lists itself or an ancestor".into(),
-                        });
+                        return Err(self.store.reject(
+                            &e.id,
+                            "listed twice, or a folder lists itself or an ancestor",
+                        ));
                     }
                     let mut c = chain.clone();
                     c.push(e.id);
@@ -199,22 +186,12 @@ impl<'s> Tx<'s> {
                 .collect();
             let progress = crate::progress::Progress::new("reading", todo.len());
             let read = crate::par::map(&todo, |(_, e, chain)| {
-                let node = store.read_node(&e.id, Some(&e.key), chain);
+                let node = store.read_entry(e, chain);
                 progress.tick();
                 node
             });
             for ((parent, e, _), node) in todo.into_iter().zip(read) {
                 let node = node?;
-                if node.body.kind != e.kind {
-                    return Err(Error::Node {
-                        id: e.id,
-                        file: e.id.rel_path(),
-                        reason: format!(
-                            "its parent lists a {} but it is a {}",
-                            e.kind, node.body.kind
-                        ),
-                    });
-                }
                 self.parents.insert(e.id, *parent);
                 self.nodes.insert(e.id, node);
             }

@@ -223,10 +223,7 @@ pub fn check_member_key(text: &str) -> Result<String, KeyError> {
             text.len()
         )));
     }
-    if text.contains("PRIVATE KEY")
-        || text.starts_with("AGE-SECRET-KEY-")
-        || text.starts_with("AGE-PLUGIN-")
-    {
+    if looks_private(text) {
         return Err(KeyError(
             "that is a private key; give the public key (the .pub file, or `age-keygen -y`)".into(),
         ));
@@ -262,6 +259,22 @@ pub fn check_member_key(text: &str) -> Result<String, KeyError> {
         return normalize_ssh_public(text);
     }
     normalize_public(text)
+}
+
+/// Whether `text` looks like a private key (OpenSSH, PEM or PuTTY, an age
+/// identity or plugin identity), which must be refused without echoing it.
+pub fn looks_private(text: &str) -> bool {
+    let trimmed = text.trim();
+    // age identities are bech32, which may be written in either case.
+    let head = trimmed
+        .chars()
+        .take(20)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    trimmed.contains("PRIVATE KEY")
+        || head.starts_with("PUTTY-USER-KEY-FILE-")
+        || head.starts_with("AGE-SECRET-KEY-")
+        || head.starts_with("AGE-PLUGIN-")
 }
 
 fn normalize_ssh_public(text: &str) -> Result<String, KeyError> {
