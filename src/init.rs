@@ -114,10 +114,10 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         ".sesto/.gitattributes".into(),
     ];
     paths.push(format!(".sesto/{}", roster.root.rel_path()));
-    crate::git::stage(&repo, &paths)?;
+    let blobs = crate::git::stage(&repo, &paths)?;
     if auto_commit {
         repo.config()?.set_bool("sesto.commit", true)?;
-        crate::git::commit(&repo, &paths, "sesto: new store")?;
+        crate::git::commit(&repo, &paths, &blobs, "sesto: new store")?;
     }
     Ok(Initialized { store, auto_commit })
 }

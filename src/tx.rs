@@ -559,22 +559,34 @@ impl<'s> Tx<'s> {
 
 /// Writes a change of several files atomically through the journal, stages
 /// it, and commits where `sesto.commit` is set. Files are renamed in the
-/// order given (children before parents), removals last. Hold the lock.
+/// order given (children before parents), removals last; a change of
+/// [`journal::IN_PLACE_FROM`] files or more is written in place from the
+/// journal instead. Hold the lock.
 pub(crate) fn write_change(
     store: &Store,
     writes: &[(std::path::PathBuf, Vec<u8>)],
     removes: &[std::path::PathBuf],
 ) -> Result<Committed> {
     let mut ops = Vec::new();
-    for ((target, _), tmp) in
-        writes
-            .iter()
-            .zip(journal::write_temps(&store.state, &store.work, writes)?)
-    {
-        ops.push(Op::Rename {
-            from: rel(store, &tmp),
-            to: rel(store, target),
-        });
+    if writes.len() >= journal::IN_PLACE_FROM {
+        // Thousands of files (a key rotation): their bytes go in the journal
+        // and over the old files, with no temp file each.
+        journal::prepare_dirs(writes)?;
+        ops.extend(writes.iter().map(|(target, bytes)| Op::Write {
+            path: rel(store, target),
+            bytes: bytes.clone(),
+        }));
+    } else {
+        for ((target, _), tmp) in
+            writes
+                .iter()
+                .zip(journal::write_temps(&store.state, &store.work, writes)?)
+        {
+            ops.push(Op::Rename {
+                from: rel(store, &tmp),
+                to: rel(store, target),
+            });
+        }
     }
     for path in removes {
         ops.push(Op::Remove(rel(store, path)));
@@ -628,11 +640,11 @@ pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result
     }
     let attempt = (|| -> Result<()> {
         let repo = crate::git::open(work)?;
-        crate::git::stage(&repo, &paths)?;
+        let blobs = crate::git::stage(&repo, &paths)?;
         journal::failpoint("after-stage");
         // In the middle of a merge or rebase, git makes the commit.
         if crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean {
-            crate::git::commit(&repo, &paths, &commit_message(paths.len()))?;
+            crate::git::commit(&repo, &paths, &blobs, &commit_message(paths.len()))?;
             journal::failpoint("after-commit");
         }
         Ok(())

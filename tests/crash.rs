@@ -614,3 +614,124 @@ fn a_locked_git_index_does_not_make_the_store_unreadable() {
     assert!(status.is_empty(), "{status:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Secrets in the large store: enough that a rotation of them all is written
+/// in place from the journal (more than `sesto::journal::IN_PLACE_FROM` files).
+const LARGE: usize = 300;
+
+/// A store of [`LARGE`] secrets in three folders, built through the library
+/// (one commit), with bob granted the root; returns bob's key.
+fn setup_large() -> (TestEnv, std::path::PathBuf) {
+    const { assert!(LARGE > sesto::journal::IN_PLACE_FROM) };
+    let env = TestEnv::new();
+    env.init_repo();
+    let alice = env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
+    let bob = env.ssh_keygen("bob", KeyKind::Ed25519, None);
+    env.run(&["init", "--name", "alice"]).assert_success();
+    let ids = sesto::identities_from_text(&fs::read_to_string(&alice).unwrap()).unwrap();
+    let store = sesto::Store::open(
+        &sesto::OpenOptions {
+            start: Some(env.repo.clone()),
+            // The test's trust state lives in its sealed XDG_STATE_HOME.
+            trust: sesto::trust::TrustMode::Skip,
+        },
+        ids,
+    )
+    .unwrap();
+    let mut tx = store.transaction().unwrap();
+    for n in 0..LARGE {
+        let path = sesto::SPath::parse(&format!("f{}/s{n:03}", n % 3)).unwrap();
+        tx.set(&path, format!("value-{n}").as_bytes()).unwrap();
+    }
+    tx.commit().unwrap();
+    drop(store);
+    let bob_pub = format!("{}.pub", bob.display());
+    env.run(&["member", "add", "bob", "--key-file", &bob_pub])
+        .assert_success();
+    env.run(&["grant", "bob", "/"]).assert_success();
+    (env, bob)
+}
+
+/// Every node file's bytes, by path.
+fn node_files(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(env.repo.join(".sesto/nodes"))
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(&env.repo).unwrap();
+            (rel.display().to_string(), fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// A rotation over hundreds of nodes writes them in place from the journal
+/// instead of through temp files. Killed at each step, it leaves the old state
+/// (before the journal) or the new one (after), no temp file ever, and the
+/// next reader finishes it: bob gone, every node rewritten under a new key,
+/// one commit, fsck clean.
+#[test]
+fn a_large_rotation_killed_at_each_step_is_old_or_new() {
+    for failpoint in FAILPOINTS {
+        let (env, bob) = setup_large();
+        let head_before = head(&env);
+        let files_before = node_files(&env);
+        let tree_before = env.run(&["tree", "--json"]);
+        tree_before.assert_success();
+        let journaled = failpoint != "after-temp";
+
+        let mut cmd = sesto_no_core(&env, &["member", "remove", "bob"]);
+        cmd.env("SESTO_FAILPOINT", failpoint);
+        let out = common::run_cmd_stdin(cmd, b"");
+        assert_eq!(out.code, ABORTED, "{failpoint}:\n{}", snapshot_text(&out));
+        assert_eq!(
+            journal_pending(&env),
+            journaled,
+            "journal after {failpoint}"
+        );
+        assert!(temp_files(&env).is_empty(), "{failpoint}: no temp files");
+        if !journaled {
+            assert_eq!(node_files(&env), files_before, "nothing written yet");
+        }
+
+        // The next reader replays the journal and sees all of one state.
+        let members = env.run(&["member", "list", "--json"]);
+        members.assert_success();
+        assert!(
+            !journal_pending(&env),
+            "{failpoint}: the reader replayed it"
+        );
+        assert_eq!(
+            members.stdout.contains("\"bob\""),
+            !journaled,
+            "{failpoint}: bob is a member only in the old state"
+        );
+        let tree = env.run(&["tree", "--json"]);
+        assert_eq!(tree.stdout, tree_before.stdout, "{failpoint}: same tree");
+        for n in [0, 149, LARGE - 1] {
+            let got = env.run(&["get", &format!("f{}/s{n:03}", n % 3)]);
+            assert_eq!(got.stdout, format!("value-{n}"), "{failpoint}");
+        }
+        assert_fsck_clean(&env, &format!("after {failpoint}"));
+        assert!(temp_files(&env).is_empty(), "{failpoint}: no temp files");
+
+        if journaled {
+            // Every node has a new key: no file is as it was, and bob's key
+            // opens nothing.
+            let after = node_files(&env);
+            assert_eq!(after.len(), files_before.len());
+            for (path, bytes) in &after {
+                assert_ne!(Some(bytes), files_before.get(path), "{path} unchanged");
+            }
+            let as_bob = env.run(&["-i", &bob.display().to_string(), "ls"]);
+            assert_ne!(as_bob.code, 0, "{failpoint}: bob still reads");
+            let status = git_lines(&env, &["status", "--porcelain", "--untracked-files=all"]);
+            assert!(status.is_empty(), "{failpoint}: {status:?}");
+            let commits = git_lines(&env, &["rev-list", &format!("{head_before}..HEAD")]);
+            assert_eq!(commits.len(), 1, "{failpoint}: one commit");
+        } else {
+            assert_eq!(head(&env), head_before, "{failpoint}");
+            assert_eq!(node_files(&env), files_before, "{failpoint}");
+        }
+    }
+}
