@@ -54,22 +54,55 @@ pub type Blobs = std::collections::HashMap<String, git2::Oid>;
 /// whole file on every read. Returns the blob ids it learnt (those of a
 /// large change).
 pub fn stage(repo: &Repository, paths: &[String]) -> Result<Blobs> {
+    start_stage(repo, paths)?.wait()
+}
+
+/// Staging under way: `git update-index` running in the background for a
+/// small change (so a commit can be built meanwhile), or done for a large one.
+pub struct Staging {
+    running: Option<Running>,
+    blobs: Blobs,
+}
+
+impl Staging {
+    /// Blob ids known already (those of a large change).
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// Waits for git to have written the index.
+    pub fn wait(self) -> Result<Blobs> {
+        if let Some(running) = self.running {
+            running.finish()?;
+        }
+        Ok(self.blobs)
+    }
+}
+
+/// Starts staging `paths` (see [`stage`]); [`Staging::wait`] finishes it.
+pub fn start_stage(repo: &Repository, paths: &[String]) -> Result<Staging> {
     let work = workdir(repo)?;
     if paths.len() >= PACK_FROM {
-        return stage_packed(&work, paths);
+        return Ok(Staging {
+            running: None,
+            blobs: stage_packed(&work, paths)?,
+        });
     }
     let mut input = Vec::new();
     for p in paths {
         input.extend_from_slice(p.as_bytes());
         input.push(0);
     }
-    run(
+    let running = Running::spawn(
         &work,
         &["update-index", "--add", "--remove", "-z", "--stdin"],
-        &input,
+        input,
         &[],
     )?;
-    Ok(Blobs::new())
+    Ok(Staging {
+        running: Some(running),
+        blobs: Blobs::new(),
+    })
 }
 
 /// From this many paths on, staging writes one pack instead of a loose
@@ -162,6 +195,27 @@ pub fn commit(
     known: &Blobs,
     message: &str,
 ) -> Result<git2::Oid> {
+    let prepared = prepare_commit(repo, paths, known, message)?;
+    finish_commit(repo, prepared)
+}
+
+/// A commit object written but not yet on `HEAD`.
+pub struct Prepared {
+    /// `HEAD`'s commit when the tree was built, if any.
+    parent: Option<git2::Oid>,
+    /// The new commit, or none when the tree did not change.
+    commit: Option<git2::Oid>,
+}
+
+/// Writes the trees and the commit object of [`commit`] without moving
+/// `HEAD`, so it can be done while git writes the index. The blobs of files
+/// not in `known` need not exist yet; [`finish_commit`] must come after they do.
+pub fn prepare_commit(
+    repo: &Repository,
+    paths: &[String],
+    known: &Blobs,
+    message: &str,
+) -> Result<Prepared> {
     let work = workdir(repo)?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let base = parent.as_ref().map(|p| p.tree()).transpose()?;
@@ -181,15 +235,46 @@ pub fn commit(
         changes.push((p.split('/').collect(), blob));
     }
     let tree_id = edit_tree(repo, base.as_ref(), &changes)?;
-    if let Some(p) = &parent {
-        if p.tree_id() == tree_id {
-            return Ok(p.id());
-        }
+    let parent_id = parent.as_ref().map(git2::Commit::id);
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        return Ok(Prepared {
+            parent: parent_id,
+            commit: None,
+        });
     }
     let tree = repo.find_tree(tree_id)?;
     let sig = signature(repo)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?)
+    let commit = repo.commit(None, &sig, &sig, message, &tree, &parents)?;
+    Ok(Prepared {
+        parent: parent_id,
+        commit: Some(commit),
+    })
+}
+
+/// Moves `HEAD` (through the branch it names) to a prepared commit, only if
+/// it still points where it did when the commit was built. Returns `HEAD`'s
+/// commit id.
+pub fn finish_commit(repo: &Repository, prepared: Prepared) -> Result<git2::Oid> {
+    let Some(commit) = prepared.commit else {
+        return Ok(prepared.parent.unwrap_or_else(git2::Oid::zero));
+    };
+    let head = repo.find_reference("HEAD")?;
+    // HEAD names a branch, born or not; a detached HEAD is moved itself.
+    let name = match head.symbolic_target() {
+        Some(branch) => branch.to_string(),
+        None => "HEAD".to_string(),
+    };
+    let message = repo
+        .find_commit(commit)?
+        .summary()
+        .map(|s| format!("commit: {s}"))
+        .unwrap_or_else(|| "commit".into());
+    match prepared.parent {
+        Some(parent) => repo.reference_matching(&name, commit, true, parent, &message)?,
+        None => repo.reference(&name, commit, false, &message)?,
+    };
+    Ok(commit)
 }
 
 /// One path to change in a tree: its names, and its new blob (or none, to
@@ -253,37 +338,69 @@ pub(crate) fn run(
     input: &[u8],
     env: &[(&str, &str)],
 ) -> Result<String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(work)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Error::io("cannot run", "git"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let written = stdin.write_all(input);
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(Error::io("cannot run", "git"))?;
-    written.map_err(Error::io("cannot write to", "git"))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr);
-        let said: Vec<&str> = said
-            .lines()
-            .filter(|l| !l.starts_with("hint:") && !l.starts_with("Auto-merging"))
-            .collect();
-        return Err(Error::Value(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            said.join("; ").trim()
-        )));
+    Running::spawn(work, args, input.to_vec(), env)?.finish()
+}
+
+/// The system `git` running, its stdin fed from a thread.
+pub(crate) struct Running {
+    child: std::process::Child,
+    feeder: std::thread::JoinHandle<std::io::Result<()>>,
+    command: String,
+}
+
+impl Running {
+    /// Starts `git args` in `work` with `input` on its stdin.
+    pub(crate) fn spawn(
+        work: &Path,
+        args: &[&str],
+        input: Vec<u8>,
+        env: &[(&str, &str)],
+    ) -> Result<Running> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(work)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(Error::io("cannot run", "git"))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        // A thread, so that input larger than a pipe cannot deadlock against
+        // git's output filling the other pipes.
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        Ok(Running {
+            child,
+            feeder,
+            command: args.join(" "),
+        })
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+
+    /// Waits for git; returns its trimmed stdout, or an error quoting what
+    /// it said (its hints left out).
+    pub(crate) fn finish(self) -> Result<String> {
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(Error::io("cannot run", "git"))?;
+        let written = self.feeder.join().expect("the stdin thread does not panic");
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said: Vec<&str> = said
+                .lines()
+                .filter(|l| !l.starts_with("hint:") && !l.starts_with("Auto-merging"))
+                .collect();
+            return Err(Error::Value(format!(
+                "git {} failed: {}",
+                self.command,
+                said.join("; ").trim()
+            )));
+        }
+        written.map_err(Error::io("cannot write to", "git"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
 }
 
 fn signature(repo: &Repository) -> Result<Signature<'static>> {

@@ -640,11 +640,19 @@ pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result
     }
     let attempt = (|| -> Result<()> {
         let repo = crate::git::open(work)?;
-        let blobs = crate::git::stage(&repo, &paths)?;
-        journal::failpoint("after-stage");
         // In the middle of a merge or rebase, git makes the commit.
-        if crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean {
-            crate::git::commit(&repo, &paths, &blobs, &commit_message(paths.len()))?;
+        let commit = crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean;
+        let staging = crate::git::start_stage(&repo, &paths)?;
+        // The commit object is built while git writes the index; HEAD moves
+        // only once the index holds the change too.
+        let prepared = commit.then(|| {
+            crate::git::prepare_commit(&repo, &paths, staging.blobs(), &commit_message(paths.len()))
+        });
+        staging.wait()?;
+        let prepared = prepared.transpose()?;
+        journal::failpoint("after-stage");
+        if let Some(prepared) = prepared {
+            crate::git::finish_commit(&repo, prepared)?;
             journal::failpoint("after-commit");
         }
         Ok(())

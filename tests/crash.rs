@@ -503,12 +503,17 @@ fn sigkill_at_random_times_during_set_leaves_old_or_new() {
             code == 0 || code == KILLED,
             "round {round}: set exited {code}"
         );
-        // A kill inside libgit2's index write leaves `.git/index.lock`, as a killed
-        // git does; a person removes it as git says to. (What sesto does while it
-        // is there: a_locked_git_index_does_not_make_the_store_unreadable.)
+        // Killed while `git update-index` ran: that git lives on and finishes
+        // its index write. Only a lock still there after it had ample time is a
+        // dead writer's, which a person removes as git says to. (What sesto
+        // does while it is there: a_locked_git_index_does_not_make_the_store_unreadable.)
         let lock = env.repo.join(".git/index.lock");
+        let waited = Instant::now();
+        while lock.exists() && waited.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if lock.exists() {
-            eprintln!("round {round}: killed inside the index write; removing index.lock");
+            eprintln!("round {round}: a stale index.lock; removing it");
             fs::remove_file(&lock).unwrap();
         }
         let got = get_blob();
