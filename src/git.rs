@@ -54,7 +54,7 @@ pub type Blobs = std::collections::HashMap<String, git2::Oid>;
 /// whole file on every read. Returns the blob ids it learnt (those of a
 /// large change).
 pub fn stage(repo: &Repository, paths: &[String]) -> Result<Blobs> {
-    start_stage(repo, paths)?.wait()
+    start_stage(repo, paths, &Blobs::new())?.wait()
 }
 
 /// Staging under way: `git update-index` running in the background for a
@@ -80,13 +80,12 @@ impl Staging {
 }
 
 /// Starts staging `paths` (see [`stage`]); [`Staging::wait`] finishes it.
-pub fn start_stage(repo: &Repository, paths: &[String]) -> Result<Staging> {
+/// A large change takes the blob ids in `known` (stored already by
+/// [`store_blobs`]) as they are.
+pub fn start_stage(repo: &Repository, paths: &[String], known: &Blobs) -> Result<Staging> {
     let work = workdir(repo)?;
     if paths.len() >= PACK_FROM {
-        return Ok(Staging {
-            running: None,
-            blobs: stage_packed(&work, paths)?,
-        });
+        return stage_packed(&work, paths, known);
     }
     let mut input = Vec::new();
     for p in paths {
@@ -109,32 +108,60 @@ pub fn start_stage(repo: &Repository, paths: &[String]) -> Result<Staging> {
 /// object (a file) per path: rotating a store's keys rewrites every node.
 const PACK_FROM: usize = 256;
 
-/// Stages many paths at once: `git fast-import` writes their blobs into one
-/// pack, and `git update-index --index-info` points the index at them.
-fn stage_packed(work: &Path, paths: &[String]) -> Result<Blobs> {
-    let mut stream = Vec::new();
-    let mut present = Vec::new();
-    for p in paths {
+/// Stages many paths at once: `git fast-import` writes the blobs not in
+/// `known` into one pack, and `git update-index --index-info` (left running)
+/// points the index at them all.
+fn stage_packed(work: &Path, paths: &[String], known: &Blobs) -> Result<Staging> {
+    let mut blobs: Blobs = paths
+        .iter()
+        .filter_map(|p| known.get(p).map(|oid| (p.clone(), *oid)))
+        .collect();
+    let mut read = Vec::new();
+    for p in paths.iter().filter(|p| !blobs.contains_key(*p)) {
         let file = work.join(p);
         match std::fs::read(&file) {
-            Ok(bytes) => {
-                present.push(p);
-                stream.extend_from_slice(
-                    format!("blob\nmark :{}\ndata {}\n", present.len(), bytes.len()).as_bytes(),
-                );
-                stream.extend_from_slice(&bytes);
-                stream.push(b'\n');
-            }
+            Ok(bytes) => read.push((p.as_str(), bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("cannot read", &file)(e)),
         }
+    }
+    let files: Vec<(&str, &[u8])> = read.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    blobs.extend(store_blobs(work, &files)?);
+    let mut info = Vec::new();
+    for p in paths {
+        match blobs.get(p) {
+            Some(oid) => info.extend_from_slice(format!("100644 {oid}\t{p}").as_bytes()),
+            // Mode 0 removes the entry.
+            None => info.extend_from_slice(format!("0 {}\t{p}", git2::Oid::zero()).as_bytes()),
+        }
+        info.push(0);
+    }
+    let running = Running::spawn(work, &["update-index", "-z", "--index-info"], info, &[])?;
+    Ok(Staging {
+        running: Some(running),
+        blobs,
+    })
+}
+
+/// Writes `files` (work-tree path, content) into the object database as one
+/// pack with `git fast-import`, and returns their blob ids.
+pub fn store_blobs(work: &Path, files: &[(&str, &[u8])]) -> Result<Blobs> {
+    if files.is_empty() {
+        return Ok(Blobs::new());
+    }
+    let mut stream = Vec::new();
+    for (n, (_, bytes)) in files.iter().enumerate() {
+        stream
+            .extend_from_slice(format!("blob\nmark :{}\ndata {}\n", n + 1, bytes.len()).as_bytes());
+        stream.extend_from_slice(bytes);
+        stream.push(b'\n');
     }
     let marks = tempfile::NamedTempFile::new_in(git_dir(work)?)
         .map_err(Error::io("cannot create a temporary file in", work))?;
     let export = format!("--export-marks={}", marks.path().display());
     // Age files are random bytes: neither zlib nor deltas make them smaller,
     // and trying both was two thirds of the time a rotation spent in git.
-    run(
+    Running::spawn(
         work,
         &[
             "-c",
@@ -144,7 +171,7 @@ fn stage_packed(work: &Path, paths: &[String]) -> Result<Blobs> {
             "--depth=0",
             &export,
         ],
-        &stream,
+        stream,
         // glibc hands each blob's 256 KiB zlib state back to the kernel and
         // faults it in again; keeping freed memory in the process makes
         // fast-import three times faster on a rotation. Other libcs ignore it.
@@ -152,33 +179,31 @@ fn stage_packed(work: &Path, paths: &[String]) -> Result<Blobs> {
             ("MALLOC_TRIM_THRESHOLD_", "268435456"),
             ("MALLOC_MMAP_THRESHOLD_", "268435456"),
         ],
-    )?;
+    )?
+    .finish()?;
     let text =
         std::fs::read_to_string(marks.path()).map_err(Error::io("cannot read", marks.path()))?;
-    let mut oids = vec![String::new(); present.len()];
+    let mut oids: Vec<Option<git2::Oid>> = vec![None; files.len()];
     for line in text.lines() {
         if let Some((mark, oid)) = line.strip_prefix(':').and_then(|l| l.split_once(' ')) {
-            if let Some(slot) = mark.parse::<usize>().ok().and_then(|m| oids.get_mut(m - 1)) {
-                *slot = oid.to_string();
+            let slot = mark
+                .parse::<usize>()
+                .ok()
+                .and_then(|m| oids.get_mut(m.checked_sub(1)?));
+            if let (Some(slot), Ok(oid)) = (slot, git2::Oid::from_str(oid)) {
+                *slot = Some(oid);
             }
         }
     }
-    let mut info = Vec::new();
-    let mut blobs = Blobs::new();
-    for (p, oid) in present.iter().zip(&oids) {
-        let id = git2::Oid::from_str(oid)
-            .map_err(|_| Error::Value(format!("git fast-import did not store {p}")))?;
-        blobs.insert(p.to_string(), id);
-        info.extend_from_slice(format!("100644 {oid}\t{p}").as_bytes());
-        info.push(0);
-    }
-    for p in paths.iter().filter(|p| !blobs.contains_key(*p)) {
-        // Mode 0 removes the entry.
-        info.extend_from_slice(format!("0 {}\t{p}", git2::Oid::zero()).as_bytes());
-        info.push(0);
-    }
-    run(work, &["update-index", "-z", "--index-info"], &info, &[])?;
-    Ok(blobs)
+    files
+        .iter()
+        .zip(oids)
+        .map(|((p, _), oid)| {
+            let oid =
+                oid.ok_or_else(|| Error::Value(format!("git fast-import did not store {p}")))?;
+            Ok((p.to_string(), oid))
+        })
+        .collect()
 }
 
 /// Commits `paths` as they are in the work tree on top of `HEAD`, with a

@@ -159,7 +159,9 @@ fn build(
         },
         signer: me.unwrap_or_default(),
     };
-    let bytes = crate::tx::encode_node(&store, roster, &root, key)?;
+    let signer =
+        crate::crypto::Signer::new(key).map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
+    let bytes = crate::tx::encode_node(&store, roster, &root, &signer)?;
     journal::write_atomic(&staging.join(roster.root.rel_path()), &bytes)?;
     Ok(store)
 }

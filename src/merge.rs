@@ -421,7 +421,7 @@ fn merge_node(
         .clone()
         .ok_or_else(|| Error::Denied("merging needs a member's key".into()))?;
     let signer = crate::tx::signer_for(store, &me)?;
-    let bytes = crate::tx::encode_node(store, &store.roster, &node, signer)?;
+    let bytes = crate::tx::encode_node(store, &store.roster, &node, &signer)?;
     Ok(Merged {
         bytes,
         conflict_copy,

@@ -46,7 +46,7 @@ impl Store {
             journal::remove_listed_temps(&self.state, &self.work)?;
         }
         journal::remove_state_temps(&self.state);
-        let warning = stage_pending(&self.work, &self.state, &[])?;
+        let warning = stage_pending(&self.work, &self.state, &[], &Default::default())?;
         let mut tx = Tx {
             store: self,
             _lock: lock,
@@ -520,7 +520,7 @@ impl<'s> Tx<'s> {
         }
         let roster = self.roster();
         let nodes: Vec<&Node> = order.iter().map(|(_, id)| &self.nodes[id]).collect();
-        let encoded = encode_all(self.store, roster, &nodes, signer)?;
+        let encoded = encode_all(self.store, roster, &nodes, &signer)?;
         let mut writes: Vec<(std::path::PathBuf, Vec<u8>)> = order
             .iter()
             .zip(encoded)
@@ -529,7 +529,8 @@ impl<'s> Tx<'s> {
         let roster_bytes = match &self.roster {
             Some(next) => {
                 let bytes = next.encode();
-                let sig = crypto::sign(signer, crypto::ROSTER_NAMESPACE, &bytes)
+                let sig = signer
+                    .sign(crypto::ROSTER_NAMESPACE, &bytes)
                     .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;
                 writes.push((self.store.dir.join("roster.sig"), sig.into_bytes()));
                 writes.push((self.store.dir.join("roster.yaml"), bytes.clone()));
@@ -596,10 +597,33 @@ pub(crate) fn write_change(
     journal.record(&ops)?;
     journal::clear_temp_list(&store.state)?;
     journal::failpoint("after-journal");
-    Journal::apply(&store.work, &ops)?;
+    // The new files of a large change go into git's object database while
+    // they are written in place.
+    let in_git: Vec<(&str, &[u8])> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { path, bytes } => Some((path.as_str(), bytes.as_slice())),
+            _ => None,
+        })
+        .collect();
+    let known = if in_git.is_empty() {
+        Journal::apply(&store.work, &ops)?;
+        crate::git::Blobs::new()
+    } else {
+        std::thread::scope(|s| {
+            let packing = s.spawn(|| crate::git::store_blobs(&store.work, &in_git));
+            let applied = Journal::apply(&store.work, &ops);
+            // A failed pack costs nothing but time: staging reads the files.
+            let known = packing
+                .join()
+                .expect("packing does not panic")
+                .unwrap_or_default();
+            applied.map(|()| known)
+        })?
+    };
     journal::failpoint("after-renames");
     let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
-    let warning = stage_pending(&store.work, &store.state, &paths)?;
+    let warning = stage_pending(&store.work, &store.state, &paths, &known)?;
     journal.clear()?;
     Ok(Committed {
         files: ops.len(),
@@ -618,10 +642,15 @@ pub struct Committed {
 }
 
 /// Stages `new` paths with any left unstaged by an earlier write, and commits
-/// where `sesto.commit` is set. A failure here (another git holding the index
+/// where `sesto.commit` is set. Blobs in `known` are in git already. A failure here (another git holding the index
 /// lock) does not undo a change already in place: the paths are kept in
 /// `.git/sesto/unstaged` for the next sesto command, and a warning returned.
-pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result<Option<String>> {
+pub(crate) fn stage_pending(
+    work: &Path,
+    state: &Path,
+    new: &[String],
+    known: &crate::git::Blobs,
+) -> Result<Option<String>> {
     let list = state.join("unstaged");
     let mut paths: Vec<String> = match std::fs::read_to_string(&list) {
         Ok(text) => text
@@ -642,7 +671,7 @@ pub(crate) fn stage_pending(work: &Path, state: &Path, new: &[String]) -> Result
         let repo = crate::git::open(work)?;
         // In the middle of a merge or rebase, git makes the commit.
         let commit = crate::git::auto_commit(&repo) && repo.state() == git2::RepositoryState::Clean;
-        let staging = crate::git::start_stage(&repo, &paths)?;
+        let staging = crate::git::start_stage(&repo, &paths, known)?;
         // The commit object is built while git writes the index; HEAD moves
         // only once the index holds the change too.
         let prepared = commit.then(|| {
@@ -698,8 +727,9 @@ fn not_member(store: &Store) -> Error {
     ))
 }
 
-/// The SSH key `member` signs with, from the loaded identities.
-pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_key::PrivateKey> {
+/// The SSH key `member` signs with, from the loaded identities, made ready
+/// for signing.
+pub(crate) fn signer_for(store: &Store, member: &str) -> Result<crypto::Signer> {
     let m = &store.roster.members[member];
     let Some(want) = m
         .signer_key()
@@ -719,7 +749,8 @@ pub(crate) fn signer_for<'a>(store: &'a Store, member: &str) -> Result<&'a ssh_k
                 crypto::fingerprint(&want)
             ))
         })?;
-    Ok(id.signing_key(store.ids.prompt())?)
+    crypto::Signer::new(id.signing_key(store.ids.prompt())?)
+        .map_err(|e| Error::Denied(format!("cannot sign: {e}")))
 }
 
 /// Encodes many nodes, spread over the machine's cores when there are
@@ -728,7 +759,7 @@ fn encode_all(
     store: &Store,
     roster: &Roster,
     nodes: &[&Node],
-    signer: &ssh_key::PrivateKey,
+    signer: &crypto::Signer,
 ) -> Result<Vec<Vec<u8>>> {
     let progress = crate::progress::Progress::new("writing", nodes.len());
     crate::par::map(nodes, |n| {
@@ -745,11 +776,12 @@ pub(crate) fn encode_node(
     store: &Store,
     roster: &Roster,
     node: &Node,
-    signer: &ssh_key::PrivateKey,
+    signer: &crypto::Signer,
 ) -> Result<Vec<u8>> {
     let body = node::encode_body(&node.body);
     let message = node::node_signed_message(&store.roster.store, &node.id, &body);
-    let signature = crypto::sign(signer, crypto::NODE_NAMESPACE, &message)
+    let signature = signer
+        .sign(crypto::NODE_NAMESPACE, &message)
         .map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
     let plaintext = node::assemble(&body, &signature);
     let mut recipients: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
