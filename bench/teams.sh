@@ -114,11 +114,13 @@ find . -path ./.git -prune -o -name '*.age' -print0 |
 git add -A
 git commit -q -m "Reencrypt to $(wc -l <.age-recipients) recipients"
 EOF
-# Puts a repository back at a commit: files, index, and nothing left over.
+# Puts a repository back at a commit: files, index, and nothing left over,
+# all of it on disk (sync), so that no run pays for writing back the reset's
+# files and every tool starts from files at rest, as a user's are.
 cat >"$work/bin/reset" <<'EOF'
 #!/bin/sh
 # reset REPO COMMIT
-git -C "$1" reset -q --hard "$2" && git -C "$1" clean -fdq
+git -C "$1" reset -q --hard "$2" && git -C "$1" clean -fdq && sync
 EOF
 # The same for the sesto store, with the trust pin of that moment.
 mkdir "$work/states"

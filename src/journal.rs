@@ -284,6 +284,11 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 /// of ours. Never writes through a symlink, a hard link or a special file
 /// (git cannot make the last two, but the work tree is not only git's): such a
 /// file is removed and a new one made in its place. Mode 0600.
+///
+/// The old bytes are written over, and the file cut to length only when it
+/// was longer: node files are padded, so most keep their size, and freeing
+/// and allocating the same blocks again (a truncate first) made rewriting
+/// 10,000 files on disk ten times slower.
 fn write_in_place(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let open = |create_new: bool| {
@@ -300,30 +305,32 @@ fn write_in_place(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
         remove_if_exists(path).map_err(|_| std::io::Error::last_os_error())?;
         open(true)
     };
-    let mut file = match open(false) {
+    let (mut file, old_len) = match open(false) {
         Ok(file) => {
             let meta = file.metadata().map_err(Error::io("cannot read", path))?;
             if !meta.is_file() || meta.nlink() > 1 {
                 drop(file);
-                replace().map_err(Error::io("cannot create", path))?
+                (replace().map_err(Error::io("cannot create", path))?, 0)
             } else {
-                file.set_len(0)
-                    .map_err(Error::io("cannot truncate", path))?;
                 if meta.mode() & 0o7777 != 0o600 {
                     file.set_permissions(fs::Permissions::from_mode(0o600))
                         .map_err(Error::io("cannot set mode 0600 on", path))?;
                 }
-                file
+                (file, meta.len())
             }
         }
         // A symlink (ELOOP) or a FIFO nobody reads (ENXIO) where the file goes.
         Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
-            replace().map_err(Error::io("cannot create", path))?
+            (replace().map_err(Error::io("cannot create", path))?, 0)
         }
         Err(e) => return Err(Error::io("cannot open", path)(e)),
     };
     file.write_all(bytes)
         .map_err(Error::io("cannot write", path))?;
+    if old_len > bytes.len() as u64 {
+        file.set_len(bytes.len() as u64)
+            .map_err(Error::io("cannot truncate", path))?;
+    }
     if sync {
         file.sync_all().map_err(Error::io("cannot sync", path))?;
     }
@@ -632,7 +639,10 @@ mod tests {
         fs::write(&loose, b"old").unwrap();
         fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
 
-        for path in [&through_symlink, &through_hardlink, &fifo, &loose] {
+        let short = shard.join("short.age");
+        fs::write(&short, b"x").unwrap();
+
+        for path in [&through_symlink, &through_hardlink, &fifo, &loose, &short] {
             write_in_place(path, b"new", false).unwrap();
             let meta = fs::symlink_metadata(path).unwrap();
             assert!(meta.is_file(), "{}", path.display());
