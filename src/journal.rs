@@ -557,6 +557,17 @@ mod tests {
         assert!(!work.join("state").join(TEMP_LIST).exists());
     }
 
+    /// Records `ops`, reads them back unchanged, and applies them twice:
+    /// replaying a journal is harmless.
+    fn record_read_and_apply_twice(work: &Path, ops: &[Op]) {
+        let journal = Journal::at(&work.join("state"));
+        fs::create_dir_all(work.join("state")).unwrap();
+        journal.record(ops).unwrap();
+        assert_eq!(journal.read().unwrap(), ops);
+        Journal::apply(work, ops).unwrap();
+        Journal::apply(work, ops).unwrap();
+    }
+
     #[test]
     fn journal_round_trip_and_replay() {
         let dir = tempfile::tempdir().unwrap();
@@ -573,12 +584,7 @@ mod tests {
             },
             Op::Remove(".sesto/nodes/ab/old.age".into()),
         ];
-        let journal = Journal::at(&work.join("state"));
-        fs::create_dir_all(work.join("state")).unwrap();
-        journal.record(&ops).unwrap();
-        assert_eq!(journal.read().unwrap(), ops);
-        Journal::apply(work, &ops).unwrap();
-        Journal::apply(work, &ops).unwrap(); // replay is harmless
+        record_read_and_apply_twice(work, &ops);
         assert_eq!(fs::read(&target).unwrap(), b"new");
         assert!(!work.join(".sesto/nodes/ab/old.age").exists());
         use std::os::unix::fs::PermissionsExt;
@@ -608,12 +614,7 @@ mod tests {
             },
             Op::Remove(".sesto/nodes/ab/gone.age".into()),
         ];
-        let journal = Journal::at(&work.join("state"));
-        fs::create_dir_all(work.join("state")).unwrap();
-        journal.record(&ops).unwrap();
-        assert_eq!(journal.read().unwrap(), ops);
-        Journal::apply(work, &ops).unwrap();
-        Journal::apply(work, &ops).unwrap(); // replay is harmless
+        record_read_and_apply_twice(work, &ops);
         assert_eq!(fs::read(nodes.join("ab/x.age")).unwrap(), tricky);
         assert_eq!(fs::read(nodes.join("cd/new.age")).unwrap(), b"");
         assert!(!work.join(".sesto/evil").exists());
