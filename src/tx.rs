@@ -667,6 +667,7 @@ pub(crate) fn stage_pending(
     if paths.is_empty() {
         return Ok(None);
     }
+    let mut staged = false;
     let attempt = (|| -> Result<()> {
         let repo = crate::git::open(work)?;
         // In the middle of a merge or rebase, git makes the commit.
@@ -678,6 +679,7 @@ pub(crate) fn stage_pending(
             crate::git::prepare_commit(&repo, &paths, staging.blobs(), &commit_message(paths.len()))
         });
         staging.wait()?;
+        staged = true;
         let prepared = prepared.transpose()?;
         journal::failpoint("after-stage");
         if let Some(prepared) = prepared {
@@ -693,10 +695,17 @@ pub(crate) fn stage_pending(
         }
         Err(e) => {
             journal::write_atomic(&list, (paths.join("\n") + "\n").as_bytes())?;
-            Ok(Some(format!(
-                "the change is saved in .sesto/ but not staged in git yet ({e}); \
-                 the next sesto command stages it, or run `git add .sesto`"
-            )))
+            Ok(Some(if staged {
+                format!(
+                    "the change is saved and staged but not committed yet ({e}); \
+                     the next sesto command commits it, or run `git commit`"
+                )
+            } else {
+                format!(
+                    "the change is saved in .sesto/ but not staged in git yet ({e}); \
+                     the next sesto command stages it, or run `git add .sesto`"
+                )
+            }))
         }
     }
 }

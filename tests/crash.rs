@@ -236,6 +236,18 @@ fn head(env: &TestEnv) -> String {
     env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string()
 }
 
+/// Lock files git and libgit2 leave in `.git` while they write the index,
+/// `HEAD`, a ref or the config.
+fn git_locks(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    walkdir::WalkDir::new(env.repo.join(".git"))
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "objects")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".lock"))
+        .map(|e| e.into_path())
+        .collect()
+}
+
 fn journal_pending(env: &TestEnv) -> bool {
     env.repo.join(".git/sesto/journal").exists()
 }
@@ -503,17 +515,18 @@ fn sigkill_at_random_times_during_set_leaves_old_or_new() {
             code == 0 || code == KILLED,
             "round {round}: set exited {code}"
         );
-        // Killed while `git update-index` ran: that git lives on and finishes
-        // its index write. Only a lock still there after it had ample time is a
-        // dead writer's, which a person removes as git says to. (What sesto
-        // does while it is there: a_locked_git_index_does_not_make_the_store_unreadable.)
-        let lock = env.repo.join(".git/index.lock");
+        // Killed while `git update-index` ran, that git lives on and finishes
+        // its index write. Killed inside a lock-protected write of its own
+        // (the branch ref as HEAD moves), sesto leaves the lock behind, as a
+        // killed git does. Only a lock still there after ample time is a dead
+        // writer's, which a person removes as git says to. (What sesto does
+        // while one is there: a_locked_git_index_does_not_make_the_store_unreadable.)
         let waited = Instant::now();
-        while lock.exists() && waited.elapsed() < Duration::from_secs(10) {
+        while !git_locks(&env).is_empty() && waited.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if lock.exists() {
-            eprintln!("round {round}: a stale index.lock; removing it");
+        for lock in git_locks(&env) {
+            eprintln!("round {round}: a stale {}; removing it", lock.display());
             fs::remove_file(&lock).unwrap();
         }
         let got = get_blob();
@@ -553,11 +566,17 @@ fn sigkill_at_random_times_during_set_leaves_old_or_new() {
     assert!(killed >= 5, "the kills did not land inside the writes");
 
     // The next write cleans up and commits; the store is whole.
-    common::run_cmd_stdin(sesto_no_core(&env, &["set", "after"]), b"v").assert_success();
+    let last = common::run_cmd_stdin(sesto_no_core(&env, &["set", "after"]), b"v");
+    last.assert_success();
     assert_eq!(get_blob(), current);
     assert_fsck_clean(&env, "after the kills and a write");
     let status = git_lines(&env, &["status", "--porcelain", "--untracked-files=all"]);
-    assert!(status.is_empty(), "{status:?}");
+    assert!(
+        status.is_empty(),
+        "{status:?}\nthe last set said: {}\nlog: {:?}",
+        last.stderr,
+        git_lines(&env, &["log", "--oneline", "-5"])
+    );
 }
 
 #[test]
@@ -618,6 +637,45 @@ fn a_locked_git_index_does_not_make_the_store_unreadable() {
     let status = git_lines(&env, &["status", "--porcelain", "--untracked-files=all"]);
     assert!(status.is_empty(), "{status:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_stale_branch_lock_leaves_the_change_staged_and_the_next_write_commits_it() {
+    // A process killed while it moves the branch (git, or sesto at the end of
+    // a commit) leaves `refs/heads/<branch>.lock`. The change is saved and
+    // staged; sesto says it is not committed and why; once a person removes
+    // the lock, the next write commits the earlier change, then its own.
+    let (env, before) = setup();
+    let branch = env.git(&["symbolic-ref", "--short", "HEAD"]).stdout;
+    let lock = env
+        .repo
+        .join(format!(".git/refs/heads/{}.lock", branch.trim()));
+    fs::write(&lock, b"").unwrap();
+    let head_before = head(&env);
+    let set = env.run_stdin(Op::Change.args(), Op::Change.stdin());
+    assert_eq!(set.code, 0, "{}", snapshot_text(&set));
+    assert!(
+        set.stderr.contains("staged but not committed") && set.stderr.contains(".lock"),
+        "{}",
+        snapshot_text(&set)
+    );
+    assert_eq!(head(&env), head_before);
+    let after = Op::Change.apply(&before);
+    assert_eq!(read_contents(&env), after);
+    let staged = git_lines(&env, &["diff", "--cached", "--name-only"]);
+    assert!(!staged.is_empty(), "the change is staged");
+
+    fs::remove_file(&lock).unwrap();
+    env.run_stdin(&["set", "next/write"], b"next-value")
+        .assert_success();
+    let status = git_lines(&env, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(status.is_empty(), "{status:?}");
+    assert_eq!(
+        git_lines(&env, &["rev-list", &format!("{head_before}..HEAD")]).len(),
+        2,
+        "the earlier change is committed first, then the new one"
+    );
+    assert_fsck_clean(&env, "after the lock is gone and a write");
 }
 
 /// Secrets in the large store: enough that a rotation of them all is written
