@@ -51,9 +51,8 @@ pub type Blobs = std::collections::HashMap<String, git2::Oid>;
 /// Stages the given work-tree paths: present files are added, missing ones
 /// removed. Runs `git update-index`: git reads and writes a large index (a
 /// store of 100,000 secrets) many times faster than libgit2, which hashes the
-/// whole file on every read. Returns the blob ids it learnt (those of a
-/// large change).
-pub fn stage(repo: &Repository, paths: &[String]) -> Result<Blobs> {
+/// whole file on every read.
+pub fn stage(repo: &Repository, paths: &[String]) -> Result<()> {
     start_stage(repo, paths, &Blobs::new())?.wait()
 }
 
@@ -71,11 +70,11 @@ impl Staging {
     }
 
     /// Waits for git to have written the index.
-    pub fn wait(self) -> Result<Blobs> {
+    pub fn wait(self) -> Result<()> {
         if let Some(running) = self.running {
             running.finish()?;
         }
-        Ok(self.blobs)
+        Ok(())
     }
 }
 
@@ -212,15 +211,9 @@ pub fn store_blobs(work: &Path, files: &[(&str, &[u8])]) -> Result<Blobs> {
 /// trees above those paths, so a store of 100,000 secrets costs a few small
 /// trees, not a pass over the whole index. No hook runs (sesto checks for
 /// plaintext itself). `HEAD` moves only if it still points where it did.
-/// Blob ids in `known` (from [`stage`]) are taken as they are; other files
-/// are read and hashed. Returns the commit id.
-pub fn commit(
-    repo: &Repository,
-    paths: &[String],
-    known: &Blobs,
-    message: &str,
-) -> Result<git2::Oid> {
-    let prepared = prepare_commit(repo, paths, known, message)?;
+/// Returns the commit id.
+pub fn commit(repo: &Repository, paths: &[String], message: &str) -> Result<git2::Oid> {
+    let prepared = prepare_commit(repo, paths, &Blobs::new(), message)?;
     finish_commit(repo, prepared)
 }
 
@@ -230,11 +223,15 @@ pub struct Prepared {
     parent: Option<git2::Oid>,
     /// The new commit, or none when the tree did not change.
     commit: Option<git2::Oid>,
+    /// What the reflog says of the move, as `git commit` writes it.
+    reflog: String,
 }
 
 /// Writes the trees and the commit object of [`commit`] without moving
-/// `HEAD`, so it can be done while git writes the index. The blobs of files
-/// not in `known` need not exist yet; [`finish_commit`] must come after they do.
+/// `HEAD`, so it can be done while git writes the index. Blob ids in `known`
+/// (from [`store_blobs`]) are taken as they are; other files are read and
+/// hashed, and their blobs need not exist yet: [`finish_commit`] must come
+/// after they do.
 pub fn prepare_commit(
     repo: &Repository,
     paths: &[String],
@@ -260,20 +257,23 @@ pub fn prepare_commit(
         changes.push((p.split('/').collect(), blob));
     }
     let tree_id = edit_tree(repo, base.as_ref(), &changes)?;
-    let parent_id = parent.as_ref().map(git2::Commit::id);
-    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
-        return Ok(Prepared {
-            parent: parent_id,
-            commit: None,
-        });
-    }
-    let tree = repo.find_tree(tree_id)?;
-    let sig = signature(repo)?;
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let commit = repo.commit(None, &sig, &sig, message, &tree, &parents)?;
+    let unchanged = parent.as_ref().is_some_and(|p| p.tree_id() == tree_id);
+    let commit = if unchanged {
+        None
+    } else {
+        let tree = repo.find_tree(tree_id)?;
+        let sig = signature(repo)?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        Some(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+    };
     Ok(Prepared {
-        parent: parent_id,
-        commit: Some(commit),
+        parent: parent.as_ref().map(git2::Commit::id),
+        commit,
+        reflog: format!(
+            "commit{}: {}",
+            if parent.is_none() { " (initial)" } else { "" },
+            message.lines().next().unwrap_or_default()
+        ),
     })
 }
 
@@ -290,14 +290,9 @@ pub fn finish_commit(repo: &Repository, prepared: Prepared) -> Result<git2::Oid>
         Some(branch) => branch.to_string(),
         None => "HEAD".to_string(),
     };
-    let message = repo
-        .find_commit(commit)?
-        .summary()
-        .map(|s| format!("commit: {s}"))
-        .unwrap_or_else(|| "commit".into());
     match prepared.parent {
-        Some(parent) => repo.reference_matching(&name, commit, true, parent, &message)?,
-        None => repo.reference(&name, commit, false, &message)?,
+        Some(parent) => repo.reference_matching(&name, commit, true, parent, &prepared.reflog)?,
+        None => repo.reference(&name, commit, false, &prepared.reflog)?,
     };
     Ok(commit)
 }

@@ -78,8 +78,11 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
     );
     let roster = Roster::new(members);
     let roster_bytes = roster.encode();
-    let key = signer.signing_key(ids.prompt())?.clone();
-    let roster_sig = crypto::sign(&key, crypto::ROSTER_NAMESPACE, &roster_bytes)
+    // One prepared key signs the roster and the root.
+    let key = crypto::Signer::new(signer.signing_key(ids.prompt())?)
+        .map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
+    let roster_sig = key
+        .sign(crypto::ROSTER_NAMESPACE, &roster_bytes)
         .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;
 
     let staging = work.join(format!("{}init-{}", journal::TEMP_MARK, NodeId::random()));
@@ -114,10 +117,10 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         ".sesto/.gitattributes".into(),
     ];
     paths.push(format!(".sesto/{}", roster.root.rel_path()));
-    let blobs = crate::git::stage(&repo, &paths)?;
+    crate::git::stage(&repo, &paths)?;
     if auto_commit {
         repo.config()?.set_bool("sesto.commit", true)?;
-        crate::git::commit(&repo, &paths, &blobs, "sesto: new store")?;
+        crate::git::commit(&repo, &paths, "sesto: new store")?;
     }
     Ok(Initialized { store, auto_commit })
 }
@@ -129,7 +132,7 @@ fn build(
     roster_bytes: &[u8],
     roster_sig: &str,
     ids: Identities,
-    key: &ssh_key::PrivateKey,
+    key: &crypto::Signer,
 ) -> Result<Store> {
     std::fs::create_dir(staging).map_err(Error::io("cannot create", staging))?;
     journal::write_atomic(&staging.join("roster.yaml"), roster_bytes)?;
@@ -159,9 +162,7 @@ fn build(
         },
         signer: me.unwrap_or_default(),
     };
-    let signer =
-        crate::crypto::Signer::new(key).map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
-    let bytes = crate::tx::encode_node(&store, roster, &root, &signer)?;
+    let bytes = crate::tx::encode_node(&store, roster, &root, key)?;
     journal::write_atomic(&staging.join(roster.root.rel_path()), &bytes)?;
     Ok(store)
 }

@@ -113,9 +113,9 @@ pub fn write_temps(
 
 /// Writes each temp of [`write_temps`] and makes them durable.
 fn create_temps(files: &[(PathBuf, Vec<u8>)], temps: &[PathBuf]) -> Result<()> {
-    let batch = cfg!(target_os = "linux") && files.len() > 32;
-    // Thousands of files (a key rotation) are created on all cores: most of
-    // the time is the filesystem finding room for each new file.
+    let batch = syncs_filesystem(files.len());
+    // Up to IN_PLACE_FROM files are created on all cores: most of the time is
+    // the filesystem finding room for each new file.
     let jobs: Vec<(&[u8], &PathBuf)> = files
         .iter()
         .map(|(_, bytes)| bytes.as_slice())
@@ -255,17 +255,19 @@ impl Op {
     }
 }
 
-/// Creates the directories that in-place writes will fill and refuses
-/// symlinked ones, before the journal makes the change unstoppable: a journal
-/// that could never be applied would leave the store stuck.
-pub fn prepare_dirs(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
-    let mut dirs: Vec<&Path> = files
-        .iter()
-        .map(|(target, _)| target.parent().expect("targets live in a directory"))
+/// Creates the directories of `targets` and refuses symlinked ones; returns
+/// them, each once. In-place writes call it before the journal makes the
+/// change unstoppable (a journal that could never be applied would leave the
+/// store stuck), and again when the journal is applied or replayed.
+pub fn prepare_dirs<'p>(targets: impl IntoIterator<Item = &'p Path>) -> Result<Vec<&'p Path>> {
+    let mut dirs: Vec<&Path> = targets
+        .into_iter()
+        .map(|target| target.parent().expect("targets live in a directory"))
         .collect();
     dirs.sort_unstable();
     dirs.dedup();
-    dirs.into_iter().try_for_each(prepare_dir)
+    dirs.iter().try_for_each(|dir| prepare_dir(dir))?;
+    Ok(dirs)
 }
 
 /// Creates `dir` if needed and refuses it when it is a symlink.
@@ -335,6 +337,12 @@ fn write_in_place(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
         file.sync_all().map_err(Error::io("cannot sync", path))?;
     }
     Ok(())
+}
+
+/// Whether a batch of `files` written files is made durable by one `syncfs`
+/// (Linux) rather than an fsync per file and directory.
+fn syncs_filesystem(files: usize) -> bool {
+    cfg!(target_os = "linux") && files > 32
 }
 
 /// Flushes everything written to the filesystem holding `dir`: one `syncfs`
@@ -413,14 +421,8 @@ impl Journal {
             .map(|(n, (path, bytes))| (n, path, bytes))
             .collect();
         if !writes.is_empty() {
-            let batch = cfg!(target_os = "linux") && writes.len() > 32;
-            let mut write_dirs: Vec<&Path> = writes
-                .iter()
-                .map(|(_, path, _)| path.parent().expect("targets live in a directory"))
-                .collect();
-            write_dirs.sort_unstable();
-            write_dirs.dedup();
-            write_dirs.iter().try_for_each(|dir| prepare_dir(dir))?;
+            let batch = syncs_filesystem(writes.len());
+            let write_dirs = prepare_dirs(writes.iter().map(|(_, path, _)| path.as_path()))?;
             crate::par::map(&writes, |(n, path, bytes)| {
                 let written = write_in_place(path, bytes, !batch);
                 if *n == 0 {
@@ -434,7 +436,10 @@ impl Journal {
             if batch {
                 sync_filesystem(work)?;
             }
-            dirs.extend(write_dirs.into_iter().map(|d| Some(d.to_path_buf())));
+            if !batch {
+                // New files' entries; syncfs has flushed them already.
+                dirs.extend(write_dirs.into_iter().map(|d| Some(d.to_path_buf())));
+            }
         }
         for (n, op) in ops.iter().enumerate() {
             match op {

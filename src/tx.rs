@@ -543,7 +543,7 @@ impl<'s> Tx<'s> {
             .iter()
             .map(|id| self.store.node_file(id))
             .collect();
-        let mut committed = write_change(self.store, &writes, &removes)?;
+        let mut committed = write_change(self.store, writes, &removes)?;
         let pinning = self.store.trust != crate::trust::TrustMode::Skip;
         if let (Some(next), Some(bytes), true) = (&self.roster, &roster_bytes, pinning) {
             // We signed it: it is the roster we trust from now on.
@@ -565,23 +565,23 @@ impl<'s> Tx<'s> {
 /// journal instead. Hold the lock.
 pub(crate) fn write_change(
     store: &Store,
-    writes: &[(std::path::PathBuf, Vec<u8>)],
+    writes: Vec<(std::path::PathBuf, Vec<u8>)>,
     removes: &[std::path::PathBuf],
 ) -> Result<Committed> {
     let mut ops = Vec::new();
     if writes.len() >= journal::IN_PLACE_FROM {
         // Thousands of files (a key rotation): their bytes go in the journal
         // and over the old files, with no temp file each.
-        journal::prepare_dirs(writes)?;
-        ops.extend(writes.iter().map(|(target, bytes)| Op::Write {
-            path: rel(store, target),
-            bytes: bytes.clone(),
+        journal::prepare_dirs(writes.iter().map(|(target, _)| target.as_path()))?;
+        ops.extend(writes.into_iter().map(|(target, bytes)| Op::Write {
+            path: rel(store, &target),
+            bytes,
         }));
     } else {
         for ((target, _), tmp) in
             writes
                 .iter()
-                .zip(journal::write_temps(&store.state, &store.work, writes)?)
+                .zip(journal::write_temps(&store.state, &store.work, &writes)?)
         {
             ops.push(Op::Rename {
                 from: rel(store, &tmp),
@@ -642,9 +642,10 @@ pub struct Committed {
 }
 
 /// Stages `new` paths with any left unstaged by an earlier write, and commits
-/// where `sesto.commit` is set. Blobs in `known` are in git already. A failure here (another git holding the index
-/// lock) does not undo a change already in place: the paths are kept in
-/// `.git/sesto/unstaged` for the next sesto command, and a warning returned.
+/// where `sesto.commit` is set; blobs in `known` are in git already. A
+/// failure here (another git holding the index lock) does not undo a change
+/// already in place: the paths are kept in `.git/sesto/unstaged` for the next
+/// sesto command, and a warning returned.
 pub(crate) fn stage_pending(
     work: &Path,
     state: &Path,
