@@ -71,6 +71,12 @@ pub enum Command {
     MergeDriver(commands::sync::MergeDriverArgs),
     #[command(hide = true)]
     Textconv(commands::sync::TextconvArgs),
+    Exec(commands::exec::Args),
+    Export(commands::export::Args),
+    Render(commands::render::Args),
+    Materialize(commands::materialize::Args),
+    Scan(commands::scan::Args),
+    Hooks(commands::hooks::Args),
     Completions(commands::completions::Args),
 }
 

@@ -285,6 +285,101 @@ impl Store {
         })
     }
 
+    /// The secrets directly in a folder, sorted by name, read in parallel.
+    /// Subfolders are left out.
+    pub fn folder_secrets(&self, path: &str) -> Result<Vec<(String, Secret)>> {
+        let path = SPath::parse(path)?;
+        let chain = self.walk(&path)?;
+        let ids: Vec<_> = chain.iter().map(|n| n.id).collect();
+        let folder = chain.into_iter().last().expect("walk returns the top");
+        if folder.body.kind != Kind::Folder {
+            return Err(Error::NotAFolder {
+                path: path.to_string(),
+            });
+        }
+        let entries: Vec<_> = folder
+            .body
+            .children
+            .iter()
+            .filter(|e| e.kind == Kind::Secret)
+            .collect();
+        let read = crate::par::map(&entries, |e| {
+            let mut chain = ids.clone();
+            chain.push(e.id);
+            self.read_entry(e, &chain)
+        });
+        entries
+            .iter()
+            .zip(read)
+            .map(|(e, node)| {
+                let body = node?.body;
+                let secret = Secret::from_body(body).ok_or_else(|| Error::NotASecret {
+                    path: path.join(&e.name).to_string(),
+                })?;
+                Ok((e.name.clone(), secret))
+            })
+            .collect()
+    }
+
+    /// Every secret the current identities can read, with its path: the whole
+    /// store for an admin, the granted folders for a member. Folders are read
+    /// level by level and secrets in parallel; a folder listing an ancestor is
+    /// an error.
+    pub fn readable_secrets(&self) -> Result<Vec<(SPath, Secret)>> {
+        struct Task<'a> {
+            entry: &'a crate::node::Entry,
+            chain: Vec<crate::node::NodeId>,
+            path: SPath,
+        }
+        let tops = self.tops()?;
+        // A granted folder inside another granted folder is read through it.
+        let outer: Vec<_> = tops
+            .iter()
+            .filter(|(p, _)| !tops.iter().any(|(q, _)| p.starts_with(q) && p != q))
+            .collect();
+        let mut folders: Vec<(SPath, crate::store::Node, Vec<crate::node::NodeId>)> = outer
+            .iter()
+            .map(|(p, n)| (p.clone(), n.clone(), vec![n.id]))
+            .collect();
+        let mut out = Vec::new();
+        while !folders.is_empty() {
+            let mut tasks = Vec::new();
+            for (path, node, chain) in &folders {
+                if chain.len() > crate::node::MAX_DEPTH + 1 {
+                    return Err(self.reject(&node.id, "folders nest too deep"));
+                }
+                for e in &node.body.children {
+                    if chain.contains(&e.id) {
+                        return Err(self.reject(&e.id, "a folder lists itself or an ancestor"));
+                    }
+                    let mut chain = chain.clone();
+                    chain.push(e.id);
+                    tasks.push(Task {
+                        entry: e,
+                        chain,
+                        path: path.join(&e.name),
+                    });
+                }
+            }
+            let read = crate::par::map(&tasks, |t| self.read_entry(t.entry, &t.chain));
+            let mut next = Vec::new();
+            for (t, node) in tasks.into_iter().zip(read) {
+                let node = node?;
+                match node.body.kind {
+                    Kind::Folder => next.push((t.path, node, t.chain)),
+                    Kind::Secret => {
+                        if let Some(s) = Secret::from_body(node.body) {
+                            out.push((t.path, s));
+                        }
+                    }
+                }
+            }
+            folders = next;
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// Paths whose text matches `pattern`: a case-insensitive substring, or a
     /// glob when the pattern holds `*` or `?`.
     pub fn find(&self, pattern: &str) -> Result<Vec<(SPath, Kind)>> {

@@ -3,19 +3,25 @@
 pub mod access;
 pub mod completions;
 pub mod edit;
+pub mod exec;
+pub mod export;
 pub mod find;
 pub mod fsck;
 pub mod generate;
 pub mod get;
 pub mod grant;
+pub mod hooks;
 pub mod init;
 pub mod log;
 pub mod ls;
+pub mod materialize;
 pub mod member;
 pub mod mkdir;
 pub mod mv;
 pub mod otp;
+pub mod render;
 pub mod rm;
+pub mod scan;
 pub mod set;
 pub mod share;
 pub mod stale;
@@ -67,6 +73,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Restore(a) => log::restore(g, a, out),
         Command::MergeDriver(a) => sync::merge_driver(g, a, out),
         Command::Textconv(a) => sync::textconv(g, a, out),
+        Command::Exec(a) => exec::run(g, a, out),
+        Command::Export(a) => export::run(g, a, out),
+        Command::Render(a) => render::run(g, a, out),
+        Command::Materialize(a) => materialize::run(g, a, out),
+        Command::Scan(a) => scan::run(g, a, out),
+        Command::Hooks(a) => hooks::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
     }
 }
