@@ -41,6 +41,7 @@
 
 pub mod crypto;
 pub mod editor;
+pub mod env;
 mod error;
 pub mod fsck;
 pub mod generate;
@@ -48,6 +49,7 @@ pub mod git;
 pub mod history;
 mod init;
 pub mod journal;
+pub mod mask;
 mod members;
 pub mod merge;
 pub mod node;
@@ -59,6 +61,7 @@ pub mod resolve;
 mod roster_merge;
 pub mod share;
 mod store;
+pub mod template;
 mod time;
 pub mod trust;
 mod tx;

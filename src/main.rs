@@ -12,7 +12,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Everything sesto creates is private to the user.
     // SAFETY: umask only changes this process's file creation mask.
-    unsafe { libc::umask(0o077) };
+    let umask = unsafe { libc::umask(0o077) };
+    commands::set_original_umask(umask);
     let cli = cli::Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -39,6 +39,19 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, Global};
 
+/// The umask sesto started with, before it set its own 077.
+static ORIGINAL_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0o022);
+
+/// Records the umask sesto started with, for the commands it runs.
+pub fn set_original_umask(mask: libc::mode_t) {
+    ORIGINAL_UMASK.store(mask, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The umask sesto started with: `exec` gives it back to the command.
+pub fn original_umask() -> libc::mode_t {
+    ORIGINAL_UMASK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs the parsed command, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let g = &cli.global;
