@@ -125,6 +125,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => println!("  unexpected: the deploy key read staging"),
         Err(e) => println!("  sesto get staging/db/password: error: {e}"),
     }
+    println!("\n$ SESTO_IDENTITY=\"$DEPLOY_KEY\" sesto exec prod/db -- ./deploy.sh   # in CI");
+    let mut vars = sesto::env::Vars::default();
+    vars.add_folder("prod/db", as_ci.folder_secrets("prod/db")?)?;
+    for v in vars.iter() {
+        println!(
+            "  ./deploy.sh gets {}=<{} bytes> from {}",
+            v.name,
+            v.expose_value().len(),
+            v.source
+        );
+    }
     println!("\nThe store lived in {} and is gone now.", repo.display());
     Ok(())
 }
