@@ -47,6 +47,9 @@ const COMMANDS: &[&str] = &[
     "log",
     "show",
     "restore",
+    "exec",
+    "export",
+    "render",
     "completions",
 ];
 
