@@ -516,3 +516,6 @@ fn watch_follows_a_pull_from_another_clone_and_stops_on_sigterm() {
         "files stay after stop"
     );
 }
+
+#[path = "materialize/systemd.rs"]
+mod systemd;
