@@ -5,8 +5,9 @@
 //! changed, and runs the watch loop with its signal handling.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,7 @@ use crate::cli::Global;
 #[command(after_help = "Examples:\n  \
     sesto materialize prod/tls /run/secrets/app\n  \
     sesto materialize --watch prod/tls /run/secrets/app\n  \
-    SESTO_IDENTITY_FILE=/etc/sesto/deploy-key sesto --store /srv/secrets materialize --watch prod/tls /run/secrets/app\n\
+    sesto --store /srv/secrets materialize --watch prod/tls /run/secrets/app\n\
     \n\
     examples/materialize/ has systemd units for a server that pulls on a timer.")]
 pub struct Args {
@@ -68,6 +69,9 @@ pub struct Args {
     json: bool,
 }
 
+/// Whether the store is open (see [`wait_signals`]).
+static OPENED: AtomicBool = AtomicBool::new(false);
+
 /// How long the store must be quiet before a re-read.
 const QUIET: Duration = Duration::from_millis(250);
 /// The longest a re-read waits while changes keep coming.
@@ -75,17 +79,25 @@ const MAX_WAIT: Duration = Duration::from_secs(3);
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     // Before any thread starts, so that every thread leaves these to the waiter.
-    let signals = args.watch.then(block_signals);
+    // Before any thread starts, so that every thread leaves these to the waiter.
+    let channel = args.watch.then(|| {
+        let set = block_signals();
+        let (tx, rx) = mpsc::channel();
+        let sig_tx = tx.clone();
+        std::thread::spawn(move || wait_signals(set, sig_tx));
+        (tx, rx)
+    });
     let store = super::open(g)?;
-    let work = store.work_tree().to_path_buf();
-    let dir = Dir::open(&args.dir, &work)?;
-    let Some(signals) = signals else {
+    // Keys are loaded (and any passphrase typed): from here a signal stops the
+    // loop between writes instead of ending the process at once.
+    OPENED.store(true, Ordering::SeqCst);
+    let dir = Dir::open(&args.dir, store.work_tree())?;
+    let Some((tx, rx)) = channel else {
         let report = materialize(&store, &args.folder, &dir)?;
         print_report(out, &args, &dir, &report, true)?;
         return Ok(ExitCode::SUCCESS);
     };
-    drop(store);
-    watch(g, &args, &work, &dir, signals, out)
+    watch(g, &args, store, &dir, (tx, rx), out)
 }
 
 /// Reads the folder and makes the directory match it.
@@ -153,15 +165,13 @@ enum Msg {
 fn watch(
     g: &Global,
     args: &Args,
-    work: &Path,
+    store: sesto::Store,
     dir: &Dir,
-    signals: libc::sigset_t,
+    (tx, rx): (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
-    let (tx, rx) = mpsc::channel();
-    let sig_tx = tx.clone();
-    std::thread::spawn(move || wait_signals(signals, sig_tx));
-    let git_dir = sesto::git::git_dir(work)?;
+    let work = store.work_tree().to_path_buf();
+    let git_dir = sesto::git::git_dir(&work)?;
     let in_git = git_dir.clone();
     let sesto_dir = work.join(".sesto");
     // Watching starts before the first read, so no change falls between them.
@@ -191,7 +201,6 @@ fn watch(
         .watch(&git_dir, notify::RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", git_dir.display()))?;
 
-    let store = super::open(g)?;
     let report = materialize(&store, &args.folder, dir)?;
     drop(store);
     print_report(out, args, dir, &report, true)?;
@@ -276,6 +285,10 @@ fn wait_signals(set: libc::sigset_t, tx: mpsc::Sender<Msg>) {
         // SAFETY: sigwait writes the signal number into `sig`.
         if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             continue;
+        }
+        if !OPENED.load(Ordering::SeqCst) {
+            // Still loading keys, perhaps at a passphrase prompt; nothing is written yet.
+            std::process::exit(128 + sig);
         }
         let msg = if sig == libc::SIGHUP {
             Msg::Reread
