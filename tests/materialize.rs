@@ -336,9 +336,14 @@ impl Running {
     }
 
     /// Sends SIGTERM and waits (at most 10 s); the output and how long it took.
-    fn terminate(mut self) -> (Output, Duration) {
+    fn terminate(self) -> (Output, Duration) {
+        self.stop(libc::SIGTERM)
+    }
+
+    /// Sends `sig` and waits (at most 10 s); the output and how long it took.
+    fn stop(mut self, sig: libc::c_int) -> (Output, Duration) {
         let start = Instant::now();
-        self.signal(libc::SIGTERM);
+        self.signal(sig);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
@@ -514,6 +519,55 @@ fn watch_follows_a_pull_from_another_clone_and_stops_on_sigterm() {
         std::fs::read(dir.join("key.pem")).unwrap(),
         NEW_KEY,
         "files stay after stop"
+    );
+}
+
+#[test]
+fn watch_survives_sesto_dir_replaced_restores_files_on_the_poll_and_stops_on_sigint() {
+    let env = TestEnv::new();
+    tls_store(&env);
+    let sesto = |args: &[&str]| {
+        let mut cmd = env.sesto(args);
+        cmd.env("PATH", path_with_sesto());
+        cmd
+    };
+    let dir = env.root.join("app");
+    let watcher = Running::start(
+        sesto(&["materialize", "--watch", "--poll", "1", "prod/tls", s(&dir)]),
+        &env.root,
+        "watch",
+    );
+    wait_for("the first write", || dir.join("old.pem").exists());
+
+    // Someone deletes a file: no store change, so the periodic re-read brings it back.
+    std::fs::remove_file(dir.join("key.pem")).unwrap();
+    let back = wait_for("the poll to restore key.pem", || {
+        dir.join("key.pem").exists()
+    });
+    eprintln!("materialize --watch --poll 1: deleted file back after {back:?}");
+    assert_eq!(std::fs::read(dir.join("key.pem")).unwrap(), KEY);
+
+    // A checkout that removes .sesto/ and brings it back: logged, files kept,
+    // and changes after it are seen (the new .sesto/ is watched again).
+    std::fs::rename(env.repo.join(".sesto"), env.root.join("sesto-away")).unwrap();
+    wait_for("the failed re-read to be logged", || {
+        watcher.stderr_now().contains("stay as they were")
+    });
+    assert_eq!(std::fs::read(dir.join("cert.pem")).unwrap(), CERT);
+    env.git(&["checkout", "--", ".sesto"]).assert_success();
+    env.run_stdin(&["set", "prod/tls/key.pem"], NEW_KEY)
+        .assert_success();
+    wait_for("the change after .sesto/ came back", || {
+        std::fs::read(dir.join("key.pem")).unwrap() == NEW_KEY
+    });
+
+    let (out, took) = watcher.stop(libc::SIGINT);
+    eprintln!("materialize --watch: exited {took:?} after SIGINT");
+    out.assert_success();
+    assert_no_values(&snapshot_text(&out));
+    assert_eq!(
+        names(&dir),
+        [".sesto-materialized", "cert.pem", "key.pem", "old.pem"]
     );
 }
 

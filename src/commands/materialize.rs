@@ -172,24 +172,14 @@ fn watch(
 ) -> Result<ExitCode> {
     let work = store.work_tree().to_path_buf();
     let git_dir = sesto::git::git_dir(&work)?;
-    let in_git = git_dir.clone();
     let sesto_dir = work.join(".sesto");
+    let filter = Relevant {
+        sesto_dir: sesto_dir.clone(),
+        git_dir: git_dir.clone(),
+    };
     // Watching starts before the first read, so no change falls between them.
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        let relevant = match &ev {
-            // Opens and reads (ours included) change nothing.
-            Ok(ev) => {
-                !matches!(ev.kind, notify::EventKind::Access(_))
-                    && ev.paths.iter().any(|p| {
-                        !p.starts_with(&in_git)
-                            || p.file_name()
-                                .is_some_and(|n| GIT_FILES.iter().any(|g| n == *g))
-                    })
-            }
-            // An overflowed queue may hide a change: read again.
-            Err(_) => true,
-        };
-        if relevant {
+        if filter.matches(&ev) {
             let _ = tx.send(Msg::Changed);
         }
     })
@@ -197,9 +187,14 @@ fn watch(
     watcher
         .watch(&sesto_dir, notify::RecursiveMode::Recursive)
         .with_context(|| format!("cannot watch {}", sesto_dir.display()))?;
-    watcher
-        .watch(&git_dir, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", git_dir.display()))?;
+    let mut watched = dir_id(&sesto_dir);
+    // The work tree's top, to see .sesto/ itself come back after a checkout
+    // that removed it, and the git directory, to see a pull or merge end.
+    for (path, what) in [(&work, "the work tree"), (&git_dir, "the git directory")] {
+        watcher
+            .watch(path, notify::RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch {what} {}", path.display()))?;
+    }
 
     let report = materialize(&store, &args.folder, dir)?;
     drop(store);
@@ -229,12 +224,59 @@ fn watch(
             Msg::Reread => {
                 pending = None;
                 next_poll = Instant::now() + poll;
+                // A .sesto/ removed and made again is a new directory to watch.
+                let now = dir_id(&sesto_dir);
+                if now != watched && now.is_some() {
+                    let _ = watcher.unwatch(&sesto_dir);
+                    if watcher
+                        .watch(&sesto_dir, notify::RecursiveMode::Recursive)
+                        .is_ok()
+                    {
+                        watched = now;
+                    }
+                }
                 refresh(g, args, dir, out)?;
             }
         }
     }
     eprintln!("sesto: stopped; the files stay in {}", dir.path().display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which file system events may mean the folder changed.
+struct Relevant {
+    sesto_dir: PathBuf,
+    git_dir: PathBuf,
+}
+
+impl Relevant {
+    fn matches(&self, ev: &notify::Result<notify::Event>) -> bool {
+        let ev = match ev {
+            Ok(ev) => ev,
+            // An overflowed queue may hide a change: read again.
+            Err(_) => return true,
+        };
+        // Opens and reads (ours included) change nothing.
+        if matches!(ev.kind, notify::EventKind::Access(_)) {
+            return false;
+        }
+        ev.paths.iter().any(|p| {
+            if p.starts_with(&self.sesto_dir) {
+                return true;
+            }
+            p.parent() == Some(self.git_dir.as_path())
+                && p.file_name()
+                    .is_some_and(|n| GIT_FILES.iter().any(|g| n == *g))
+        })
+    }
+}
+
+/// The device and inode of a directory, to notice it was replaced.
+fn dir_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Files of the git directory whose change means the work tree may have
