@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::common::{run_cmd, tool_path, KeyKind, TestEnv};
-use super::{s, wait_for, Running, CERT, KEY, NEW_KEY};
+use super::watch::{wait_for, Running};
+use super::{s, CERT, KEY, NEW_KEY};
 
 fn example(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
