@@ -1,5 +1,5 @@
 //! The systemd units of `examples/materialize/` run as systemd would run them:
-//! every `ExecStart=` and `ExecReload=` line, split on spaces (the units use no
+//! every `ExecStartPre=`, `ExecStart=` and `ExecReload=` line, split on spaces (the units use no
 //! quoting, which is checked), with the unit's `Environment=`, `EnvironmentFile=`,
 //! `LoadCredential=` (`%d`), `RuntimeDirectory=` and `WorkingDirectory=`, the
 //! server's paths replaced by a temporary directory and the binaries by the ones
@@ -197,6 +197,18 @@ fn systemd_examples_run_for_real() {
     let pull = service(&example("sesto-pull.service"));
     let materialize = service(&example("sesto-materialize.service"));
     assert!(example("sesto-pull.timer").contains("OnUnitActiveSec="));
+    // Every command line of the units is one this test runs.
+    for (unit, ran) in [
+        (&pull, &["ExecStart"][..]),
+        (&materialize, &["ExecStartPre", "ExecStart", "ExecReload"]),
+    ] {
+        for (key, _) in unit.iter().filter(|(k, _)| k.starts_with("Exec")) {
+            assert!(
+                ran.contains(&key.as_str()),
+                "{key}= is not run by this test"
+            );
+        }
+    }
 
     // What systemd does before ExecStart: the credential, the runtime directory.
     for cred in values(&materialize, "LoadCredential") {
@@ -210,6 +222,13 @@ fn systemd_examples_run_for_real() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let files = PathBuf::from(server.fill("/run/secrets/app"));
+
+    let pre = values(&materialize, "ExecStartPre");
+    assert_eq!(pre.len(), 1);
+    let out = run_cmd(server.command(&materialize, pre[0]));
+    out.assert_success();
+    super::assert_no_values(&super::common::snapshot_text(&out));
+    assert_eq!(std::fs::read(files.join("key.pem")).unwrap(), KEY);
 
     let start = values(&materialize, "ExecStart");
     assert_eq!(start.len(), 1);
