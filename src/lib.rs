@@ -50,6 +50,7 @@ pub mod history;
 mod init;
 pub mod journal;
 pub mod mask;
+pub mod materialize;
 mod members;
 pub mod merge;
 pub mod node;

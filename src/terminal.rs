@@ -36,7 +36,12 @@ pub fn print_error(e: &anyhow::Error) {
     let hint = e
         .chain()
         .find_map(|c| c.downcast_ref::<sesto::Error>())
-        .and_then(sesto::Error::hint);
+        .and_then(sesto::Error::hint)
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<sesto::materialize::Error>())
+                .and_then(sesto::materialize::Error::hint)
+        });
     if let Some(h) = hint {
         text.push_str(&format!("\nhint: {h}"));
     }
