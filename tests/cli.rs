@@ -50,6 +50,7 @@ const COMMANDS: &[&str] = &[
     "exec",
     "export",
     "render",
+    "materialize",
     "completions",
 ];
 
