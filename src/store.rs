@@ -195,6 +195,58 @@ impl Store {
         ids: Identities,
         trust: crate::trust::TrustMode,
     ) -> Result<Store> {
+        let loaded = Loaded::read(&work, trust)?;
+        let mut store = Store {
+            work,
+            dir: loaded.dir,
+            state: loaded.state,
+            roster: loaded.roster,
+            ids,
+            keys: loaded.keys,
+            me: None,
+            tops: std::sync::OnceLock::new(),
+            notices: loaded.notices,
+            trust,
+        };
+        store.me = store.find_me();
+        Ok(store)
+    }
+
+    /// Reads the store again from disk, as [`Store::open`] does (the roster,
+    /// its signature and trust, any interrupted write), keeping the identities
+    /// already loaded: a long-running process follows a `git pull` without
+    /// asking for a passphrase again. On failure the store is left as it was.
+    pub fn reload(&mut self) -> Result<()> {
+        let loaded = Loaded::read(&self.work, self.trust)?;
+        self.dir = loaded.dir;
+        self.state = loaded.state;
+        self.roster = loaded.roster;
+        self.keys = loaded.keys;
+        self.notices = loaded.notices;
+        self.tops = std::sync::OnceLock::new();
+        self.me = self.find_me();
+        Ok(())
+    }
+
+    /// The member whose key is among the identities, if any.
+    fn find_me(&self) -> Option<String> {
+        self.ids
+            .iter()
+            .find_map(|i| i.public().and_then(|p| self.keys.get(p)).cloned())
+    }
+}
+
+/// What [`Store::open`] reads from disk, before any identity is involved.
+struct Loaded {
+    dir: PathBuf,
+    state: PathBuf,
+    roster: Roster,
+    keys: HashMap<String, String>,
+    notices: Vec<String>,
+}
+
+impl Loaded {
+    fn read(work: &Path, trust: crate::trust::TrustMode) -> Result<Loaded> {
         let dir = work.join(".sesto");
         if std::fs::symlink_metadata(&dir)
             .map(|m| m.file_type().is_symlink())
@@ -205,8 +257,8 @@ impl Store {
                 reason: "symlinks are not allowed for .sesto/".into(),
             });
         }
-        let state = crate::git::git_dir(&work)?.join("sesto");
-        recover(&work, &state)?;
+        let state = crate::git::git_dir(work)?.join("sesto");
+        recover(work, &state)?;
         let bytes = read_limited(&dir.join("roster.yaml"), MAX_ROSTER)?;
         let sig = read_limited(&dir.join("roster.sig"), MAX_ROSTER)
             .map_err(|e| Error::Roster(format!("cannot read roster.sig: {e}")))?;
@@ -229,25 +281,18 @@ impl Store {
                 )))
             }
         }
-        let notices = crate::trust::check(&work, &roster, &bytes, &sig, trust)?;
-        let me = ids
-            .iter()
-            .find_map(|i| i.public().and_then(|p| keys.get(p)).cloned());
-        let store = Store {
-            work,
+        let notices = crate::trust::check(work, &roster, &bytes, &sig, trust)?;
+        Ok(Loaded {
             dir,
             state,
             roster,
-            ids,
             keys,
-            me,
-            tops: std::sync::OnceLock::new(),
             notices,
-            trust,
-        };
-        Ok(store)
+        })
     }
+}
 
+impl Store {
     /// The repository's work tree.
     pub fn work_tree(&self) -> &Path {
         &self.work

@@ -933,3 +933,42 @@ fn rotating_many_nodes_shows_progress_on_a_terminal_only() {
     );
     assert!(out.stdout.contains("Removed dave"), "{}", out.stdout);
 }
+
+#[test]
+fn reload_follows_grants_and_keeps_the_last_good_roster() {
+    let t = Team::new();
+    let ids = sesto::identities_from_text(&fs::read_to_string(&t.bob).unwrap()).unwrap();
+    let options = sesto::OpenOptions {
+        start: Some(t.env.repo.clone()),
+        trust: sesto::trust::TrustMode::Skip,
+    };
+    let mut store = sesto::Store::open(&options, ids).unwrap();
+    assert!(
+        store.get("prod/db/password").is_err(),
+        "bob has no grant yet"
+    );
+
+    t.ok(&["grant", "bob", "prod"]);
+    store.reload().unwrap();
+    assert_eq!(
+        store.get("prod/db/password").unwrap().expose_value(),
+        PASSWORD.as_bytes()
+    );
+
+    // A roster that does not parse (a merge half done, say): reload fails and
+    // the store keeps reading with the roster it had.
+    let roster = t.env.repo.join(".sesto/roster.yaml");
+    let good = fs::read(&roster).unwrap();
+    fs::write(&roster, b"members: [\n").unwrap();
+    assert!(store.reload().is_err());
+    assert_eq!(
+        store.get("prod/api/token").unwrap().expose_value(),
+        TOKEN.as_bytes()
+    );
+    fs::write(&roster, good).unwrap();
+
+    t.ok(&["revoke", "bob", "prod"]);
+    store.reload().unwrap();
+    let err = store.get("prod/db/password").unwrap_err().to_string();
+    assert!(err.contains("not granted"), "{err}");
+}

@@ -79,7 +79,6 @@ const MAX_WAIT: Duration = Duration::from_secs(3);
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     // Before any thread starts, so that every thread leaves these to the waiter.
-    // Before any thread starts, so that every thread leaves these to the waiter.
     let channel = args.watch.then(|| {
         let set = block_signals();
         let (tx, rx) = mpsc::channel();
@@ -97,7 +96,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         print_report(out, &args, &dir, &report, true)?;
         return Ok(ExitCode::SUCCESS);
     };
-    watch(g, &args, store, &dir, (tx, rx), out)
+    watch(&args, store, &dir, (tx, rx), out)
 }
 
 /// Reads the folder and makes the directory match it.
@@ -163,9 +162,8 @@ enum Msg {
 /// The watch loop: first write, then re-read on change, on SIGHUP and every
 /// --poll seconds, until SIGTERM or SIGINT.
 fn watch(
-    g: &Global,
     args: &Args,
-    store: sesto::Store,
+    mut store: sesto::Store,
     dir: &Dir,
     (tx, rx): (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     out: &mut dyn Write,
@@ -197,7 +195,6 @@ fn watch(
     }
 
     let report = materialize(&store, &args.folder, dir)?;
-    drop(store);
     print_report(out, args, dir, &report, true)?;
 
     let poll = Duration::from_secs(args.poll);
@@ -235,7 +232,7 @@ fn watch(
                         watched = now;
                     }
                 }
-                refresh(g, args, dir, out)?;
+                refresh(&mut store, args, dir, out)?;
             }
         }
     }
@@ -284,10 +281,16 @@ fn dir_id(path: &std::path::Path) -> Option<(u64, u64)> {
 /// FETCH_HEAD) is noise.
 const GIT_FILES: &[&str] = &["HEAD", "ORIG_HEAD", "MERGE_HEAD", "index"];
 
-/// One re-read. A failure is logged, without values, and the files stay as
-/// they were; only failing to print ends the loop.
-fn refresh(g: &Global, args: &Args, dir: &Dir, out: &mut dyn Write) -> Result<()> {
-    let result = super::open(g).and_then(|store| materialize(&store, &args.folder, dir));
+/// One re-read, with the identities loaded at the start (a passphrase is
+/// asked once, not on every pull). A failure is logged, without values, and
+/// the files stay as they were; only failing to print ends the loop.
+fn refresh(store: &mut sesto::Store, args: &Args, dir: &Dir, out: &mut dyn Write) -> Result<()> {
+    let result = store.reload().map_err(anyhow::Error::from).and_then(|()| {
+        for notice in store.notices() {
+            eprintln!("note: {notice}");
+        }
+        materialize(store, &args.folder, dir)
+    });
     match result {
         Ok(report) => print_report(out, args, dir, &report, false),
         Err(e) => {
