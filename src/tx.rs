@@ -677,7 +677,7 @@ pub(crate) fn stage_pending(
         // libgit2 runs no hooks: sesto makes its own check of what it would
         // commit, while git writes the index.
         let refused = if commit {
-            check_commit(work, &paths)
+            check_commit(work, &paths, known)
         } else {
             None
         };
@@ -733,11 +733,22 @@ pub(crate) fn stage_pending(
 /// The check sesto makes before a commit of its own (git's pre-commit hook
 /// does not run under libgit2): each path is the roster or a node file
 /// named as sesto names them, and each node file present opens as an age
-/// file. Only an age header is read per file, in parallel, so rewriting a
-/// large store's every node stays cheap. Returns the first path refused and
-/// why.
-fn check_commit(work: &Path, paths: &[String]) -> Option<(String, &'static str)> {
+/// file. Only an age header is read per file, in parallel; files this
+/// process has just encrypted itself (`written`, the blobs of a large change
+/// such as a key rotation) are checked by name only, so rewriting a large
+/// store's every node stays cheap. Returns the first path refused and why.
+fn check_commit(
+    work: &Path,
+    paths: &[String],
+    written: &crate::git::Blobs,
+) -> Option<(String, &'static str)> {
     let checked = crate::par::map(paths, |p| {
+        if let Some(rel) = p
+            .strip_prefix(".sesto/")
+            .filter(|_| written.contains_key(p))
+        {
+            return crate::scan::check_sesto_file(rel, None).map(rule_reason);
+        }
         let file = match std::fs::File::open(work.join(p)) {
             Ok(f) => f,
             Err(_) => return None, // removed: its removal is what gets committed
