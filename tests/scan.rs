@@ -305,16 +305,34 @@ fn without_a_readable_identity_scan_notes_it_and_still_checks_patterns() {
         "{}",
         out.stderr
     );
+    // Staged in a repository with no commit yet.
+    bare.git(&["add", "c.env"]).assert_success();
+    let out = bare.run(&["scan", "--staged"]);
+    out.assert_code(1);
+    assert_eq!(out.stdout, "c.env:1: aws-access-key-id\n");
 }
 
 #[test]
 fn a_passphrase_key_is_never_prompted_for() {
-    let env = TestEnv::new();
-    env.ssh_keygen("id_ed25519", KeyKind::Ed25519, Some("pass phrase"));
-    env.init_repo();
-    write(&env, "x.txt", "nothing here\n");
-    let out = env.run(&["scan"]);
-    out.assert_success();
+    let env = store();
+    // alice's key gets a passphrase after the store is made.
+    let key = env.home.join(".ssh/id_ed25519");
+    let mut cmd = env.command("ssh-keygen");
+    cmd.args(["-q", "-p", "-P", "", "-N", "pass phrase", "-f"])
+        .arg(&key);
+    run_cmd(cmd).assert_success();
+    let aws = format!("{}IA{}", "AK", "IOSFODNN7EXAMPLE");
+    write(&env, "c.env", format!("PW={PASSWORD}\nAWS={aws}\n"));
+    env.git(&["add", "c.env"]).assert_success();
+    let out = env.run(&["scan", "--staged"]);
+    out.assert_code(1);
+    assert_eq!(out.stdout, "c.env:2: aws-access-key-id\n");
+    assert!(
+        out.stderr.contains("never asks for a passphrase"),
+        "{}",
+        out.stderr
+    );
+    assert_no_value(&out);
 }
 
 #[test]
