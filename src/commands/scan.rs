@@ -23,8 +23,7 @@ const MAX_FILE: u64 = 32 << 20;
 /// Slack and Stripe tokens, JWTs), and under .sesto/ for anything but the
 /// roster and well-formed age node files. Findings are printed as
 /// `file:line: rule`, never the value; a known value also names the secret.
-/// A line holding the text `sesto:allow` (in a comment: `# sesto:allow`) is
-/// not reported.
+/// The text sesto:allow on a line (in a comment: # sesto:allow) silences it.
 ///
 /// With --staged, the content staged for the next commit is scanned (what the
 /// pre-commit hook runs); with PATHs, those files and directories (.git/ left
