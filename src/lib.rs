@@ -60,6 +60,7 @@ mod progress;
 mod read;
 pub mod resolve;
 mod roster_merge;
+pub mod scan;
 pub mod share;
 mod store;
 pub mod template;
