@@ -51,6 +51,10 @@ const COMMANDS: &[&str] = &[
     "export",
     "render",
     "materialize",
+    "scan",
+    "hooks",
+    "hooks install",
+    "hooks uninstall",
     "completions",
 ];
 
