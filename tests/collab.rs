@@ -30,9 +30,7 @@ impl Clones {
     fn new(secrets: &[(&str, &str)]) -> Clones {
         let env = TestEnv::new();
         env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
-        let remote = env.root.join("remote.git");
-        env.git(&["init", "--quiet", "--bare", remote.to_str().unwrap()])
-            .assert_success();
+        let remote = env.bare_repo("remote.git");
         env.init_repo();
         env.run(&["init", "--name", "alice"]).assert_success();
         for (path, value) in secrets {

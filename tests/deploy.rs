@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,9 +66,7 @@ fn setup() -> Setup {
     env.run(&["grant", "ci-deploy", "prod"]).assert_success();
     env.git(&["status", "--porcelain"]).assert_success();
 
-    let remote = env.root.join("secrets.git");
-    env.git(&["init", "--quiet", "--bare", remote.to_str().unwrap()])
-        .assert_success();
+    let remote = env.bare_repo("secrets.git");
     env.git(&[
         "push",
         "--quiet",
@@ -113,13 +110,7 @@ fn runner_command(env: &TestEnv, home: &Path, program: impl AsRef<std::ffi::OsSt
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LANG", "C")
         .stdin(std::process::Stdio::null());
-    // SAFETY: setsid in the child: no controlling terminal to prompt on.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    common::without_terminal(&mut cmd);
     cmd
 }
 
@@ -304,21 +295,24 @@ fn read_github_env(text: &str) -> Vec<(String, String)> {
     vars
 }
 
+/// What a CI example job runs besides sesto.
+const CI_JOB_TOOLS: &[&str] = &[
+    "sshd",
+    "ssh",
+    "ssh-keygen",
+    "git",
+    "curl",
+    "sha256sum",
+    "bash",
+];
+
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
 #[test]
 fn the_github_actions_example_runs_step_by_step() {
-    if !have_tools(&[
-        "sshd",
-        "ssh",
-        "ssh-keygen",
-        "git",
-        "curl",
-        "sha256sum",
-        "bash",
-    ]) {
+    if !have_tools(CI_JOB_TOOLS) {
         return;
     }
     let s = setup();
@@ -440,15 +434,7 @@ fn the_github_actions_example_runs_step_by_step() {
 
 #[test]
 fn the_gitlab_ci_example_runs_line_by_line() {
-    if !have_tools(&[
-        "sshd",
-        "ssh",
-        "ssh-keygen",
-        "git",
-        "curl",
-        "sha256sum",
-        "bash",
-    ]) {
+    if !have_tools(CI_JOB_TOOLS) {
         return;
     }
     let s = setup();

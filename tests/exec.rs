@@ -419,13 +419,7 @@ fn nothing_is_prompted_without_a_terminal_or_key() {
         &["render", "-"],
     ] {
         let mut cmd = env.sesto(args);
-        // SAFETY: setsid in the child: no controlling terminal at all.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
+        common::without_terminal(&mut cmd);
         let out = run_cmd_stdin(cmd, b"{{ sesto://prod/db#url }}");
         out.assert_code(1);
         assert!(
@@ -435,5 +429,3 @@ fn nothing_is_prompted_without_a_terminal_or_key() {
         );
     }
 }
-
-use std::os::unix::process::CommandExt;

@@ -170,10 +170,7 @@ impl<'e> Team<'e> {
 
 /// A bare repository at `<tmp>/remote.git`; returns its absolute path.
 fn bare_remote(env: &TestEnv) -> PathBuf {
-    let remote = env.root.join("remote.git");
-    env.git(&["init", "--quiet", "--bare", remote.to_str().unwrap()])
-        .assert_success();
-    remote
+    env.bare_repo("remote.git")
 }
 
 fn have_ssh_tools() -> bool {

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -154,20 +154,8 @@ fn hooks_dir(g: &Global) -> Result<PathBuf> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(&start)
-        .args(["rev-parse", "--git-path", "hooks"])
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run git; is it installed and on PATH?")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "{} is not in a git repository: {}",
-            start.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8(out.stdout).context("git's hooks path is not UTF-8")?;
+    let out = super::git_stdout(&start, &["rev-parse", "--git-path", "hooks"])
+        .with_context(|| format!("{} is not in a git repository", start.display()))?;
+    let text = String::from_utf8(out).context("git's hooks path is not UTF-8")?;
     Ok(start.join(text.trim_end_matches('\n')))
 }

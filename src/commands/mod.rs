@@ -35,7 +35,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, Global};
 
@@ -123,6 +123,28 @@ pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::St
         eprintln!("note: {notice}");
     }
     Ok(store)
+}
+
+/// Runs the system git in `dir` with no stdin, returning its stdout; a
+/// failure carries git's own message.
+pub fn git_stdout(dir: &std::path::Path, args: &[&str]) -> Result<Vec<u8>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("cannot run git; is it installed and on PATH?")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`git {}` failed in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
 }
 
 /// Prints the secrets a former reader could read, for their values to change.

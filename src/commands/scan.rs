@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -177,25 +177,15 @@ fn toplevel(dir: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(text.trim_end_matches('\n')))
 }
 
-/// Runs git in `dir`, returning its stdout.
+/// Runs git in `dir`, returning its stdout; a failure says a PATH can be
+/// scanned outside a repository.
 fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .context("cannot run git; is it installed and on PATH?")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "`git {}` failed in {}: {}(scan a PATH outside a git repository)",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out.stdout)
+    super::git_stdout(dir, args).with_context(|| {
+        format!(
+            "cannot read git's view of {} (outside a git repository, scan PATHs instead of --staged)",
+            dir.display()
+        )
+    })
 }
 
 /// Feeds every added or changed blob of the index to `each`.

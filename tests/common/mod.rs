@@ -180,6 +180,27 @@ impl TestEnv {
         self.git(&["init", "--quiet"]).assert_success();
     }
 
+    /// A bare repository at `<root>/<name>`; returns its absolute path.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let path = self.root.join(name);
+        let path_text = path.to_str().expect("a UTF-8 temp path");
+        self.git(&["init", "--quiet", "--bare", path_text])
+            .assert_success();
+        path
+    }
+
+    /// Pushes the repository to a new bare `<root>/<name>` as `origin`, with
+    /// the current branch tracking it; returns the bare repository's path.
+    pub fn publish(&self, name: &str) -> PathBuf {
+        let remote = self.bare_repo(name);
+        let remote_text = remote.to_str().expect("a UTF-8 temp path");
+        self.git(&["remote", "add", "origin", remote_text])
+            .assert_success();
+        self.git(&["push", "--quiet", "-u", "origin", "HEAD"])
+            .assert_success();
+        remote
+    }
+
     /// Makes an SSH key with the real `ssh-keygen` at `~/.ssh/<name>` (comment `name`)
     /// and returns the private key's path; the public key is beside it as `.pub`.
     pub fn ssh_keygen(&self, name: &str, kind: KeyKind, passphrase: Option<&str>) -> PathBuf {
@@ -247,6 +268,19 @@ impl TestEnv {
 impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Makes `cmd`'s child a session leader with no controlling terminal, as a
+/// CI job or a service runs: anything that would prompt on /dev/tty cannot.
+pub fn without_terminal(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
     }
 }
 

@@ -6,11 +6,10 @@
 //! under test. The server reads with a deploy key granted `prod` only.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::common::{run_cmd, tool_path, KeyKind, TestEnv};
+use super::common::{run_cmd, tool_path, without_terminal, KeyKind, TestEnv};
 use super::watch::{wait_for, Running};
 use super::{s, CERT, KEY, NEW_KEY};
 
@@ -97,13 +96,8 @@ impl Server {
         if let Some(dir) = values(settings, "WorkingDirectory").first() {
             cmd.current_dir(self.fill(dir));
         }
-        // SAFETY: setsid in the child: a service has no controlling terminal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
+        // A service has no controlling terminal.
+        without_terminal(&mut cmd);
         cmd
     }
 }
@@ -120,13 +114,7 @@ fn systemd_examples_run_for_real() {
     env.run(&["member", "add", "web1-deploy", "--key-file", &pub_file])
         .assert_success();
     env.run(&["grant", "web1-deploy", "prod"]).assert_success();
-    let remote = env.root.join("secrets.git");
-    env.git(&["init", "--quiet", "--bare", s(&remote)])
-        .assert_success();
-    env.git(&["remote", "add", "origin", s(&remote)])
-        .assert_success();
-    env.git(&["push", "--quiet", "-u", "origin", "HEAD"])
-        .assert_success();
+    let remote = env.publish("secrets.git");
     let trust = env.run(&["trust"]);
     trust.assert_success();
     let fingerprint = trust

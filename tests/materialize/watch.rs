@@ -119,13 +119,7 @@ fn watch_follows_a_pull_from_another_clone_and_stops_on_sigterm() {
     }
     let env = TestEnv::new();
     tls_store(&env);
-    let remote = env.root.join("remote.git");
-    env.git(&["init", "--quiet", "--bare", s(&remote)])
-        .assert_success();
-    env.git(&["remote", "add", "origin", s(&remote)])
-        .assert_success();
-    env.git(&["push", "--quiet", "-u", "origin", "HEAD"])
-        .assert_success();
+    let remote = env.publish("remote.git");
     let server = env.root.join("server");
     run_cmd(in_dir(
         &env,
