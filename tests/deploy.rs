@@ -145,6 +145,13 @@ fn a_deploy_key_clones_over_ssh_and_reads_prod_only_without_a_terminal() {
         snapshot_text(&out)
     );
     assert!(out.stdout.contains(&format!("API_KEY={API_KEY}\n")));
+    // The deploy key opened the store; the deploy script does not get it.
+    assert!(
+        !out.stdout.contains("SESTO_IDENTITY="),
+        "{}",
+        snapshot_text(&out)
+    );
+    assert!(!out.stdout.contains("OPENSSH PRIVATE KEY"));
     // First use of the store: the admins are shown and pinned, nothing is asked.
     assert!(out.stderr.contains("alice"), "{}", out.stderr);
     assert!(!out.stderr.to_lowercase().contains("passphrase"));

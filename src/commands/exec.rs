@@ -24,8 +24,8 @@ use crate::cli::Global;
 /// name that is not a valid variable, are errors naming both; values pass byte
 /// for byte, and a value holding a NUL byte is an error.
 ///
-/// The command inherits the rest of the environment, and sesto's umask is
-/// undone for it. Without --mask, sesto replaces itself with the command: the
+/// The command inherits the rest of the environment except SESTO_IDENTITY
+/// (the key text that opened the store), and sesto's umask is undone for it. Without --mask, sesto replaces itself with the command: the
 /// same process, so signals reach it directly and its exit code is sesto's.
 /// With --mask, sesto stays as the parent, replaces every value of four bytes or
 /// more (and each line of a value spanning lines) in the command's stdout and
@@ -60,6 +60,9 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
     vars.check_env_safe()?;
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
+    // The deploy key that opened the store is not the command's to read (a
+    // secret of that name still reaches it: it is set below).
+    cmd.env_remove(IDENTITY_VAR);
     for v in vars.iter() {
         cmd.env(&v.name, std::ffi::OsStr::from_bytes(v.expose_value()));
     }
@@ -118,6 +121,9 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
     }
     Ok(vars)
 }
+
+/// The variable holding key text, which the command does not inherit.
+const IDENTITY_VAR: &str = "SESTO_IDENTITY";
 
 /// The exit code for a command that could not start, as shells give it.
 fn cannot_run(shown: &str, e: &std::io::Error) -> ExitCode {
