@@ -430,6 +430,39 @@ fn hooks_install_follows_core_hooks_path() {
     assert!(env.repo.join("githooks/pre-commit").exists());
 }
 
+#[test]
+fn hooks_install_in_a_linked_worktree_guards_every_worktree() {
+    let env = store();
+    // sesto committed the store as it wrote it: there is a HEAD to branch from.
+    let other = env.root.join("other");
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "other",
+        other.to_str().unwrap(),
+    ])
+    .assert_success();
+    let other_text = other.to_str().unwrap();
+    env.run(&["--store", other_text, "hooks", "install"])
+        .assert_success();
+    // Hooks are shared by all worktrees: git's common hooks directory.
+    assert!(env.repo.join(".git/hooks/pre-commit").exists());
+
+    std::fs::write(other.join("app.env"), format!("DB_PASSWORD={PASSWORD}\n")).unwrap();
+    env.git(&["-C", other_text, "add", "app.env"])
+        .assert_success();
+    let refused = env.git(&["-C", other_text, "commit", "-q", "-m", "oops"]);
+    assert_ne!(refused.code, 0, "a commit with a secret went through");
+    assert!(
+        all(&refused).contains("app.env:1: known-value"),
+        "{}",
+        snapshot_text(&refused)
+    );
+    assert_no_value(&refused);
+}
+
 fn set_exec(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
