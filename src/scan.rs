@@ -96,13 +96,12 @@ impl Scanner {
     /// `file` is the name used in findings; a path inside `.sesto/` gets the
     /// structure check instead of a content scan, except for the roster.
     pub fn scan(&self, file: &str, bytes: &[u8]) -> Vec<Finding> {
-        if let Some(rel) = sesto_relative(file) {
-            if let Some(rule) = check_sesto_file(rel, Some(bytes)) {
-                return vec![finding(file, 1, rule, None)];
-            }
-            if rel.starts_with("nodes/") {
-                return Vec::new(); // ciphertext: nothing to find in it
-            }
+        if let Some(rule) = sesto_relative(file).and_then(|rel| check_sesto_file(rel, Some(bytes)))
+        {
+            return vec![finding(file, 1, rule, None)];
+        }
+        if !reads_content(file) {
+            return Vec::new();
         }
         let mut hits: Vec<(usize, &str, Option<&str>)> = Vec::new();
         if let Some(ac) = &self.known {
@@ -154,6 +153,14 @@ fn finding(file: &str, line: usize, rule: &str, secret: Option<&str>) -> Finding
         rule: rule.to_string(),
         secret: secret.map(str::to_string),
     }
+}
+
+/// Whether [`Scanner::scan`] searches the content of `file`: every file but
+/// the node files in `.sesto/`, which are ciphertext and get the structure
+/// check only. A caller can skip reading the store's values when no file
+/// it scans needs them.
+pub fn reads_content(file: &str) -> bool {
+    sesto_relative(file).is_none_or(|rel| !rel.starts_with("nodes/"))
 }
 
 /// The part of `path` after its first `.sesto` component, if it has one:

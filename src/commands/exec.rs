@@ -25,8 +25,9 @@ use crate::cli::Global;
 /// for byte, and a value holding a NUL byte is an error.
 ///
 /// The command inherits the rest of the environment except SESTO_IDENTITY
-/// (the key text that opened the store), and sesto's umask is undone for it. Without --mask, sesto replaces itself with the command: the
-/// same process, so signals reach it directly and its exit code is sesto's.
+/// (the key text that opened the store), and sesto's umask is undone for it.
+/// Without --mask, sesto replaces itself with the command: the same process,
+/// so signals reach it directly and its exit code is sesto's.
 /// With --mask, sesto stays as the parent, replaces every value of four bytes or
 /// more (and each line of a value spanning lines) in the command's stdout and
 /// stderr with ***, forwards the signals sent to it (INT, TERM, HUP, QUIT, USR1,
@@ -149,16 +150,7 @@ const FORWARDED: [libc::c_int; 6] = [
 fn run_masked(mut cmd: Command, masker: &sesto::mask::Masker, shown: &str) -> Result<ExitCode> {
     // Blocked in this thread before any other starts, so every thread of
     // sesto leaves these signals to the one that waits for them.
-    // SAFETY: plain libc calls on a sigset_t owned here.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    let set = super::block_signals(&FORWARDED);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -150,10 +150,7 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
 /// git's hooks directory for this repository (`git rev-parse --git-path
 /// hooks`), which follows core.hooksPath and linked worktrees.
 fn hooks_dir(g: &Global) -> Result<PathBuf> {
-    let start = match &g.store {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("cannot read the current directory")?,
-    };
+    let start = super::start_dir(g)?;
     let out = super::git_stdout(&start, &["rev-parse", "--git-path", "hooks"])
         .with_context(|| format!("{} is not in a git repository", start.display()))?;
     let text = String::from_utf8(out).context("git's hooks path is not UTF-8")?;

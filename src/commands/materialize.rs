@@ -80,7 +80,7 @@ const MAX_WAIT: Duration = Duration::from_secs(3);
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     // Before any thread starts, so that every thread leaves these to the waiter.
     let channel = args.watch.then(|| {
-        let set = block_signals();
+        let set = super::block_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
         let (tx, rx) = mpsc::channel();
         let sig_tx = tx.clone();
         std::thread::spawn(move || wait_signals(set, sig_tx));
@@ -294,31 +294,12 @@ fn refresh(store: &mut sesto::Store, args: &Args, dir: &Dir, out: &mut dyn Write
     match result {
         Ok(report) => print_report(out, args, dir, &report, false),
         Err(e) => {
-            let mut line = format!("{e}");
-            for cause in e.chain().skip(1) {
-                line.push_str(&format!(": {cause}"));
-            }
             eprintln!(
-                "sesto: {line}; the files in {} stay as they were",
+                "sesto: {e:#}; the files in {} stay as they were",
                 dir.path().display()
             );
             Ok(())
         }
-    }
-}
-
-/// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it
-/// starts, and returns the set for [`wait_signals`].
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on a sigset_t owned here.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
     }
 }
 

@@ -125,6 +125,31 @@ pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::St
     Ok(store)
 }
 
+/// Where this invocation starts looking for the store: `--store`, or the
+/// current directory.
+pub fn start_dir(g: &Global) -> Result<std::path::PathBuf> {
+    match &g.store {
+        Some(dir) => Ok(dir.clone()),
+        None => std::env::current_dir().context("cannot read the current directory"),
+    }
+}
+
+/// Blocks `signals` in this thread and every thread it starts afterwards, and
+/// returns the set, for one thread to wait on with sigwait or sigwaitinfo.
+/// Call it before starting any thread, or another thread may take them.
+pub fn block_signals(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: plain libc calls on a sigset_t owned here.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
 /// Runs the system git in `dir` with no stdin, returning its stdout; a
 /// failure carries git's own message.
 pub fn git_stdout(dir: &std::path::Path, args: &[&str]) -> Result<Vec<u8>> {

@@ -70,15 +70,20 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Scans what the arguments name; returns whether anything was found.
 fn scan(g: &Global, args: &Args, out: &mut dyn Write) -> Result<bool> {
-    let start = match &g.store {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("cannot read the current directory")?,
-    };
-    let scanner = known_values(g);
+    let start = super::start_dir(g)?;
+    // The store's values are read only once a file needs them: node files
+    // alone (the sesto-verify hook) get the structure check and decrypt nothing.
+    let structure = Scanner::without_values();
+    let known = std::cell::OnceCell::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut files = 0usize;
     let mut each = |name: &str, bytes: &[u8]| {
         files += 1;
+        let scanner = if sesto::scan::reads_content(name) {
+            known.get_or_init(|| known_values(g))
+        } else {
+            &structure
+        };
         findings.extend(scanner.scan(name, bytes));
     };
     if args.staged {

@@ -74,10 +74,7 @@ pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode>
 }
 
 pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let start = match &g.store {
-        Some(p) => p.clone(),
-        None => std::env::current_dir()?,
-    };
+    let start = super::start_dir(g)?;
     // A roster both sides changed does not open; ours does, and is merged below.
     sesto::resolve::restore_our_roster(&sesto::find_work_tree(&start)?)?;
     let store = super::open(g)?;
@@ -109,10 +106,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
 }
 
 pub fn setup_git(g: &Global, args: SetupGitArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let start = match &g.store {
-        Some(p) => p.clone(),
-        None => std::env::current_dir()?,
-    };
+    let start = super::start_dir(g)?;
     let work = sesto::find_work_tree(&start)?;
     sesto::resolve::setup_git(&work, args.diff)?;
     writeln!(
