@@ -178,8 +178,9 @@ impl Error {
                 admins.join(", ")
             ),
             Error::Untrusted { file, .. } => format!(
-                "check the new admins' fingerprints with them (`sesto trust` shows them), then \
-                 accept with `sesto trust --accept`; your pin is {}",
+                "sesto follows roster changes only through admin signatures from a roster you \
+                 trusted; ask an admin what changed, compare with `sesto trust`, and only then \
+                 run `sesto trust --accept`; your pin is {}",
                 file.display()
             ),
             _ => return None,

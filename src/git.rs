@@ -10,6 +10,69 @@ use git2::{Repository, Signature};
 
 use crate::error::{Error, Result};
 
+/// Where a clone's `HEAD` is, as far as reading the store is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadState {
+    /// On a branch, nothing under way: the store as the user works on it.
+    Branch,
+    /// Detached at a commit (its id): the user is looking at history.
+    Detached(String),
+    /// A merge, rebase or cherry-pick is under way (or git is running the
+    /// merge driver): sides come and go.
+    Moving,
+}
+
+/// The clone's [`HeadState`], from git's files alone (cheap enough for
+/// every command).
+pub fn head_state(work: &Path) -> HeadState {
+    let driver = std::env::var_os("SESTO_MERGE_THEIRS").is_some()
+        || std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("GITHEAD_"));
+    let Ok(dir) = git_dir(work) else {
+        return HeadState::Branch;
+    };
+    let moving = [
+        "MERGE_HEAD",
+        "CHERRY_PICK_HEAD",
+        "REBASE_HEAD",
+        "rebase-merge",
+        "rebase-apply",
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists());
+    if driver || moving {
+        return HeadState::Moving;
+    }
+    match std::fs::read_to_string(dir.join("HEAD")) {
+        Ok(text) if !text.starts_with("ref:") && behind_a_ref(work, text.trim()) => {
+            HeadState::Detached(text.trim().to_string())
+        }
+        _ => HeadState::Branch,
+    }
+}
+
+/// Whether `commit` is older than the tip of some branch or remote branch:
+/// a detached `HEAD` there looks at history (a CI checkout of a tip does
+/// not).
+fn behind_a_ref(work: &Path, commit: &str) -> bool {
+    let Ok(repo) = open(work) else { return false };
+    let Ok(oid) = git2::Oid::from_str(commit) else {
+        return false;
+    };
+    let Ok(refs) = repo.references() else {
+        return false;
+    };
+    let tips: Vec<git2::Oid> = refs
+        .flatten()
+        .filter(|r| {
+            r.name()
+                .is_some_and(|n| n.starts_with("refs/heads/") || n.starts_with("refs/remotes/"))
+        })
+        .filter_map(|r| r.target())
+        .collect();
+    tips.into_iter()
+        .any(|tip| tip != oid && repo.graph_descendant_of(tip, oid).unwrap_or(false))
+}
+
 /// Finds the git directory of a work tree without opening the repository:
 /// `.git` as a directory, or a `.git` file pointing elsewhere (worktrees).
 pub fn git_dir(work: &Path) -> Result<PathBuf> {

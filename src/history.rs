@@ -12,11 +12,11 @@ use std::str::FromStr;
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::merge::TreeIndex;
 use crate::node::{self, NodeId, NodeKey};
 use crate::read::Secret;
 use crate::store::SPath;
 use crate::store::Store;
+use crate::tree_index::TreeIndex;
 
 /// The outcome of [`Store::verify_node_history`].
 #[derive(Debug, Default, Clone)]

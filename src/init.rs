@@ -151,6 +151,7 @@ fn build(
         me: me.clone(),
         tops: Default::default(),
         notices: vec![],
+        history: None,
         trust: Default::default(),
     };
     let root = Node {

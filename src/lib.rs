@@ -62,9 +62,11 @@ pub mod resolve;
 mod roster_merge;
 pub mod scan;
 pub mod share;
+mod sides;
 mod store;
 pub mod template;
 mod time;
+mod tree_index;
 pub mod trust;
 mod tx;
 

@@ -1,249 +1,248 @@
 //! sesto's git merge driver: merging two versions of one encrypted node by
-//! DESIGN.md's rules, so concurrent changes from many clones lose no secret.
+//! DESIGN.md's rules, so concurrent changes from many clones lose no secret
+//! and let nothing forged in.
 //!
 //! git runs `sesto merge-driver %O %A %B %P` for a node file both sides
-//! changed. Folders merge as sets of entries; secrets merge as text when both
-//! changed the value, and when that conflicts ours stays and theirs is queued
-//! to be kept beside it as `name (conflict N)` by `sesto resolve` (a driver
-//! may write only the file it was given). The merged node is signed by the
-//! merging member.
+//! changed. The rule: each side's file is accepted only where it verifies at
+//! its place in that side's own commit, read as a store of its own under the
+//! roster that commit's trust chain accepts ([`crate::sides`]). Ours is
+//! `HEAD`; theirs is the commit git is bringing in, as git or `sesto sync`
+//! names it, never one found on other refs; the base is theirs' parent (a
+//! rebase or cherry-pick) or a merge base. A file that fails is never
+//! re-signed: the driver fails, git keeps ours and stops, and the error
+//! names the node and why.
 //!
-//! git tells a driver neither side's commit. Ours is `HEAD`; theirs is found
-//! as the newest commit on any ref whose tree holds theirs' file, and the base
-//! as the merge base of the two. Their trees give the node's keys.
+//! Folders merge as sets of entries; secrets merge as text when both changed
+//! the value, and when that conflicts ours stays and theirs is queued to be
+//! kept beside it as `name (conflict N)` by `sesto resolve` (a driver may
+//! write only the file it was given). The merged node is signed by the
+//! merging member and encrypted to the recipients of the merged roster,
+//! under the key a rotation on either side chose: a revocation on one side
+//! is never undone by a stale change on the other.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::str::FromStr;
 
-use git2::{Commit, Oid, Repository, Tree};
+use git2::{Commit, Oid, Repository};
 
-use crate::crypto;
 use crate::error::{Error, Result};
-use crate::node::{self, Entry, Kind, NodeId, NodeKey, Value};
+use crate::node::{Entry, Kind, NodeId, NodeKey, Roster, Value};
+use crate::sides::{self, Side};
 use crate::store::{Node, Store};
+use crate::trust::Judge;
 
-/// Most commits searched for the one holding theirs' file.
-const MAX_SEARCH: usize = 20_000;
-
-/// Where one node sits in one commit's tree.
-#[derive(Clone)]
-pub(crate) struct Placed {
-    pub(crate) key: Option<NodeKey>,
-    pub(crate) parent: Option<NodeId>,
-    pub(crate) name: String,
-    /// Folder or secret.
-    pub(crate) kind: Kind,
-    /// Ancestors and the node itself, root first.
-    pub(crate) chain: Vec<NodeId>,
+/// The three commits of a merge, verified, and the roster the merged store
+/// will have.
+pub(crate) struct Merge<'r> {
+    pub(crate) ours: Side<'r>,
+    pub(crate) theirs: Side<'r>,
+    pub(crate) base: Option<Side<'r>>,
+    pub(crate) roster: Roster,
 }
 
-/// The nodes of one commit this member can reach, found by decrypting its
-/// folders from git objects. Signatures are not checked here: these keys
-/// only open files, which are verified when they are used.
-pub(crate) struct TreeIndex<'r> {
-    repo: &'r Repository,
-    tree: Tree<'r>,
-    pub(crate) nodes: HashMap<NodeId, Placed>,
-}
-
-/// The path of a node file inside the repository.
-pub(crate) fn node_path(id: &NodeId) -> String {
-    format!(".sesto/{}", id.rel_path())
-}
-
-impl<'r> TreeIndex<'r> {
-    /// Indexes `commit`'s tree with the store's identities.
-    pub(crate) fn of(
+impl<'r> Merge<'r> {
+    /// Reads the three commits as verified stores. The base only guides the
+    /// merge: where it cannot be read, changes on both sides are kept.
+    pub(crate) fn load(
         store: &Store,
         repo: &'r Repository,
-        commit: &Commit<'r>,
-    ) -> Result<TreeIndex<'r>> {
-        let tree = commit.tree()?;
-        let mut index = TreeIndex {
-            repo,
-            tree,
-            nodes: HashMap::new(),
-        };
-        let root = store.roster.root;
-        let mut starts = vec![root];
-        starts.extend(store.roster.grants.keys().copied());
-        let members = store.ids.age_identities(|p| store.keys.contains_key(p))?;
-        let mut level: Vec<(NodeId, Option<NodeKey>, Vec<NodeId>)> = Vec::new();
-        for id in starts {
-            if index.nodes.contains_key(&id) {
-                continue;
-            }
-            let Some(bytes) = index.blob(&id) else {
-                continue;
-            };
-            if crypto::decrypt(&bytes, &members).is_ok() {
-                index.nodes.insert(
-                    id,
-                    Placed {
-                        key: None,
-                        parent: None,
-                        name: String::new(),
-                        kind: Kind::Folder,
-                        chain: vec![id],
-                    },
-                );
-                level.push((id, None, vec![id]));
-            }
-        }
-        while let Some((id, key, chain)) = level.pop() {
-            let Some(bytes) = index.blob(&id) else {
-                continue;
-            };
-            let plain = match &key {
-                Some(k) => age::x25519::Identity::from_str(k.expose_secret())
-                    .ok()
-                    .and_then(|i| crypto::decrypt(&bytes, &[&i]).ok()),
-                None => crypto::decrypt(&bytes, &members).ok(),
-            };
-            let Some(plain) = plain else { continue };
-            let Ok(body) = node::split(&plain).and_then(|p| node::decode_body(p.body)) else {
-                continue;
-            };
-            for e in &body.children {
-                if chain.contains(&e.id) || chain.len() > node::MAX_DEPTH {
-                    continue;
-                }
-                let mut c = chain.clone();
-                c.push(e.id);
-                let placed = Placed {
-                    key: Some(e.key.clone()),
-                    parent: Some(id),
-                    name: e.name.clone(),
-                    kind: e.kind,
-                    chain: c.clone(),
-                };
-                // A granted folder reached again from above: the fuller chain wins.
-                index.nodes.insert(e.id, placed);
-                if e.kind == Kind::Folder {
-                    level.push((e.id, Some(e.key.clone()), c));
-                }
-            }
-        }
-        Ok(index)
-    }
-
-    /// The id at `path` in this tree, following entry names from the root
-    /// (or from a granted folder whose own path this index cannot see).
-    pub(crate) fn resolve(&self, store: &Store, path: &crate::store::SPath) -> Option<NodeId> {
-        let mut at = store.roster.root;
-        if !self.nodes.contains_key(&at) {
-            return None;
-        }
-        for name in path.names() {
-            at = self
-                .nodes
-                .iter()
-                .find(|(_, p)| p.parent == Some(at) && p.name == *name)
-                .map(|(id, _)| *id)?;
-        }
-        Some(at)
-    }
-
-    /// The path of a node in this tree, from the entry names above it.
-    pub(crate) fn path_of(&self, id: &NodeId) -> Option<crate::store::SPath> {
-        let mut names = Vec::new();
-        let mut at = self.nodes.get(id)?;
-        while let Some(parent) = at.parent {
-            names.push(at.name.clone());
-            at = self.nodes.get(&parent)?;
-            if names.len() > node::MAX_DEPTH {
-                return None;
-            }
-        }
-        names.reverse();
-        crate::store::SPath::parse(&names.join("/")).ok()
-    }
-
-    /// The node file's bytes in this tree.
-    pub(crate) fn blob(&self, id: &NodeId) -> Option<Vec<u8>> {
-        let entry = self.tree.get_path(Path::new(&node_path(id))).ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
-        Some(blob.content().to_vec())
-    }
-
-    /// The blob id of the node's file in this tree.
-    pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
-        self.tree
-            .get_path(Path::new(&node_path(id)))
-            .ok()
-            .map(|e| e.id())
-    }
-}
-
-/// The newest commit on any ref whose tree holds `blob` at `path`.
-pub(crate) fn commit_holding<'r>(
-    repo: &'r Repository,
-    path: &str,
-    blob: Oid,
-) -> Option<Commit<'r>> {
-    let mut walk = repo.revwalk().ok()?;
-    walk.set_sorting(git2::Sort::TIME).ok()?;
-    let _ = walk.push_glob("*");
-    for name in [
-        "ORIG_HEAD",
-        "FETCH_HEAD",
-        "MERGE_HEAD",
-        "REBASE_HEAD",
-        "CHERRY_PICK_HEAD",
-    ] {
-        if let Ok(oid) = repo.refname_to_id(name) {
-            let _ = walk.push(oid);
-        }
-    }
-    for oid in walk.flatten().take(MAX_SEARCH) {
-        let Ok(commit) = repo.find_commit(oid) else {
-            continue;
-        };
-        let held = commit
-            .tree()
-            .ok()
-            .and_then(|t| t.get_path(Path::new(path)).ok())
-            .is_some_and(|e| e.id() == blob);
-        if held {
-            return Some(commit);
-        }
-    }
-    None
-}
-
-/// The three sides of a merge, as far as they can be found.
-pub(crate) struct Sides<'r> {
-    pub(crate) ours: TreeIndex<'r>,
-    pub(crate) theirs: Option<TreeIndex<'r>>,
-    pub(crate) base: Option<TreeIndex<'r>>,
-}
-
-impl Sides<'_> {
-    /// Every key known for `id` on any side, ours first.
-    fn keys(&self, id: &NodeId) -> Vec<NodeKey> {
-        let mut out: Vec<NodeKey> = Vec::new();
-        for side in [Some(&self.ours), self.theirs.as_ref(), self.base.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(k) = side.nodes.get(id).and_then(|p| p.key.clone()) {
-                if !out.iter().any(|o| o.expose_secret() == k.expose_secret()) {
-                    out.push(k);
-                }
-            }
-        }
-        out
+        ours: &Commit<'r>,
+        theirs: &Commit<'r>,
+        base: Option<&Commit<'r>>,
+    ) -> Result<Merge<'r>> {
+        let judge = Judge::new(&store.work, &store.roster.store)?;
+        let ours = Side::load(store, repo, &judge, ours)?;
+        let theirs = Side::load(store, repo, &judge, theirs)?;
+        let base = base.and_then(|b| Side::load(store, repo, &judge, b).ok());
+        let roster = merged_roster(&store.work, &ours, &theirs, base.as_ref())?;
+        Ok(Merge {
+            ours,
+            theirs,
+            base,
+            roster,
+        })
     }
 
     /// Whether the file of `id` differs between `side` and the base (unknown
     /// counts as changed: an edit is never dropped on a guess).
-    fn changed(&self, side: &TreeIndex, id: &NodeId) -> bool {
+    fn changed(&self, side: &Side, id: &NodeId) -> bool {
         match &self.base {
             Some(base) => side.blob_id(id) != base.blob_id(id),
             None => true,
         }
     }
+
+    /// Merges one node from its three files (`o` empty where the base had
+    /// none). Each side's file must verify at its place in its commit.
+    pub(crate) fn node(
+        &self,
+        store: &Store,
+        id: &NodeId,
+        o: &[u8],
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Merged> {
+        let ours = self.ours.open(store, id, a)?;
+        let theirs = self.theirs.open(store, id, b)?;
+        // The base only guides; a base that does not verify is no base.
+        let base = match (&self.base, o.is_empty()) {
+            (Some(side), false) => side.open(store, id, o).ok(),
+            _ => None,
+        };
+        if ours.body.kind != theirs.body.kind {
+            return Err(store.reject(
+                id,
+                "one side has a folder and the other a secret under one id",
+            ));
+        }
+        let mut body = ours.body.clone();
+        let mut conflict_copy = None;
+        match body.kind {
+            Kind::Folder => {
+                body.children = merge_entries(
+                    self,
+                    base.as_ref()
+                        .map(|n| n.body.children.as_slice())
+                        .unwrap_or(&[]),
+                    &ours.body.children,
+                    &theirs.body.children,
+                );
+            }
+            Kind::Secret => {
+                let ov = ours.body.value.as_ref().map(Value::expose_secret);
+                let tv = theirs.body.value.as_ref().map(Value::expose_secret);
+                let bv = base
+                    .as_ref()
+                    .and_then(|n| n.body.value.as_ref())
+                    .map(Value::expose_secret);
+                let (ov, tv) = (ov.unwrap_or_default(), tv.unwrap_or_default());
+                if ov != tv {
+                    match three_way(bv, ov, tv) {
+                        Some(merged) => {
+                            body.value = Some(Value::new(merged));
+                            body.exposed_to.clear();
+                            if bv == Some(ov) {
+                                body.updated = theirs.body.updated.clone();
+                                body.updated_by = theirs.body.updated_by.clone();
+                            }
+                        }
+                        None => {
+                            conflict_copy = Some(Queued {
+                                id: *id,
+                                blob: Oid::hash_object(git2::ObjectType::Blob, b)?,
+                                commit: self.theirs.commit,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        body.version = ours.body.version.max(theirs.body.version) + 1;
+        let me = store
+            .me
+            .clone()
+            .ok_or_else(|| Error::Denied("merging needs a member's key".into()))?;
+        let chain = self
+            .ours
+            .nodes
+            .get(id)
+            .map(|p| p.chain.as_slice())
+            .unwrap_or_default();
+        if !self.roster.may_write(&me, chain) {
+            return Err(Error::Denied(format!(
+                "node {id} changed on both sides, and {me} may not write it under the merged \
+                 roster; an admin ({}) can finish this merge",
+                self.roster.admins().join(", ")
+            )));
+        }
+        let key = self.key(id, &ours, &theirs, base.as_ref());
+        let shared = *id != self.roster.root && self.roster.grants.contains_key(id);
+        body.recipient = match (&key, shared) {
+            (_, false) => None,
+            (Some(k), true) => Some(crate::tx::public_of(k)?),
+            (None, true) => self.recipient(&ours, &theirs, base.as_ref()),
+        };
+        if key.is_none() && body.recipient.is_none() && *id != self.roster.root {
+            return Err(store.reject(id, "no key for the merged node"));
+        }
+        let node = Node {
+            id: *id,
+            key,
+            body,
+            signer: String::new(),
+        };
+        let signer = crate::tx::signer_for(store, &me)?;
+        let bytes = crate::tx::encode_node(store, &self.roster, &node, &signer)?;
+        Ok(Merged {
+            bytes,
+            conflict_copy,
+        })
+    }
+
+    /// The merged node's key: theirs where only theirs changed it (a
+    /// rotation there), else ours. Folder entries merge by the same rule, so
+    /// the parent's entry and the node agree.
+    fn key(&self, id: &NodeId, ours: &Node, theirs: &Node, base: Option<&Node>) -> Option<NodeKey> {
+        let placed = |s: Option<&Side>| s.and_then(|s| s.nodes.get(id)).and_then(|p| p.key.clone());
+        let (o, t) = (
+            ours.key.clone(),
+            theirs.key.clone().or(placed(Some(&self.theirs))),
+        );
+        let b = base
+            .and_then(|n| n.key.clone())
+            .or(placed(self.base.as_ref()));
+        let same = |x: &Option<NodeKey>, y: &Option<NodeKey>| {
+            x.as_ref().map(NodeKey::expose_secret) == y.as_ref().map(NodeKey::expose_secret)
+        };
+        match (&o, &t) {
+            (Some(_), Some(_)) if !same(&o, &t) && same(&o, &b) => t,
+            (None, _) => None,
+            _ => o,
+        }
+    }
+
+    /// For a shared folder this member reaches directly (its key is in a
+    /// folder they cannot read): its own recipient, by the key rule.
+    fn recipient(&self, ours: &Node, theirs: &Node, base: Option<&Node>) -> Option<String> {
+        let (o, t) = (&ours.body.recipient, &theirs.body.recipient);
+        let b = base.and_then(|n| n.body.recipient.clone());
+        if o != t && *o == b {
+            t.clone()
+        } else {
+            o.clone()
+        }
+    }
+}
+
+/// The roster the merged store will have: the side that changed it, or
+/// both sides' changes merged. A side whose roster does not follow the base
+/// by admin signatures (an old roster put back) is refused.
+fn merged_roster(work: &Path, ours: &Side, theirs: &Side, base: Option<&Side>) -> Result<Roster> {
+    if ours.roster_bytes == theirs.roster_bytes {
+        return Ok(ours.roster.clone());
+    }
+    let Some(base) = base else {
+        return Err(Error::Roster(
+            "the two sides hold different rosters and their common base cannot be read".into(),
+        ));
+    };
+    let side = |s: &Side| {
+        crate::roster_merge::Side::new(
+            s.roster.clone(),
+            s.roster_bytes.clone(),
+            s.roster_sig.clone(),
+        )
+    };
+    let (b, o, t) = (side(base), side(ours), side(theirs));
+    if base.roster_bytes == ours.roster_bytes {
+        t.follows(work, &b)?;
+        return Ok(theirs.roster.clone());
+    }
+    if base.roster_bytes == theirs.roster_bytes {
+        o.follows(work, &b)?;
+        return Ok(ours.roster.clone());
+    }
+    crate::roster_merge::merge(work, &b, &o, &t)
 }
 
 /// Merges one node file as git's merge driver: `base`, `ours` and `theirs`
@@ -255,183 +254,53 @@ pub fn merge_driver(
     theirs: &Path,
     path: &str,
 ) -> Result<()> {
-    let id = path
-        .strip_prefix(".sesto/nodes/")
-        .and_then(|p| p.split('/').nth(1))
-        .and_then(|f| f.strip_suffix(".age"))
-        .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))?
-        .parse::<NodeId>()?;
+    let id = node_of(path)?;
     let read = |p: &Path| std::fs::read(p).map_err(Error::io("cannot read", p));
     let (o, a, b) = (read(base)?, read(ours)?, read(theirs)?);
     let repo = crate::git::open(&store.work)?;
     let head = repo.head()?.peel_to_commit()?;
-    let their_blob = Oid::hash_object(git2::ObjectType::Blob, &b)?;
-    // `sesto sync` names theirs' commit; a plain git merge makes us look.
-    let hinted = std::env::var("SESTO_MERGE_THEIRS")
-        .ok()
-        .and_then(|h| Oid::from_str(&h).ok())
-        .and_then(|oid| repo.find_commit(oid).ok())
-        .filter(|c| {
-            c.tree()
-                .ok()
-                .and_then(|t| t.get_path(Path::new(path)).ok())
-                .is_some_and(|e| e.id() == their_blob)
-        });
-    let their_commit = hinted.or_else(|| commit_holding(&repo, path, their_blob));
-    let base_commit = their_commit
-        .as_ref()
-        .and_then(|t| repo.merge_base(head.id(), t.id()).ok())
-        .and_then(|oid| repo.find_commit(oid).ok());
-    let sides = Sides {
-        ours: TreeIndex::of(store, &repo, &head)?,
-        theirs: their_commit
-            .as_ref()
-            .map(|c| TreeIndex::of(store, &repo, c))
-            .transpose()?,
-        base: base_commit
-            .as_ref()
-            .map(|c| TreeIndex::of(store, &repo, c))
-            .transpose()?,
-    };
-    let merged = merge_node(store, &sides, &id, &o, &a, &b)?;
+    let blob = |bytes: &[u8]| Oid::hash_object(git2::ObjectType::Blob, bytes);
+    let their_commit = sides::their_commit(&repo, Some((path, blob(&b)?))).ok_or_else(|| {
+        Error::Value(format!(
+            "cannot tell which commit git is merging into {path}; when git stops, run `sesto resolve`"
+        ))
+    })?;
+    let base_held = (!o.is_empty()).then(|| blob(&o)).transpose()?;
+    let base_commit = sides::base_commit(
+        &repo,
+        head.id(),
+        &their_commit,
+        base_held.map(|b| (path, b)),
+    );
+    let merge = Merge::load(store, &repo, &head, &their_commit, base_commit.as_ref())?;
+    let merged = merge.node(store, &id, &o, &a, &b)?;
     std::fs::write(ours, merged.bytes).map_err(Error::io("cannot write", ours))?;
     if let Some(copy) = merged.conflict_copy {
-        queue_conflict_copy(store, &id, &copy)?;
+        queue_conflict_copy(store, &copy)?;
     }
     Ok(())
 }
 
-/// A merged node, and theirs' value when it had to be kept beside ours.
-struct Merged {
-    bytes: Vec<u8>,
-    conflict_copy: Option<Oid>,
+/// The node id of a node file's path in the repository.
+pub(crate) fn node_of(path: &str) -> Result<NodeId> {
+    path.strip_prefix(".sesto/nodes/")
+        .and_then(|p| p.split('/').nth(1))
+        .and_then(|f| f.strip_suffix(".age"))
+        .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))?
+        .parse::<NodeId>()
+        .map_err(Into::into)
 }
 
-fn merge_node(
-    store: &Store,
-    sides: &Sides,
-    id: &NodeId,
-    o: &[u8],
-    a: &[u8],
-    b: &[u8],
-) -> Result<Merged> {
-    let keys = sides.keys(id);
-    let chain_in = |side: Option<&TreeIndex>| {
-        side.and_then(|s| s.nodes.get(id))
-            .map(|p| p.chain.clone())
-            .unwrap_or_else(|| vec![*id])
-    };
-    let open = |bytes: &[u8], chain: &[NodeId]| -> Result<Node> {
-        let mut last = None;
-        for k in keys.iter().map(Some).chain(std::iter::once(None)) {
-            match store.open_node(id, bytes, k, chain) {
-                Ok(n) => return Ok(n),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::Value("no key".into())))
-    };
-    let ours = open(a, &chain_in(Some(&sides.ours)))?;
-    let theirs = open(b, &chain_in(sides.theirs.as_ref()))?;
-    // The base need not verify under today's roster; it only guides the merge.
-    let base = (!o.is_empty())
-        .then(|| open(o, &chain_in(sides.base.as_ref())).ok())
-        .flatten();
-    if ours.body.kind != theirs.body.kind {
-        return Err(store.reject(
-            id,
-            "one side has a folder and the other a secret under one id",
-        ));
-    }
-    let mut body = ours.body.clone();
-    let mut conflict_copy = None;
-    match body.kind {
-        Kind::Folder => {
-            body.children = merge_entries(
-                sides,
-                base.as_ref()
-                    .map(|n| n.body.children.as_slice())
-                    .unwrap_or(&[]),
-                &ours.body.children,
-                &theirs.body.children,
-            );
-        }
-        Kind::Secret => {
-            let ov = ours
-                .body
-                .value
-                .as_ref()
-                .map(Value::expose_secret)
-                .unwrap_or_default();
-            let tv = theirs
-                .body
-                .value
-                .as_ref()
-                .map(Value::expose_secret)
-                .unwrap_or_default();
-            let bv = base
-                .as_ref()
-                .and_then(|n| n.body.value.as_ref())
-                .map(Value::expose_secret);
-            if ov != tv {
-                match three_way(bv, ov, tv) {
-                    Some(merged) => {
-                        body.value = Some(Value::new(merged));
-                        body.exposed_to.clear();
-                        if bv == Some(ov) {
-                            body.updated = theirs.body.updated.clone();
-                            body.updated_by = theirs.body.updated_by.clone();
-                        }
-                    }
-                    None => {
-                        conflict_copy = Some(Oid::hash_object(git2::ObjectType::Blob, b)?);
-                    }
-                }
-            }
-        }
-    }
-    body.version = ours.body.version.max(theirs.body.version) + 1;
-    // The key: theirs where only theirs rotated it, else ours.
-    let base_key = sides
-        .base
-        .as_ref()
-        .and_then(|s| s.nodes.get(id))
-        .and_then(|p| p.key.clone());
-    let their_key = sides
-        .theirs
-        .as_ref()
-        .and_then(|s| s.nodes.get(id))
-        .and_then(|p| p.key.clone());
-    let key = match (&ours.key, &their_key, &base_key) {
-        (Some(o), Some(t), Some(b))
-            if o.expose_secret() == b.expose_secret() && t.expose_secret() != b.expose_secret() =>
-        {
-            Some(t.clone())
-        }
-        _ => ours.key.clone(),
-    };
-    let node = Node {
-        id: *id,
-        key,
-        body,
-        signer: String::new(),
-    };
-    let me = store
-        .me
-        .clone()
-        .ok_or_else(|| Error::Denied("merging needs a member's key".into()))?;
-    let signer = crate::tx::signer_for(store, &me)?;
-    let bytes = crate::tx::encode_node(store, &store.roster, &node, &signer)?;
-    Ok(Merged {
-        bytes,
-        conflict_copy,
-    })
+/// A merged node, and theirs' value when it had to be kept beside ours.
+pub(crate) struct Merged {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) conflict_copy: Option<Queued>,
 }
 
 /// Merges folder entries by id: additions from both sides, renames and key
 /// rotations from the side that made them, deletions only where the other
 /// side left the node alone; a name taken twice gets ` (conflict N)`.
-fn merge_entries(sides: &Sides, base: &[Entry], ours: &[Entry], theirs: &[Entry]) -> Vec<Entry> {
+fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) -> Vec<Entry> {
     let find = |list: &[Entry], id: &NodeId| list.iter().find(|e| e.id == *id).cloned();
     let mut out: Vec<Entry> = Vec::new();
     let same =
@@ -455,7 +324,7 @@ fn merge_entries(sides: &Sides, base: &[Entry], ours: &[Entry], theirs: &[Entry]
             }
             // Theirs deleted it: gone, unless ours changed it since.
             (None, Some(b)) => {
-                if !same(o, &b) || sides.changed(&sides.ours, &o.id) {
+                if !same(o, &b) || m.changed(&m.ours, &o.id) {
                     out.push(o.clone());
                 }
             }
@@ -469,11 +338,7 @@ fn merge_entries(sides: &Sides, base: &[Entry], ours: &[Entry], theirs: &[Entry]
         match find(base, &t.id) {
             // Ours deleted it: back, if theirs changed it since.
             Some(b) => {
-                let changed = sides
-                    .theirs
-                    .as_ref()
-                    .is_none_or(|s| sides.changed(s, &t.id));
-                if !same(t, &b) || changed {
+                if !same(t, &b) || m.changed(&m.theirs, &t.id) {
                     out.push(t.clone());
                 }
             }
@@ -518,21 +383,34 @@ fn three_way(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> Option<Vec<u8>>
 /// The queue of theirs' values to keep beside ours, by `sesto resolve`.
 const CONFLICTS: &str = "conflicts";
 
-fn queue_conflict_copy(store: &Store, id: &NodeId, blob: &Oid) -> Result<()> {
+fn queue_conflict_copy(store: &Store, copy: &Queued) -> Result<()> {
     std::fs::create_dir_all(&store.state).map_err(Error::io("cannot create", &store.state))?;
     let path = store.state.join(CONFLICTS);
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.push_str(&format!("{id} {blob}\n"));
+    text.push_str(&format!("{} {} {}\n", copy.id, copy.blob, copy.commit));
     crate::journal::write_atomic(&path, text.as_bytes())
 }
 
-/// Theirs' values the merge driver queued: node id and the blob of theirs' file.
-pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<(NodeId, Oid)> {
+/// Theirs' value of a secret, to be kept beside ours by `sesto resolve`:
+/// the node, the blob of theirs' file, and the commit it was verified in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queued {
+    pub(crate) id: NodeId,
+    pub(crate) blob: Oid,
+    pub(crate) commit: Oid,
+}
+
+/// Theirs' values the merge driver queued.
+pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<Queued> {
     let text = std::fs::read_to_string(store.state.join(CONFLICTS)).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
-            let (id, blob) = l.split_once(' ')?;
-            Some((id.parse().ok()?, Oid::from_str(blob).ok()?))
+            let mut words = l.split(' ');
+            Some(Queued {
+                id: words.next()?.parse().ok()?,
+                blob: Oid::from_str(words.next()?).ok()?,
+                commit: Oid::from_str(words.next()?).ok()?,
+            })
         })
         .collect()
 }

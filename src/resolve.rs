@@ -8,8 +8,9 @@ use std::path::Path;
 use git2::{Oid, Repository};
 
 use crate::error::{Error, Result};
-use crate::merge::{self, TreeIndex};
+use crate::merge::{self, Merge};
 use crate::node::{Entry, Kind, NodeId, Value};
+use crate::sides::{self, Side};
 use crate::store::{SPath, Store};
 
 /// What [`Store::resolve`] did.
@@ -25,14 +26,40 @@ pub struct Resolved {
     pub roster_merged: bool,
 }
 
+/// How git should call this executable: `sesto` when that is what `PATH`
+/// finds (so an upgrade that moves the binary keeps working), else its
+/// absolute path.
+fn driver_program() -> Result<String> {
+    let exe = std::env::current_exe().map_err(Error::io("cannot find", "the sesto executable"))?;
+    let real = std::fs::canonicalize(&exe).unwrap_or(exe.clone());
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("sesto"))
+            .find(|p| p.is_file())
+    });
+    match on_path {
+        Some(p) if std::fs::canonicalize(&p).ok().as_ref() == Some(&real) => Ok("sesto".into()),
+        _ => Ok(exe.to_string_lossy().into_owned()),
+    }
+}
+
+/// Registers the merge driver when the clone has none. Returns whether it
+/// did.
+pub fn ensure_merge_driver(work: &Path) -> Result<bool> {
+    let repo = crate::git::open(work)?;
+    let config = repo.config()?;
+    if config.get_string("merge.sesto.driver").is_ok() {
+        return Ok(false);
+    }
+    setup_git(work, false)?;
+    Ok(true)
+}
+
 /// Registers sesto's merge driver (and, with `diff`, its textconv) in the
 /// repository's `.git/config`, pointing at this executable.
 pub fn setup_git(work: &Path, diff: bool) -> Result<()> {
     let repo = crate::git::open(work)?;
-    let exe = std::env::current_exe()
-        .map_err(Error::io("cannot find", "the sesto executable"))?
-        .to_string_lossy()
-        .into_owned();
+    let exe = driver_program()?;
     let quoted = format!("'{}'", exe.replace('\'', "'\\''"));
     let mut config = repo.config()?.open_level(git2::ConfigLevel::Local)?;
     config.set_str("merge.sesto.name", "sesto: merge encrypted nodes")?;
@@ -67,14 +94,6 @@ pub fn setup_git(work: &Path, diff: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The commit of the side git is merging in, while a merge, rebase or
-/// cherry-pick is stopped.
-fn their_head(repo: &Repository) -> Option<Oid> {
-    ["MERGE_HEAD", "REBASE_HEAD", "CHERRY_PICK_HEAD"]
-        .iter()
-        .find_map(|r| repo.refname_to_id(r).ok())
 }
 
 /// Whether git left the roster conflicted (both sides changed it).
@@ -113,166 +132,174 @@ pub fn restore_our_roster(work: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// A conflicted path in git's index: the blob of each stage present.
+struct Conflict {
+    path: String,
+    base: Option<Oid>,
+    ours: Option<Oid>,
+    theirs: Option<Oid>,
+}
+
+/// The conflicted node files in git's index.
+fn node_conflicts(repo: &Repository) -> Result<Vec<Conflict>> {
+    let index = repo.index()?;
+    let mut out = Vec::new();
+    if !index.has_conflicts() {
+        return Ok(out);
+    }
+    for c in index.conflicts()?.flatten() {
+        let path = c
+            .our
+            .as_ref()
+            .or(c.their.as_ref())
+            .or(c.ancestor.as_ref())
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .unwrap_or_default();
+        if path.starts_with(".sesto/nodes/") {
+            out.push(Conflict {
+                path,
+                base: c.ancestor.map(|e| e.id),
+                ours: c.our.map(|e| e.id),
+                theirs: c.their.map(|e| e.id),
+            });
+        }
+    }
+    Ok(out)
+}
+
 impl Store {
-    /// Settles `.sesto/` after a plain git merge or rebase: a node changed on
-    /// one side and deleted on the other keeps the change (its folder entry
-    /// is put back), and values the merge driver could not merge are kept
-    /// beside ours as `name (conflict N)`. Stages the result.
+    /// Settles `.sesto/` after a plain git merge or rebase, or a merge the
+    /// driver could not finish: node files both sides changed are merged
+    /// here by the driver's rules; a node changed on one side and deleted on
+    /// the other keeps the change (its folder entry is put back); values
+    /// that do not merge are kept beside ours as `name (conflict N)`; both
+    /// sides' roster changes are merged (by an admin). Every file taken from
+    /// a side verifies at its place in that side's commit. Stages the result.
     pub fn resolve(&self) -> Result<Resolved> {
         let mut report = Resolved::default();
         let repo = crate::git::open(&self.work)?;
-        let merged_roster = if roster_conflicted(&repo)? {
-            restore_our_roster(&self.work)?;
-            let head = repo.head()?.peel_to_commit()?.id();
-            let theirs = their_head(&repo).ok_or_else(|| {
-                Error::Roster(
-                    "the roster is conflicted but no merge or rebase is in progress".into(),
-                )
-            })?;
-            let base = repo.merge_base(head, theirs)?;
-            let side = |c| crate::roster_merge::Side::at(&repo, c);
-            let merged =
-                crate::roster_merge::merge(&self.work, &side(base)?, &side(head)?, &side(theirs)?)?;
-            if !self.is_admin() || !merged.is_admin(self.me.as_deref().unwrap_or_default()) {
-                return Err(Error::Denied(format!(
-                    "both sides changed the roster; an admin ({}) runs `sesto resolve` to merge and sign it",
-                    self.roster.admins().join(", ")
-                )));
-            }
-            Some(merged)
-        } else {
+        let conflicts = node_conflicts(&repo)?;
+        let roster_conflict = roster_conflicted(&repo)?;
+        let mut copies = merge::queued_conflict_copies(self);
+        if conflicts.is_empty() && !roster_conflict && copies.is_empty() {
+            return Ok(report);
+        }
+        let head = repo.head()?.peel_to_commit()?;
+        let their_commit = if conflicts.is_empty() && !roster_conflict {
             None
+        } else {
+            Some(sides::their_commit(&repo, None).ok_or_else(|| {
+                Error::Value(
+                    ".sesto/ has conflicts but no merge, rebase or cherry-pick is in progress; \
+                     take one side with `git checkout --ours -- .sesto`"
+                        .into(),
+                )
+            })?)
         };
-        let index = repo.index()?;
-        let mut kept: Vec<(NodeId, Oid)> = Vec::new(); // node, commit of the side that kept it
-        let head = repo.head().ok().and_then(|h| h.target());
-        let theirs = their_head(&repo);
-        let mut conflicted: BTreeSet<String> = BTreeSet::new();
-        if index.has_conflicts() {
-            for c in index.conflicts()?.flatten() {
-                let path = c
-                    .our
-                    .as_ref()
-                    .or(c.their.as_ref())
-                    .or(c.ancestor.as_ref())
-                    .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-                    .unwrap_or_default();
-                if !path.starts_with(".sesto/nodes/") {
-                    continue;
+        let merge = match &their_commit {
+            Some(theirs) => {
+                let base = sides::base_commit(&repo, head.id(), theirs, None);
+                Some(Merge::load(self, &repo, &head, theirs, base.as_ref())?)
+            }
+            None => None,
+        };
+        let merged_roster = match (&merge, roster_conflict) {
+            (Some(m), true) => {
+                if !self.is_admin() || !m.roster.is_admin(self.me.as_deref().unwrap_or_default()) {
+                    return Err(Error::Denied(format!(
+                        "both sides changed the roster; an admin ({}) runs `sesto resolve` to merge and sign it",
+                        self.roster.admins().join(", ")
+                    )));
                 }
-                conflicted.insert(path.clone());
-                let id = path
-                    .strip_prefix(".sesto/nodes/")
-                    .and_then(|p| p.split('/').nth(1))
-                    .and_then(|f| f.strip_suffix(".age"))
-                    .and_then(|i| i.parse::<NodeId>().ok());
-                match (id, &c.our, &c.their) {
-                    (Some(id), Some(e), None) | (Some(id), None, Some(e)) => {
-                        let side = if c.our.is_some() { head } else { theirs };
-                        let blob = repo.find_blob(e.id)?;
-                        crate::journal::write_atomic(&self.work.join(&path), blob.content())?;
-                        if let Some(side) = side {
-                            kept.push((id, side));
-                        }
-                        report.kept.push(path);
+                Some(m.roster.clone())
+            }
+            _ => None,
+        };
+        // Node files: merged, or the side that kept a change.
+        let mut kept: Vec<(NodeId, bool)> = Vec::new(); // node, from theirs
+        let mut settled: Vec<String> = Vec::new();
+        if let Some(m) = &merge {
+            let blob = |oid: Option<Oid>| -> Result<Vec<u8>> {
+                oid.map(|o| Ok(repo.find_blob(o)?.content().to_vec()))
+                    .unwrap_or(Ok(Vec::new()))
+            };
+            for c in &conflicts {
+                let id = merge::node_of(&c.path)?;
+                let outcome = match (c.ours, c.theirs) {
+                    (Some(a), Some(b)) => m
+                        .node(self, &id, &blob(c.base)?, &blob(Some(a))?, &blob(Some(b))?)
+                        .map(|merged| {
+                            copies.extend(merged.conflict_copy);
+                            merged.bytes
+                        }),
+                    (Some(a), None) => {
+                        let bytes = blob(Some(a))?;
+                        m.ours.open(self, &id, &bytes).map(|_| {
+                            kept.push((id, false));
+                            bytes
+                        })
                     }
-                    _ => report.left.push(format!(
-                        "{path}: both sides changed it and git did not merge it; run `sesto setup-git`, \
-                         then `git checkout -m -- {path}` to merge it again"
-                    )),
+                    (None, Some(b)) => {
+                        let bytes = blob(Some(b))?;
+                        m.theirs.open(self, &id, &bytes).map(|_| {
+                            kept.push((id, true));
+                            bytes
+                        })
+                    }
+                    (None, None) => continue,
+                };
+                match outcome {
+                    Ok(bytes) => {
+                        crate::journal::write_atomic(&self.work.join(&c.path), &bytes)?;
+                        if c.ours.is_none() || c.theirs.is_none() {
+                            report.kept.push(c.path.clone());
+                        }
+                        settled.push(c.path.clone());
+                    }
+                    Err(e) => report.left.push(format!("{}: {e}", c.path)),
                 }
             }
         }
         if !report.left.is_empty() {
             return Ok(report);
         }
-        // Stage what was kept; conflicts in the index are settled by adding.
-        crate::git::stage(&repo, &report.kept)?;
-        let copies = merge::queued_conflict_copies(self);
+        // Stage what was settled; conflicts in the index are settled by adding.
+        crate::git::stage(&repo, &settled)?;
         if kept.is_empty() && copies.is_empty() && merged_roster.is_none() {
+            merge::clear_conflict_copies(self)?;
             return Ok(report);
         }
-        // Put kept nodes back where their side had them, ancestors first.
-        let mut restore: Vec<(NodeId, Oid)> = Vec::new();
-        let mut sides: HashMap<Oid, TreeIndex> = HashMap::new();
-        for (id, side) in &kept {
-            if !sides.contains_key(side) {
-                let commit = repo.find_commit(*side)?;
-                sides.insert(*side, TreeIndex::of(self, &repo, &commit)?);
-            }
-            let index = &sides[side];
-            if let Some(placed) = index.nodes.get(id) {
-                for ancestor in &placed.chain {
-                    restore.push((*ancestor, *side));
-                }
-            }
-        }
         let mut tx = self.transaction()?;
-        let root = self.roster.root;
-        let mut listed: BTreeSet<NodeId> = BTreeSet::from([root]);
+        let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
-        let folders = tx.load_subtree(root, true)?;
-        for folder in std::iter::once(root).chain(folders) {
-            for e in &tx.node(&folder).body.children {
-                listed.insert(e.id);
-                parent_of.insert(e.id, folder);
+        for top in tx.top_ids() {
+            listed.insert(top);
+            let folders = tx.load_subtree(top, true)?;
+            for folder in std::iter::once(top).chain(folders) {
+                for e in &tx.node(&folder).body.children {
+                    listed.insert(e.id);
+                    parent_of.insert(e.id, folder);
+                }
             }
         }
-        for (id, side) in restore {
-            if listed.contains(&id) {
-                continue;
-            }
-            let index = &sides[&side];
-            let placed = index.nodes[&id].clone();
-            let Some(parent) = placed.parent else {
-                continue;
-            };
-            if !self.node_file(&id).exists() {
-                if let Some(bytes) = index.blob(&id) {
-                    crate::journal::write_atomic(&self.node_file(&id), &bytes)?;
-                    crate::git::stage(&repo, &[merge::node_path(&id)])?;
+        // Put kept nodes back where their side had them, ancestors first.
+        if let Some(m) = &merge {
+            for (id, from_theirs) in &kept {
+                let side = if *from_theirs { &m.theirs } else { &m.ours };
+                let Some(placed) = side.nodes.get(id) else {
+                    continue;
+                };
+                for ancestor in placed.chain.clone() {
+                    self.restore_entry(
+                        &mut tx,
+                        &repo,
+                        side,
+                        ancestor,
+                        &mut listed,
+                        &mut parent_of,
+                    )?;
                 }
             }
-            let taken: BTreeSet<String> = tx
-                .node(&parent)
-                .body
-                .children
-                .iter()
-                .map(|e| e.name.clone())
-                .collect();
-            let name = if taken.contains(&placed.name) {
-                merge::free_name(&taken, &placed.name)
-            } else {
-                placed.name.clone()
-            };
-            tx.node_mut(parent).body.put_child(Entry {
-                name: name.clone(),
-                kind: placed.kind,
-                id,
-                key: placed.key.clone().expect("a child has a key"),
-            });
-            if placed.kind == Kind::Folder {
-                // Loaded, so that what is restored inside it finds it; of its
-                // entries, those the other side deleted stay deleted.
-                tx.child(parent, &name)?;
-                let gone: Vec<String> = tx
-                    .node(&id)
-                    .body
-                    .children
-                    .iter()
-                    .filter(|e| !self.node_file(&e.id).exists())
-                    .map(|e| e.name.clone())
-                    .collect();
-                for n in gone {
-                    tx.node_mut(id).body.remove_child(&n);
-                }
-                for e in &tx.node(&id).body.children {
-                    listed.insert(e.id);
-                    parent_of.insert(e.id, id);
-                }
-            }
-            parent_of.insert(id, parent);
-            listed.insert(id);
         }
         if let Some(merged) = merged_roster {
             // Shared folders are encrypted to their grantees and the root to
@@ -286,7 +313,7 @@ impl Store {
                 .copied()
                 .collect();
             if ours.admins() != merged.admins() {
-                touched.insert(root);
+                touched.insert(self.roster.root);
             }
             tx.roster = Some(merged);
             for id in touched {
@@ -300,40 +327,109 @@ impl Store {
             report.roster_merged = true;
         }
         // Values the driver could not merge: theirs beside ours.
-        for (id, blob) in copies {
-            let Some(parent) = parent_of.get(&id).copied() else {
+        for copy in copies {
+            let Some(parent) = parent_of.get(&copy.id).copied() else {
                 report.left.push(format!(
-                    "node {id}: no longer in the store; its other value is in git object {blob}"
+                    "node {}: no longer in the store; its other value is in git object {}",
+                    copy.id, copy.blob
                 ));
                 continue;
             };
-            let path = merge::node_path(&id);
-            let value = their_value(self, &repo, &id, &path, blob)?;
+            let value = their_value(self, &repo, &copy)?;
+            let taken: BTreeSet<String> = tx
+                .node(&parent)
+                .body
+                .children
+                .iter()
+                .map(|e| e.name.clone())
+                .collect();
             let name = tx
                 .node(&parent)
                 .body
                 .children
                 .iter()
-                .find(|e| e.id == id)
+                .find(|e| e.id == copy.id)
                 .map(|e| e.name.clone())
                 .unwrap_or_default();
-            let copy = tx.path_of(parent).join(&merge::free_name(
-                &tx.node(&parent)
-                    .body
-                    .children
-                    .iter()
-                    .map(|e| e.name.clone())
-                    .collect(),
-                &name,
-            ));
-            tx.set(&copy, value.expose_secret())?;
-            report.copies.push(copy);
+            let path = tx.path_of(parent).join(&merge::free_name(&taken, &name));
+            tx.set(&path, value.expose_secret())?;
+            report.copies.push(path);
         }
         tx.commit()?;
         merge::clear_conflict_copies(self)?;
         Ok(report)
     }
 
+    /// Lists node `id` again in the folder `side` has it in, when no folder
+    /// of the merged store lists it (the other side deleted it or its
+    /// folder), writing its file back from `side` where it is gone.
+    fn restore_entry(
+        &self,
+        tx: &mut crate::tx::Tx,
+        repo: &Repository,
+        side: &Side,
+        id: NodeId,
+        listed: &mut BTreeSet<NodeId>,
+        parent_of: &mut HashMap<NodeId, NodeId>,
+    ) -> Result<()> {
+        if listed.contains(&id) {
+            return Ok(());
+        }
+        let Some(placed) = side.nodes.get(&id).cloned() else {
+            return Ok(());
+        };
+        let (Some(parent), Some(key)) = (placed.parent, placed.key.clone()) else {
+            return Ok(());
+        };
+        if !self.node_file(&id).exists() {
+            if let Some(bytes) = side.blob(&id) {
+                side.open(self, &id, &bytes)?;
+                crate::journal::write_atomic(&self.node_file(&id), &bytes)?;
+                crate::git::stage(repo, &[sides::node_path(&id)])?;
+            }
+        }
+        let taken: BTreeSet<String> = tx
+            .node(&parent)
+            .body
+            .children
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        let name = if taken.contains(&placed.name) {
+            merge::free_name(&taken, &placed.name)
+        } else {
+            placed.name.clone()
+        };
+        tx.node_mut(parent).body.put_child(Entry {
+            name: name.clone(),
+            kind: placed.kind,
+            id,
+            key,
+        });
+        if placed.kind == Kind::Folder {
+            // Loaded, so that what is restored inside it finds it; of its
+            // entries, those the other side deleted stay deleted.
+            tx.child(parent, &name)?;
+            let gone: Vec<String> = tx
+                .node(&id)
+                .body
+                .children
+                .iter()
+                .filter(|e| !self.node_file(&e.id).exists())
+                .map(|e| e.name.clone())
+                .collect();
+            for n in gone {
+                tx.node_mut(id).body.remove_child(&n);
+            }
+            for e in &tx.node(&id).body.children {
+                listed.insert(e.id);
+                parent_of.insert(e.id, id);
+            }
+        }
+        parent_of.insert(id, parent);
+        listed.insert(id);
+        Ok(())
+    }
     /// `git fetch`, merge the upstream with sesto's driver, settle what git
     /// leaves, commit, `git push`; again when the push loses a race.
     pub fn sync(&self, remote_branch: Option<&str>) -> Result<SyncReport> {
@@ -351,6 +447,27 @@ impl Store {
         let (remote, branch) = upstream
             .split_once('/')
             .ok_or_else(|| Error::Value(format!("{upstream} is not REMOTE/BRANCH")))?;
+        // A merge that git or an earlier sync left half-done is finished first.
+        let in_merge = repo.refname_to_id("MERGE_HEAD").is_ok();
+        let earlier = self.resolve()?;
+        if !earlier.left.is_empty() {
+            return Err(Error::Value(format!(
+                "the merge under way needs a hand: {}",
+                earlier.left.join("; ")
+            )));
+        }
+        if in_merge {
+            git(&self.work, &["commit", "--quiet", "--no-edit"])?;
+        } else if !earlier.copies.is_empty() || !earlier.kept.is_empty() {
+            let status = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
+            if !status.trim().is_empty() {
+                git(
+                    &self.work,
+                    &["commit", "--quiet", "-m", "sesto: settle merge"],
+                )?;
+            }
+        }
+        report.copies.extend(earlier.copies);
         let dirty = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
         if !dirty.trim().is_empty() {
             return Err(Error::Value(
@@ -436,33 +553,17 @@ pub struct SyncReport {
     pub retries: Vec<String>,
 }
 
-/// Theirs' value of a secret from the blob the driver queued.
-fn their_value(
-    store: &Store,
-    repo: &Repository,
-    id: &NodeId,
-    path: &str,
-    blob: Oid,
-) -> Result<Value> {
-    let bytes = repo.find_blob(blob)?.content().to_vec();
-    let mut keys = Vec::new();
-    if let Some(commit) = merge::commit_holding(repo, path, blob) {
-        let index = TreeIndex::of(store, repo, &commit)?;
-        if let Some(placed) = index.nodes.get(id) {
-            keys.push((placed.key.clone(), placed.chain.clone()));
-        }
-    }
-    for (key, chain) in keys {
-        if let Ok(node) = store.open_node(id, &bytes, key.as_ref(), &chain) {
-            if let Some(v) = node.body.value {
-                return Ok(v);
-            }
-        }
-    }
-    Err(store.reject(
-        id,
-        format!("its other value (git object {blob}) cannot be opened"),
-    ))
+/// Theirs' value of a secret from the blob the driver queued, verified
+/// again at its place in the commit it came from.
+fn their_value(store: &Store, repo: &Repository, copy: &merge::Queued) -> Result<Value> {
+    let bytes = repo.find_blob(copy.blob)?.content().to_vec();
+    let commit = repo.find_commit(copy.commit)?;
+    let judge = crate::trust::Judge::new(&store.work, &store.roster.store)?;
+    let side = Side::load(store, repo, &judge, &commit)?;
+    side.open(store, &copy.id, &bytes)?
+        .body
+        .value
+        .ok_or_else(|| store.reject(&copy.id, "its other value is not a secret"))
 }
 
 /// Runs the system `git` in `work`; its output is kept, and quoted on failure.

@@ -6,8 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use git2::Repository;
-
 use crate::error::{Error, Result};
 use crate::node::{self, Access, NodeId, Roster};
 
@@ -19,22 +17,14 @@ pub(crate) struct Side {
 }
 
 impl Side {
-    /// The roster in `commit`'s tree.
-    pub(crate) fn at(repo: &Repository, commit: git2::Oid) -> Result<Side> {
-        let tree = repo.find_commit(commit)?.tree()?;
-        let read = |name: &str| -> Result<Vec<u8>> {
-            let entry = tree.get_path(std::path::Path::new(name))?;
-            Ok(repo.find_blob(entry.id())?.content().to_vec())
-        };
-        let bytes = read(".sesto/roster.yaml")?;
-        let sig = read(".sesto/roster.sig")?;
-        let roster = Roster::decode(&bytes).map_err(|e| Error::Roster(e.to_string()))?;
-        Ok(Side { roster, bytes, sig })
+    /// A roster with its bytes and signature, as read from a commit.
+    pub(crate) fn new(roster: Roster, bytes: Vec<u8>, sig: Vec<u8>) -> Side {
+        Side { roster, bytes, sig }
     }
 
     /// Checks that this roster follows `base`: signed by one of its admins,
     /// each step of the way (through git history).
-    fn follows(&self, work: &std::path::Path, base: &Side) -> Result<()> {
+    pub(crate) fn follows(&self, work: &std::path::Path, base: &Side) -> Result<()> {
         if self.bytes == base.bytes {
             return Ok(());
         }

@@ -94,6 +94,21 @@ pub struct Node {
     pub signer: String,
 }
 
+/// What verifying a node needs besides identities: a roster, its members'
+/// keys, and which member the identities belong to under it.
+pub(crate) struct Rules<'a> {
+    pub(crate) roster: &'a Roster,
+    pub(crate) keys: &'a HashMap<String, String>,
+    pub(crate) me: Option<&'a str>,
+}
+
+impl Rules<'_> {
+    /// Whether `me` may read a node below `chain` directly.
+    pub(crate) fn may_read(&self, chain: &[NodeId]) -> bool {
+        self.me.is_some_and(|me| self.roster.may_read(me, chain))
+    }
+}
+
 /// How to find and open a store.
 #[derive(Default)]
 pub struct OpenOptions {
@@ -117,6 +132,9 @@ pub struct Store {
     pub(crate) tops: std::sync::OnceLock<Vec<(SPath, Node)>>,
     /// What opening found worth telling the user (a first use, new admins).
     pub(crate) notices: Vec<String>,
+    /// The commit a detached `HEAD` looks at, behind a branch: history,
+    /// read but never written.
+    pub(crate) history: Option<String>,
     /// How the roster is trusted; with `Skip`, rosters this process signs
     /// are not pinned either.
     pub(crate) trust: crate::trust::TrustMode,
@@ -206,6 +224,7 @@ impl Store {
             me: None,
             tops: std::sync::OnceLock::new(),
             notices: loaded.notices,
+            history: loaded.history,
             trust,
         };
         store.me = store.find_me();
@@ -223,6 +242,7 @@ impl Store {
         self.roster = loaded.roster;
         self.keys = loaded.keys;
         self.notices = loaded.notices;
+        self.history = loaded.history;
         self.tops = std::sync::OnceLock::new();
         self.me = self.find_me();
         Ok(())
@@ -230,9 +250,15 @@ impl Store {
 
     /// The member whose key is among the identities, if any.
     fn find_me(&self) -> Option<String> {
+        self.member_among(&self.keys)
+    }
+
+    /// The member, among `keys` (public key → name), whose key is among the
+    /// identities.
+    pub(crate) fn member_among(&self, keys: &HashMap<String, String>) -> Option<String> {
         self.ids
             .iter()
-            .find_map(|i| i.public().and_then(|p| self.keys.get(p)).cloned())
+            .find_map(|i| i.public().and_then(|p| keys.get(p)).cloned())
     }
 }
 
@@ -243,6 +269,7 @@ struct Loaded {
     roster: Roster,
     keys: HashMap<String, String>,
     notices: Vec<String>,
+    history: Option<String>,
 }
 
 impl Loaded {
@@ -281,13 +308,25 @@ impl Loaded {
                 )))
             }
         }
-        let notices = crate::trust::check(work, &roster, &bytes, &sig, trust)?;
+        let mut notices = crate::trust::check(work, &roster, &bytes, &sig, trust)?;
+        let history = match crate::git::head_state(work) {
+            crate::git::HeadState::Detached(commit) => {
+                notices.push(format!(
+                    "reading history at commit {} (a detached HEAD behind a branch); \
+                     writes are refused until you check out a branch",
+                    &commit[..commit.len().min(12)]
+                ));
+                Some(commit)
+            }
+            _ => None,
+        };
         Ok(Loaded {
             dir,
             state,
             roster,
             keys,
             notices,
+            history,
         })
     }
 }
@@ -336,14 +375,6 @@ impl Store {
     /// first, the node itself last).
     pub(crate) fn may_write(&self, member: &str, chain: &[NodeId]) -> bool {
         self.roster.may_write(member, chain)
-    }
-
-    /// Whether the current member may read a node below `chain` directly: an
-    /// admin, or granted the node or an ancestor.
-    pub(crate) fn may_read(&self, chain: &[NodeId]) -> bool {
-        self.me
-            .as_deref()
-            .is_some_and(|me| self.roster.may_read(me, chain))
     }
 
     /// Whether the current identities belong to an admin.
@@ -400,7 +431,7 @@ impl Store {
         }
     }
 
-    /// Reads and verifies one node.    /// Reads and verifies one node. `key` is its key from the parent's entry;
+    /// Reads and verifies one node. `key` is its key from the parent's entry;
     /// without it (the root, a shared folder) the member identities are used.
     /// `chain` lists its ancestors and itself, root first.
     pub(crate) fn read_node(
@@ -439,6 +470,28 @@ impl Store {
         key: Option<&NodeKey>,
         chain: &[NodeId],
     ) -> Result<Node> {
+        self.open_node_under(&self.rules(), id, bytes, key, chain)
+    }
+
+    /// The rules this store's own roster sets.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            roster: &self.roster,
+            keys: &self.keys,
+            me: self.me.as_deref(),
+        }
+    }
+
+    /// [`Store::open_node`] under another roster's rules (one side of a
+    /// merge, read from its own commit), with this store's identities.
+    pub(crate) fn open_node_under(
+        &self,
+        rules: &Rules,
+        id: &NodeId,
+        bytes: &[u8],
+        key: Option<&NodeKey>,
+        chain: &[NodeId],
+    ) -> Result<Node> {
         if bytes.len() as u64 > MAX_NODE_FILE {
             return Err(self.reject(id, "the file is over the 64 MiB limit"));
         }
@@ -455,7 +508,7 @@ impl Store {
                 })?
             }
             None => {
-                let ids = self.ids.age_identities(|p| self.keys.contains_key(p))?;
+                let ids = self.ids.age_identities(|p| rules.keys.contains_key(p))?;
                 if ids.is_empty() {
                     return Err(Error::NoIdentity {
                         tried: self.ids.tried().to_vec(),
@@ -464,12 +517,12 @@ impl Store {
                 crypto::decrypt(bytes, &ids).map_err(|e| match e {
                     // The roster says we may read it, yet it is not encrypted to
                     // us: the file is at fault, not the user's keys.
-                    crypto::CryptoError::NoMatchingKeys if self.may_read(chain) => self.reject(
+                    crypto::CryptoError::NoMatchingKeys if rules.may_read(chain) => self.reject(
                         id,
                         format!(
                             "it is not encrypted to {}'s key, though the roster lets {0} read it \
                              (replaced or stale file?); tried: {}",
-                            self.me.as_deref().unwrap_or("?"),
+                            rules.me.unwrap_or("?"),
                             self.ids.tried().join(", ")
                         ),
                     ),
@@ -481,7 +534,7 @@ impl Store {
             }
         };
         let parts = node::split(&plaintext).map_err(|e| self.reject(id, e))?;
-        let message = node::node_signed_message(&self.roster.store, id, parts.body);
+        let message = node::node_signed_message(&rules.roster.store, id, parts.body);
         let signer_key =
             crypto::verify(&parts.signature.signature, crypto::NODE_NAMESPACE, &message).map_err(
                 |e| {
@@ -491,8 +544,16 @@ impl Store {
                     )
                 },
             )?;
-        let signer = match self.keys.get(&signer_key) {
-            Some(name) if self.roster.members[name].signer_key().is_some() => name.clone(),
+        let signer = match rules.keys.get(&signer_key) {
+            Some(name)
+                if rules
+                    .roster
+                    .members
+                    .get(name)
+                    .is_some_and(|m| m.signer_key().is_some()) =>
+            {
+                name.clone()
+            }
             _ => {
                 return Err(self.reject(
                     id,
@@ -503,11 +564,11 @@ impl Store {
                 ))
             }
         };
-        if !self.may_write(&signer, chain) {
+        if !rules.roster.may_write(&signer, chain) {
             return Err(self.reject(id, format!("signed by {signer}, who may not write it")));
         }
         let body = node::decode_body(parts.body).map_err(|e| self.reject(id, e))?;
-        if body.id != *id || body.store != self.roster.store {
+        if body.id != *id || body.store != rules.roster.store {
             return Err(self.reject(
                 id,
                 "its content belongs to another id or store (copied file?)",

@@ -10,11 +10,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::git::HeadState;
 use crate::node::{self, Roster};
 
 /// Most rosters followed back through history in one check.
@@ -61,21 +63,54 @@ impl Pin {
         }
     }
 
-    /// Takes `roster` as accepted in the clone at `work`.
-    fn accept(&mut self, work: &Path, roster: &Roster, bytes: &[u8]) {
+    /// Takes `roster` as accepted in the clone at `work`; with `advance`,
+    /// as the clone's newest (not while it reads history or is in the
+    /// middle of a merge or rebase).
+    fn accept(&mut self, work: &Path, roster: &Roster, bytes: &[u8], advance: bool) {
         let hash = node::sha256_hex(bytes);
-        if !self.accepted.contains(&hash) {
-            self.accepted.push(hash.clone());
-            let extra = self.accepted.len().saturating_sub(MAX_ACCEPTED);
-            self.accepted.drain(..extra);
-        }
+        self.remember(&hash);
         if roster.version >= self.version {
             self.version = roster.version;
             self.roster = hash;
             self.admins = admin_fingerprints(roster);
         }
-        let seen = self.clones.entry(clone_key(work)).or_default();
-        *seen = (*seen).max(roster.version);
+        if advance {
+            let seen = self.clones.entry(clone_key(work)).or_default();
+            *seen = (*seen).max(roster.version);
+        }
+    }
+
+    fn remember(&mut self, hash: &str) {
+        if !self.accepted.iter().any(|a| a == hash) {
+            self.accepted.push(hash.to_string());
+            let extra = self.accepted.len().saturating_sub(MAX_ACCEPTED);
+            self.accepted.drain(..extra);
+        }
+    }
+
+    /// Takes `roster` as exactly what the user trusts now (`sesto trust
+    /// --accept`), in the clone at `work`. Returns a warning when that
+    /// lowers what was trusted.
+    fn accept_exactly(&mut self, work: &Path, roster: &Roster, bytes: &[u8]) -> Option<String> {
+        let hash = node::sha256_hex(bytes);
+        self.remember(&hash);
+        let key = clone_key(work);
+        let before = self
+            .clones
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+            .max(self.version);
+        self.version = roster.version;
+        self.roster = hash;
+        self.admins = admin_fingerprints(roster);
+        self.clones.insert(key, roster.version);
+        (roster.version < before).then(|| {
+            format!(
+                "you accepted roster version {}, older than version {before} you trusted before",
+                roster.version
+            )
+        })
     }
 }
 
@@ -156,7 +191,7 @@ pub(crate) fn pin(work: &Path, roster: &Roster, bytes: &[u8]) -> Result<()> {
         return Ok(());
     };
     let mut pin = read_pin(&path)?.unwrap_or_else(|| Pin::of(roster, bytes));
-    pin.accept(work, roster, bytes);
+    pin.accept(work, roster, bytes, true);
     write_pin(&path, &pin)
 }
 
@@ -179,7 +214,7 @@ pub(crate) fn check(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
-        return match chain_back(work, roster, bytes, sig, |_, signer| {
+        return match chain_back(&History::new(work), roster, bytes, sig, |_, signer| {
             pinned.contains(signer)
         }) {
             Ok(()) => Ok(vec![]),
@@ -193,10 +228,23 @@ pub(crate) fn check(
         return Ok(vec![]);
     };
     let hash = node::sha256_hex(bytes);
+    let head = crate::git::head_state(work);
     let mut pin = match (mode, read_pin(&path)?) {
-        (TrustMode::Accept, old) | (_, old @ None) => {
-            let mut pin = old.unwrap_or_else(|| Pin::of(roster, bytes));
-            pin.accept(work, roster, bytes);
+        (TrustMode::Accept, Some(mut pin)) if pin.store == roster.store => {
+            let lowered = pin.accept_exactly(work, roster, bytes);
+            write_pin(&path, &pin)?;
+            let mut notices = vec![format!(
+                "trusting this store's admins: {} (roster version {}, recorded in {})",
+                describe(&admin_fingerprints(roster)),
+                roster.version,
+                path.display()
+            )];
+            notices.extend(lowered);
+            return Ok(notices);
+        }
+        (TrustMode::Accept, _) | (_, None) => {
+            let mut pin = Pin::of(roster, bytes);
+            pin.accept(work, roster, bytes, head == HeadState::Branch);
             write_pin(&path, &pin)?;
             return Ok(vec![format!(
                 "trusting this store's admins: {} (recorded in {})",
@@ -214,26 +262,27 @@ pub(crate) fn check(
         return Err(untrusted("the trust file is for another store".into()));
     }
     let here = pin.clones.get(&clone_key(work)).copied().unwrap_or(0);
-    if roster.version < here {
+    // Going back is for history and for a merge or rebase under way; a
+    // branch whose roster goes back has been rolled back.
+    if roster.version < here && head == HeadState::Branch {
         return Err(untrusted(format!(
-            "it is version {}, older than version {here} this clone used (rolled back?)",
+            "it is version {}, older than version {here} this clone used (rolled back?); \
+             if you moved the branch back yourself, `sesto trust --accept` takes it as it is",
             roster.version
         )));
     }
     if !pin.accepted.contains(&hash) {
-        let accepted: HashSet<&String> = pin.accepted.iter().collect();
-        chain_back(work, roster, bytes, sig, |h, _| {
-            accepted.contains(&h.to_string())
-        })
-        .map_err(|reason| {
-            untrusted(format!(
-                "no chain of admin signatures leads to it from a roster you trusted ({reason})"
-            ))
-        })?;
+        let judge = Judge {
+            history: History::new(work),
+            accepted: pin.accepted.clone(),
+            pinned: None,
+        };
+        judge.trusts(bytes, sig).map_err(untrusted)?;
     }
     let before = pin.admins.clone();
     let newest = pin.version;
-    pin.accept(work, roster, bytes);
+    let advance = head == HeadState::Branch;
+    pin.accept(work, roster, bytes, advance);
     if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
         write_pin(&path, &pin)?;
     }
@@ -276,19 +325,39 @@ fn join(names: &[&String]) -> String {
         .join(", ")
 }
 
+/// The rosters of a clone's git history, read once when first needed.
+pub(crate) struct History {
+    work: PathBuf,
+    map: OnceLock<std::result::Result<HashMap<String, Found>, String>>,
+}
+
+impl History {
+    pub(crate) fn new(work: &Path) -> History {
+        History {
+            work: work.to_path_buf(),
+            map: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> std::result::Result<&HashMap<String, Found>, String> {
+        self.map
+            .get_or_init(|| history_rosters(&self.work).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
 /// Follows the `previous` (and, for merges, `merges`) hashes from `roster`
 /// back through the rosters in git history until `found(hash, signer
 /// fingerprint)` holds for one, checking on the way that each roster is
 /// signed by an admin of the one before it.
 fn chain_back(
-    work: &Path,
+    history: &History,
     roster: &Roster,
     bytes: &[u8],
     sig: &[u8],
     found: impl Fn(&str, &str) -> bool,
 ) -> std::result::Result<(), String> {
-    // Read from git only when the chain must be followed.
-    let mut history: Option<HashMap<String, Found>> = None;
     let mut stack = vec![(roster.clone(), bytes.to_vec(), sig.to_vec())];
     let mut seen = HashSet::new();
     let mut why = String::from("no roster to start from");
@@ -303,14 +372,13 @@ fn chain_back(
         }
         let parents: Vec<&String> = r.previous.iter().chain(r.merges.iter()).collect();
         if parents.is_empty() {
-            why = format!("version {} is the first", r.version);
+            // A first roster (or a rival history's): nothing further back.
+            why = format!("version {} names no earlier roster", r.version);
+            continue;
         }
-        if history.is_none() && !parents.is_empty() {
-            history = Some(history_rosters(work).map_err(|e| e.to_string())?);
-        }
-        let history = history.as_ref().expect("read above when there are parents");
+        let rosters = history.get()?;
         for prev_hash in parents {
-            let Some((pb, ps)) = history.get(prev_hash) else {
+            let Some((pb, ps)) = rosters.get(prev_hash) else {
                 why = format!(
                     "the roster before version {} is not in this clone's git history",
                     r.version
@@ -336,7 +404,94 @@ pub(crate) fn chain_from(
     sig: &[u8],
     target: &str,
 ) -> std::result::Result<(), String> {
-    chain_back(work, roster, bytes, sig, |hash, _| hash == target)
+    chain_back(&History::new(work), roster, bytes, sig, |hash, _| {
+        hash == target
+    })
+}
+
+/// Decides whether a roster read from a commit (one side of a merge, rebase
+/// or cherry-pick) is one the user trusts: a roster they accepted, one that
+/// a chain of admin signatures leads to from one they accepted, or an older
+/// one from which such a chain leads to one they accepted. With
+/// `SESTO_TRUST`, one from which a chain leads back to a roster signed by a
+/// pinned key. Nothing else vouches for a commit's content.
+pub(crate) struct Judge {
+    history: History,
+    /// Accepted roster hashes, newest last.
+    accepted: Vec<String>,
+    /// Fingerprints from `SESTO_TRUST`.
+    pinned: Option<HashSet<String>>,
+}
+
+/// How many of the newest accepted rosters an older roster may lead to.
+const NEWEST_CHECKED: usize = 16;
+
+impl Judge {
+    /// The judge for the store `store_id` in the clone at `work`.
+    pub(crate) fn new(work: &Path, store_id: &str) -> Result<Judge> {
+        let pinned = std::env::var_os("SESTO_TRUST").map(|list| {
+            list.to_string_lossy()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        let accepted = match pin_file(store_id) {
+            Some(path) if pinned.is_none() => read_pin(&path)?
+                .filter(|p| p.store == store_id)
+                .map(|p| p.accepted)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Ok(Judge {
+            history: History::new(work),
+            accepted,
+            pinned,
+        })
+    }
+
+    /// Whether the roster `bytes` (signed by `sig`) is trusted; the reason
+    /// when it is not.
+    pub(crate) fn trusts(&self, bytes: &[u8], sig: &[u8]) -> std::result::Result<Roster, String> {
+        let roster = Roster::decode(bytes).map_err(|e| format!("its roster: {e}"))?;
+        let signer = signer_of(bytes, sig)?;
+        if !is_admin_key(&roster, &signer) {
+            return Err(format!(
+                "signed by {}, who is not one of its admins",
+                crypto::fingerprint(&signer)
+            ));
+        }
+        let hash = node::sha256_hex(bytes);
+        let newer = match &self.pinned {
+            Some(keys) => chain_back(&self.history, &roster, bytes, sig, |_, fp| {
+                keys.contains(fp)
+            }),
+            None => chain_back(&self.history, &roster, bytes, sig, |h, _| {
+                self.accepted.iter().any(|a| a == h)
+            }),
+        };
+        let Err(why) = newer else {
+            return Ok(roster);
+        };
+        // An older roster: one the user accepted since leads back to it.
+        let rosters = self.history.get()?;
+        for accepted in self.accepted.iter().rev().take(NEWEST_CHECKED) {
+            let Some((ab, asig)) = rosters.get(accepted) else {
+                continue;
+            };
+            let Ok(newer) = Roster::decode(ab) else {
+                continue;
+            };
+            if newer.version > roster.version
+                && chain_back(&self.history, &newer, ab, asig, |h, _| h == hash).is_ok()
+            {
+                return Ok(roster);
+            }
+        }
+        Err(format!(
+            "no chain of admin signatures leads to it from a roster you trusted ({why})"
+        ))
+    }
 }
 
 /// The normalized public key that signed roster `bytes`.

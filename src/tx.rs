@@ -74,6 +74,12 @@ impl<'s> Tx<'s> {
         self.roster.as_ref().unwrap_or(&self.store.roster)
     }
 
+    /// The folders this member starts from: the root for admins, the
+    /// granted folders for others.
+    pub(crate) fn top_ids(&self) -> Vec<NodeId> {
+        self.tops.iter().map(|(_, id)| *id).collect()
+    }
+
     /// The deepest top holding `path`: how many names it covers, and its id.
     fn start(&self, path: &SPath) -> Result<(usize, NodeId)> {
         self.tops
@@ -483,6 +489,13 @@ impl<'s> Tx<'s> {
                 files: 0,
                 warning: self.warning.take(),
             });
+        }
+        if let Some(commit) = &self.store.history {
+            return Err(Error::Denied(format!(
+                "this clone is reading history at commit {} (detached HEAD); \
+                 check out a branch (`git checkout main`) to write",
+                &commit[..commit.len().min(12)]
+            )));
         }
         let me = self
             .store

@@ -122,6 +122,15 @@ pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::St
     for notice in store.notices() {
         eprintln!("note: {notice}");
     }
+    // A fresh clone has no merge driver, and git merges node files as
+    // binary conflicts without it: register it once, and say so.
+    match sesto::resolve::ensure_merge_driver(store.work_tree()) {
+        Ok(true) => eprintln!(
+            "note: registered sesto's merge driver in .git/config (`sesto setup-git` does it too)"
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!("warning: could not register sesto's merge driver: {e}"),
+    }
     Ok(store)
 }
 

@@ -118,7 +118,9 @@ pub fn setup_git(g: &Global, args: SetupGitArgs, out: &mut dyn Write) -> Result<
 }
 
 pub fn merge_driver(g: &Global, args: MergeDriverArgs, _out: &mut dyn Write) -> Result<ExitCode> {
-    let store = super::open_with(g, sesto::trust::TrustMode::Skip)?;
+    // Each side is checked against what the user trusts; so is the work
+    // tree's roster (the rollback check waits while git is merging).
+    let store = super::open(g)?;
     sesto::merge::merge_driver(&store, &args.base, &args.ours, &args.theirs, &args.path)?;
     Ok(ExitCode::SUCCESS)
 }
