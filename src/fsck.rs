@@ -219,7 +219,7 @@ impl Store {
     /// Checks that `.sesto/` holds only what sesto writes; returns node files by id.
     fn scan_layout(&self, problems: &mut Vec<Problem>) -> Result<HashMap<NodeId, String>> {
         let mut nodes = HashMap::new();
-        let known = ["roster.yaml", "roster.sig", ".gitattributes"];
+        let known = ["roster.yaml", "roster.sig", "roster.log", ".gitattributes"];
         let rel = |p: &Path| {
             format!(
                 ".sesto/{}",

@@ -283,7 +283,7 @@ pub fn commit(repo: &Repository, paths: &[String], message: &str) -> Result<git2
 /// A commit object written but not yet on `HEAD`.
 pub struct Prepared {
     /// `HEAD`'s commit when the tree was built, if any.
-    parent: Option<git2::Oid>,
+    pub parent: Option<git2::Oid>,
     /// The new commit, or none when the tree did not change.
     commit: Option<git2::Oid>,
     /// What the reflog says of the move, as `git commit` writes it.

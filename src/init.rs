@@ -14,7 +14,7 @@ use crate::store::{Node, Store};
 
 /// The attributes that route node files through sesto's merge and diff drivers.
 pub const GITATTRIBUTES: &str =
-    "*.age binary merge=sesto diff=sesto\nroster.yaml -merge\nroster.sig -merge\n";
+    "*.age binary merge=sesto diff=sesto\nroster.yaml -merge\nroster.sig -merge\nroster.log merge=union\n";
 
 /// Options for [`init`].
 #[derive(Clone, Debug, Default)]

@@ -59,6 +59,8 @@ mod par;
 mod progress;
 mod read;
 pub mod resolve;
+mod rollback;
+pub mod roster_log;
 mod roster_merge;
 pub mod scan;
 pub mod share;

@@ -316,6 +316,11 @@ impl Store {
                 touched.insert(self.roster.root);
             }
             tx.roster = Some(merged);
+            if let Some(m) = &merge {
+                // Theirs is a link of the merged roster's chain too.
+                tx.log_also
+                    .push((m.theirs.roster_bytes.clone(), m.theirs.roster_sig.clone()));
+            }
             for id in touched {
                 if listed.contains(&id) {
                     if ours.grants.get(&id) != tx.roster().grants.get(&id) {

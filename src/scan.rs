@@ -177,11 +177,14 @@ pub fn sesto_relative(path: &str) -> Option<&str> {
 }
 
 /// Checks a file that sits in `.sesto/` (`rel` is its path below it): the
-/// roster, its signature and `.gitattributes` are allowed, and node files
+/// roster, its signature, the roster log and `.gitattributes` are allowed, and node files
 /// named `nodes/<2 hex>/<32 hex>.age` in the right shard whose bytes (when
 /// given) open as an age file. Returns the rule broken, if any.
 pub fn check_sesto_file(rel: &str, bytes: Option<&[u8]>) -> Option<&'static str> {
-    if matches!(rel, "roster.yaml" | "roster.sig" | ".gitattributes") {
+    if matches!(
+        rel,
+        "roster.yaml" | "roster.sig" | "roster.log" | ".gitattributes"
+    ) {
         return None;
     }
     let parts: Vec<&str> = rel.split('/').collect();

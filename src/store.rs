@@ -228,6 +228,7 @@ impl Store {
             trust,
         };
         store.me = store.find_me();
+        store.check_rollback()?;
         Ok(store)
     }
 

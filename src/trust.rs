@@ -568,7 +568,22 @@ pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
             (blob.content().to_vec(), sig),
         );
     };
+    // The roster logs of the work tree, the index and every commit: links
+    // that git history may lack.
+    let mut logs: Vec<git2::Oid> = Vec::new();
+    let add_log = |bytes: &[u8], out: &mut HashMap<String, Found>| {
+        for (yaml, sig) in crate::roster_log::parse(bytes) {
+            out.insert(node::sha256_hex(&yaml), (yaml, sig));
+        }
+    };
+    let work_log = work.join(".sesto").join(crate::roster_log::FILE);
+    if let Ok(bytes) = crate::store::read_limited(&work_log, crate::roster_log::MAX_LOG) {
+        add_log(&bytes, &mut out);
+    }
     if let Ok(index) = repo.index() {
+        if let Some(e) = index.get_path(Path::new(LOG_PATH), 0) {
+            logs.push(e.id);
+        }
         let yaml = index.get_path(Path::new(".sesto/roster.yaml"), 0);
         let sig = index.get_path(Path::new(".sesto/roster.sig"), 0);
         if let Some(y) = yaml {
@@ -583,6 +598,11 @@ pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
             continue;
         };
         let Ok(tree) = commit.tree() else { continue };
+        if let Ok(e) = tree.get_path(Path::new(LOG_PATH)) {
+            if !logs.contains(&e.id()) {
+                logs.push(e.id());
+            }
+        }
         let Ok(yaml) = tree.get_path(Path::new(".sesto/roster.yaml")) else {
             continue;
         };
@@ -592,8 +612,18 @@ pub(crate) fn history_rosters(work: &Path) -> Result<HashMap<String, Found>> {
             .map(|e| e.id());
         add(yaml.id(), sig, &mut out);
     }
+    for id in logs {
+        if let Ok(blob) = repo.find_blob(id) {
+            if (blob.size() as u64) <= crate::roster_log::MAX_LOG {
+                add_log(blob.content(), &mut out);
+            }
+        }
+    }
     Ok(out)
 }
+
+/// Where the roster log sits in a commit's tree.
+const LOG_PATH: &str = ".sesto/roster.log";
 
 /// Checks the store's whole roster chain, from the roster in the work tree
 /// back to version 1 through git history: each roster signed by an admin of

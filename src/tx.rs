@@ -31,6 +31,9 @@ pub struct Tx<'s> {
     tops: Vec<(SPath, NodeId)>,
     /// A roster change, signed and written with the nodes.
     pub(crate) roster: Option<Roster>,
+    /// Signed rosters (bytes, signature) to keep in the roster log besides
+    /// the one this change replaces: the other side of a roster merge.
+    pub(crate) log_also: Vec<(Vec<u8>, Vec<u8>)>,
     /// A warning from staging an earlier change at the start.
     warning: Option<String>,
 }
@@ -57,6 +60,7 @@ impl Store {
             removed: BTreeSet::new(),
             tops: Vec::new(),
             roster: None,
+            log_also: Vec::new(),
             warning,
         };
         for (path, node) in self.tops()? {
@@ -545,6 +549,7 @@ impl<'s> Tx<'s> {
                 let sig = signer
                     .sign(crypto::ROSTER_NAMESPACE, &bytes)
                     .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;
+                writes.extend(self.log_writes()?);
                 writes.push((self.store.dir.join("roster.sig"), sig.into_bytes()));
                 writes.push((self.store.dir.join("roster.yaml"), bytes.clone()));
                 Some(bytes)
@@ -568,6 +573,42 @@ impl<'s> Tx<'s> {
         self.dirty.clear();
         committed.warning = committed.warning.or(self.warning.take());
         Ok(committed)
+    }
+}
+
+impl Tx<'_> {
+    /// The roster log with the roster this change replaces (and any other
+    /// side of a merge) added, and `.gitattributes` where it lacks the log's
+    /// merge rule.
+    fn log_writes(&self) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+        let dir = &self.store.dir;
+        let read = |name: &str, limit: u64| -> Result<Vec<u8>> {
+            match crate::store::read_limited(&dir.join(name), limit) {
+                Ok(b) => Ok(b),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(Vec::new())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let old = read(crate::roster_log::FILE, crate::roster_log::MAX_LOG)?;
+        let bytes = read("roster.yaml", 1 << 20)?;
+        let sig = read("roster.sig", 1 << 20)?;
+        let mut added: Vec<(&[u8], &[u8])> = self
+            .log_also
+            .iter()
+            .map(|(b, s)| (b.as_slice(), s.as_slice()))
+            .collect();
+        added.push((&bytes, &sig));
+        let mut writes = vec![(
+            dir.join(crate::roster_log::FILE),
+            crate::roster_log::append(&old, &added),
+        )];
+        let attributes = String::from_utf8_lossy(&read(".gitattributes", 1 << 20)?).into_owned();
+        if let Some(text) = crate::roster_log::with_attribute(&attributes) {
+            writes.push((dir.join(".gitattributes"), text.into_bytes()));
+        }
+        Ok(writes)
     }
 }
 
@@ -714,8 +755,11 @@ pub(crate) fn stage_pending(
         let prepared = prepared.transpose()?;
         journal::failpoint("after-stage");
         if let Some(prepared) = prepared {
-            crate::git::finish_commit(&repo, prepared)?;
+            let parent = prepared.parent;
+            let made = crate::git::finish_commit(&repo, prepared)?;
             journal::failpoint("after-commit");
+            // sesto's own commit needs no rollback check.
+            crate::rollback::advance(state, parent, made);
         }
         Ok(())
     })();

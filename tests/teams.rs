@@ -285,9 +285,11 @@ fn granting_a_folder_rewrites_that_folder_and_the_roster_only() {
     let out = t.ok(&["grant", "bob", "prod"]);
     snap("grant", &out);
     let files = t.last_commit_files();
-    assert_eq!(files.len(), 3, "grant changed {files:?}");
+    // The folder's node, and the roster with its signature and its log.
+    assert_eq!(files.len(), 4, "grant changed {files:?}");
     assert!(files.contains(&".sesto/roster.yaml".to_string()));
     assert!(files.contains(&".sesto/roster.sig".to_string()));
+    assert!(files.contains(&".sesto/roster.log".to_string()));
     assert_eq!(t.node_files().len(), before);
     // Granting again changes nothing.
     let head = t.head();
