@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 
-use common::team::{Member, Mode, Team, FUTURE};
+use common::team::{Member, Mode, Team, Way, FUTURE};
 use common::{require_tool, snapshot_text, Output, NOW};
 use sesto::crypto;
 use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
@@ -240,38 +240,6 @@ fn issue10_case2_new_value_is_not_encrypted_to_the_forgers_key() {
 // ---------------------------------------------------------------------------------
 // Issue 10, case 3: a member who cannot read the root merges
 
-#[derive(Clone, Copy, Debug)]
-enum Way {
-    Sync,
-    Pull,
-    Rebase,
-}
-
-/// `m` takes in the remote by `way` and pushes; the output of the step that
-/// failed, if one did.
-fn take_in(team: &Team, m: &Member, way: Way) -> Result<(), Output> {
-    let step = |out: Output| if out.success() { Ok(()) } else { Err(out) };
-    match way {
-        Way::Sync => return step(team.sync(m)),
-        Way::Pull => {
-            if !team.pull(m).success() {
-                step(team.sesto(m, &["resolve"]))?;
-                if team.merging(m) {
-                    step(team.git(m, &["commit", "-q", "--no-edit"]))?;
-                }
-            }
-            step(team.sesto(m, &["resolve"]))?;
-        }
-        Way::Rebase => {
-            if !team.pull_rebase(m) {
-                return Err(team.sesto(m, &["resolve"]));
-            }
-            step(team.sesto(m, &["resolve"]))?;
-        }
-    }
-    step(team.push(m))
-}
-
 #[test]
 fn issue10_case3_member_merges_a_concurrent_edit_without_losing_it() {
     // issue 10 case 3: bob (write on prod, no root) synced over alice's edit of
@@ -285,7 +253,7 @@ fn issue10_case3_member_merges_a_concurrent_edit_without_losing_it() {
         assert_ok("alice's sync", &team.sync(&alice));
         let remote = team.remote_head();
         team.set_ok(&bob, "prod/notes", "v-bob-1");
-        match take_in(&team, &bob, way) {
+        match team.take_in(&bob, way) {
             Err(out) => {
                 assert!(
                     !out.stderr.trim().is_empty(),
@@ -542,9 +510,48 @@ fn issue16_case1_merge_does_not_undo_a_revoke() {
             "after the revoke, carol's key or a node key she had opens node {id}"
         );
     }
+    // Nor may the merge cost alice what is in prod.
+    let got = team.get(&alice, PASSWORD);
+    assert_eq!(
+        got.as_deref(),
+        Some("v-alice-1"),
+        "alice's read of {PASSWORD}"
+    );
     if bob_synced {
         assert_eq!(team.get(&alice, "prod/new/x").as_deref(), Some("v-bob-1"));
     }
+    team.ok(&alice, &["fsck"]);
+}
+
+#[test]
+fn member_merge_over_a_rotation_keeps_the_folder_readable() {
+    // Found by tests/team_sim.rs (seed 2, commit mode, no attacks): bob's merge
+    // of prod across alice's rotation (carol removed) wrote prod to a key the
+    // root does not hold; everything in prod was gone for alice, and sync said ok.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.ok(&alice, &["member", "remove", "carol"]);
+    team.set_ok(&bob, "prod/b", "v-bob-1");
+    assert_ok("alice's sync", &team.sync(&alice));
+    let bob_synced = team.sync(&bob).success();
+    team.sync(&alice);
+    let got = team.get(&alice, PASSWORD);
+    assert_eq!(
+        got.as_deref(),
+        Some("v-alice-1"),
+        "alice's read of {PASSWORD}"
+    );
+    if bob_synced {
+        assert_eq!(team.get(&alice, "prod/b").as_deref(), Some("v-bob-1"));
+        assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-1"));
+    }
+    team.ok(&alice, &["fsck"]);
+    team.ok(&alice, &["verify"]);
+    drop(carol);
 }
 
 #[test]

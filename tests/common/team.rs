@@ -32,6 +32,18 @@ pub enum Mode {
     Infra,
 }
 
+/// How a member takes in what others pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// `sesto sync`.
+    Sync,
+    /// `git pull` (a merge), settled by `sesto resolve`, then `git push`.
+    Pull,
+    /// `git pull --rebase`, `sesto resolve` + `git rebase --continue` while it
+    /// stops, then `git push`.
+    Rebase,
+}
+
 /// One person: their home, key and clone. Made by [`Team::person`].
 pub struct Member {
     pub name: String,
@@ -328,20 +340,45 @@ impl Team {
         true
     }
 
-    /// `git pull --rebase`, and `sesto resolve` + `git rebase --continue`
-    /// while it stops; false if it cannot finish.
-    pub fn pull_rebase(&self, m: &Member) -> bool {
-        let mut out = self.git(m, &["pull", "-q", "--rebase"]);
-        for _ in 0..10 {
-            if out.success() {
-                return true;
+    /// `m` takes in the remote by `way` and pushes; on failure, the output of
+    /// the step that failed (a merge or rebase may be left under way).
+    pub fn take_in(&self, m: &Member, way: Way) -> Result<(), Output> {
+        let step = |out: Output| if out.success() { Ok(()) } else { Err(out) };
+        match way {
+            Way::Sync => return step(self.sync(m)),
+            Way::Pull => {
+                if !self.pull(m).success() {
+                    step(self.sesto(m, &["resolve"]))?;
+                    if self.merging(m) {
+                        step(self.git(m, &["commit", "-q", "--no-edit"]))?;
+                    }
+                }
             }
-            if !self.sesto(m, &["resolve"]).success() {
-                return false;
+            Way::Rebase => {
+                let mut out = self.git(m, &["pull", "-q", "--rebase"]);
+                let mut rounds = 0;
+                while !out.success() {
+                    rounds += 1;
+                    if rounds > 10 || !self.merging(m) {
+                        return Err(out);
+                    }
+                    step(self.sesto(m, &["resolve"]))?;
+                    out = self.git(m, &["rebase", "--continue"]);
+                }
             }
-            out = self.git(m, &["rebase", "--continue"]);
         }
-        false
+        step(self.sesto(m, &["resolve"]))?;
+        step(self.push(m))
+    }
+
+    /// Gives up a merge or rebase left under way, as a member would.
+    pub fn abort(&self, m: &Member) {
+        if m.clone.join(".git/MERGE_HEAD").exists() {
+            self.git(m, &["merge", "--abort"]);
+        }
+        if self.merging(m) {
+            self.git(m, &["rebase", "--abort"]);
+        }
     }
 
     /// Whether a merge or rebase is under way in `m`'s clone.
@@ -496,6 +533,35 @@ impl Team {
             key = Some(e.key.expose_secret().to_string());
         }
         (id, key)
+    }
+
+    /// Every path `viewer` (an admin's key) reaches in `nodes` from `root`, with
+    /// its node id: file names are random, paths are not.
+    pub fn paths(&self, viewer: &Path, root: &NodeId, nodes: &Nodes) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![(String::new(), root.to_string(), None::<String>)];
+        while let Some((path, id, key)) = todo.pop() {
+            let keys: BTreeSet<String> = key.into_iter().collect();
+            let ids: Vec<&Path> = if keys.is_empty() {
+                vec![viewer]
+            } else {
+                vec![]
+            };
+            let Some(plain) = nodes.get(&id).and_then(|b| self.age_open(&ids, &keys, b)) else {
+                continue;
+            };
+            let Ok(body) = node::split(plain.as_bytes()).and_then(|p| node::decode_body(p.body))
+            else {
+                continue;
+            };
+            for e in &body.children {
+                let child = format!("{path}/{}", e.name);
+                let key = Some(e.key.expose_secret().to_string());
+                todo.push((child, e.id.to_string(), key));
+            }
+            out.insert(path, id);
+        }
+        out
     }
 
     /// A new age identity from `age-keygen`: (secret key text, recipient).
