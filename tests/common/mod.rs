@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod sshd;
+pub mod team;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The team simulation (tests/team_sim.rs) over many seeds: each seed runs in
+# both modes (sesto commits; people commit, as in an infrastructure repo), and
+# every failure keeps its log, which ends with the steps and the line that
+# replays it. Run by hand (not in CI):
+#
+#   bash bench/sim.sh [SEEDS] [FIRST]      # default 2000 seeds from 1
+#
+# Environment:
+#   SESTO_SIM_STEPS    steps per run (default 30)
+#   SESTO_SIM_MODE     commit or infra: one mode only (default both)
+#   SESTO_SIM_ATTACKS  mallory's kinds of push to keep (default all:
+#                      replay,node,root,roster)
+#   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+seeds=${1:-2000}
+first=${2:-1}
+out=${SIM_OUT:-${TMPDIR:-/tmp}/sesto-sim}
+modes=${SESTO_SIM_MODE:-commit infra}
+export SESTO_SIM_STEPS=${SESTO_SIM_STEPS:-30}
+
+cd "$repo"
+# Build once; run the test binary itself for each seed.
+bin=$(cargo test --test team_sim --no-run 2>&1 |
+    sed -n 's/.*Executable tests\/team_sim.rs (\(.*\))$/\1/p' | tail -1)
+[ -x "$bin" ] || { echo "sim: cannot find the team_sim test binary" >&2; exit 1; }
+mkdir -p "$out"
+
+runs=0
+failed=0
+start=$(date +%s)
+declare -A why
+for ((seed = first; seed < first + seeds; seed++)); do
+    for mode in $modes; do
+        runs=$((runs + 1))
+        log=$out/seed-$seed-$mode.log
+        if SESTO_SIM_SEED=$seed SESTO_SIM_MODE=$mode "$bin" --exact "sim_${mode}_mode" \
+            >"$log" 2>&1; then
+            rm -f "$log"
+            continue
+        fi
+        failed=$((failed + 1))
+        # The first line of the failure's message: its kind, for the tally.
+        reason=$(grep -m1 -A1 "panicked at" "$log" | tail -1 | cut -c1-100)
+        reason=$(sed -E 's/[0-9a-f]{32}/ID/g; s/step [0-9]+/step N/g; s/v-[a-z]+-[0-9a-z]+/VALUE/g' \
+            <<<"$reason")
+        why[$reason]=$(( ${why[$reason]:-0} + 1 ))
+        echo "seed $seed ($mode): FAILED: $reason"
+    done
+done
+secs=$(( $(date +%s) - start ))
+
+echo
+echo "$runs runs ($seeds seeds from $first, $SESTO_SIM_STEPS steps), $failed failed, ${secs}s"
+if ((failed)); then
+    echo "failures by kind:"
+    for reason in "${!why[@]}"; do
+        printf '%6d  %s\n' "${why[$reason]}" "$reason"
+    done | sort -rn
+    echo "logs (each ends with its steps and a replay line): $out"
+    exit 1
+fi

@@ -1,0 +1,653 @@
+//! Regressions from team use (issues 10 and 16), one test per case, each named
+//! after what broke: members with their own keys and clones of one bare remote,
+//! the real `git` running sesto's merge driver, and the `age` CLI playing
+//! whoever keeps keys they should not use.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use common::team::{Member, Mode, Team, Way, FUTURE};
+use common::{require_tool, snapshot_text, Output, NOW};
+use sesto::crypto;
+use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
+
+/// mallory's value: it must never come back to anyone else.
+const FORGED: &str = "v-mallory-1";
+const PASSWORD: &str = "prod/db/password";
+
+#[track_caller]
+fn assert_ok(what: &str, out: &Output) {
+    assert!(out.success(), "{what} failed:\n{}", snapshot_text(out));
+}
+
+/// The fingerprint of a member's key: signers compare by it.
+fn fpr(key: &str) -> String {
+    crypto::fingerprint(key)
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 10, cases 1 and 2: a writer of one folder forges a node of another
+
+/// alice (admin) with `prod/db/password` and `staging/app/token`, and mallory,
+/// who may write `staging` only, with her own clone.
+fn forgery_setup() -> (Team, Member, Member) {
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-0");
+    team.set_ok(&alice, "staging/app/token", "v-staging-0");
+    assert_ok("push", &team.push(&alice));
+    let mallory = team.join(&alice, "mallory", Some(("staging", true)));
+    team.ok(&mallory, &["ls", "staging"]);
+    (team, alice, mallory)
+}
+
+/// mallory pushes (b) to `main` a new version of `prod/db/password`'s file,
+/// holding her value, signed by her, encrypted to her keys; and (a) a branch
+/// `evil` dated 2030 whose tree holds the same file under a root and a
+/// `staging` folder she made, which list that id with a key she chose. Returns
+/// the node keys she planted.
+fn mallory_forges(team: &Team, alice: &Member, mallory: &Member) -> BTreeSet<String> {
+    let roster = team.roster(mallory);
+    let store = roster.store.clone();
+    // A pusher sees which file a commit changes; the test just tells her.
+    let (password, _) = team.locate(alice, &team.clone_nodes(alice), PASSWORD);
+    let password: NodeId = password.parse().unwrap();
+    let staging = *roster
+        .grants
+        .iter()
+        .find(|(_, g)| g.contains_key("mallory"))
+        .unwrap()
+        .0;
+    let (ks, ks_pub) = team.age_key("mallory-staging");
+    let (kp, kp_pub) = team.age_key("mallory-password");
+
+    let mut secret = Body::new(&store, password, Kind::Secret, "password");
+    secret.version = 1000;
+    secret.value = Some(Value::new(FORGED.as_bytes().to_vec()));
+    secret.updated = Some(NOW.to_string());
+    secret.updated_by = Some("mallory".into());
+    let forged = team.forge(&mallory.key, &store, &secret, &[&kp_pub, &mallory.public]);
+    team.plant(mallory, &password.to_string(), &forged);
+    team.commit(mallory, "update");
+    assert_ok("mallory's push", &team.push(mallory));
+
+    // Her staging folder: the real one (she reads it) plus an entry for the id.
+    let nodes = team.clone_nodes(mallory);
+    let plain = team
+        .age_open(
+            &[&mallory.key],
+            &BTreeSet::new(),
+            &nodes[&staging.to_string()],
+        )
+        .expect("mallory reads staging");
+    let real = sesto::node::split(plain.as_bytes()).unwrap().body.to_vec();
+    let mut folder = sesto::node::decode_body(&real).unwrap();
+    folder.version += 1000;
+    folder.recipient = Some(ks_pub.clone());
+    folder.children.push(Entry {
+        name: "password".into(),
+        kind: Kind::Secret,
+        id: password,
+        key: NodeKey::new(kp.clone()),
+    });
+    folder.children.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut root = Body::new(&store, roster.root, Kind::Folder, "");
+    root.version = 1000;
+    root.children.push(Entry {
+        name: "staging".into(),
+        kind: Kind::Folder,
+        id: staging,
+        key: NodeKey::new(ks.clone()),
+    });
+    let to = [ks_pub.as_str(), &mallory.public, &alice.public];
+    let folder = team.forge(&mallory.key, &store, &folder, &to);
+    let root = team.forge(&mallory.key, &store, &root, &[&alice.public]);
+    team.git_ok(mallory, &["checkout", "-q", "-b", "evil"]);
+    team.plant(mallory, &staging.to_string(), &folder);
+    team.plant(mallory, &roster.root.to_string(), &root);
+    team.commit_dated(mallory, "evil", FUTURE);
+    team.git_ok(mallory, &["push", "-q", "origin", "evil"]);
+    team.git_ok(mallory, &["checkout", "-q", "main"]);
+    BTreeSet::from([ks, kp])
+}
+
+/// No path gives alice mallory's value, and no node on the remote's `main`
+/// holding it is signed by alice.
+#[track_caller]
+fn assert_not_laundered(team: &Team, alice: &Member, mallory: &Member, planted: &BTreeSet<String>) {
+    for (path, value) in team.values(alice) {
+        assert!(
+            value != FORGED,
+            "alice's get {path} returned mallory's forged value"
+        );
+    }
+    let store = team.roster(alice).store;
+    let nodes = team.remote_nodes("main");
+    for o in team.opened(&[&alice.key, &mallory.key], planted, &store, &nodes) {
+        if o.value() == Some(FORGED.as_bytes()) {
+            assert!(
+                o.signer.as_deref().map(fpr) != Some(fpr(&alice.public)),
+                "node {} on the remote holds mallory's value signed by alice",
+                o.id
+            );
+        }
+    }
+}
+
+/// After `git pull`: a merge left unfinished is settled as the README says.
+fn settle_pull(team: &Team, m: &Member, pull: &Output) {
+    if pull.success() {
+        team.sesto(m, &["resolve"]);
+    } else {
+        team.finish_merge(m);
+    }
+}
+
+#[test]
+fn issue10_case1_forged_value_through_git_pull_is_not_taken() {
+    // issue 10 case 1: a staging writer's node for a prod secret was merged in
+    // through a fake path found on another ref, and re-signed by alice.
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice, mallory) = forgery_setup();
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    let planted = mallory_forges(&team, &alice, &mallory);
+    let pull = team.pull(&alice);
+    if pull.success() {
+        let got = team.get(&alice, PASSWORD);
+        assert_eq!(
+            got.as_deref(),
+            Some("v-alice-1"),
+            "alice's value after the pull"
+        );
+    }
+    assert_not_laundered(&team, &alice, &mallory, &planted);
+    settle_pull(&team, &alice, &pull);
+    team.push(&alice);
+    assert_not_laundered(&team, &alice, &mallory, &planted);
+}
+
+#[test]
+fn issue10_case1_forged_value_through_sesto_sync_is_not_taken() {
+    // issue 10 case 1, with `sesto sync` in place of `git pull`.
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice, mallory) = forgery_setup();
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    let planted = mallory_forges(&team, &alice, &mallory);
+    // Her branch is in alice's clone as any fetch (an editor's, say) brings it.
+    team.git_ok(&alice, &["fetch", "-q"]);
+    let sync = team.sync(&alice);
+    if sync.success() {
+        let got = team.get(&alice, PASSWORD);
+        assert_eq!(
+            got.as_deref(),
+            Some("v-alice-1"),
+            "alice's value after the sync"
+        );
+    }
+    assert_not_laundered(&team, &alice, &mallory, &planted);
+    // Where sync stops and says what to run, alice runs it, settles and pushes.
+    if let Some(file) = checkout_hint(&sync.stderr) {
+        team.git(&alice, &["checkout", "-m", "--", &file]);
+        team.finish_merge(&alice);
+        team.push(&alice);
+    }
+    team.sync(&alice);
+    assert_not_laundered(&team, &alice, &mallory, &planted);
+}
+
+/// The file in a "run `git checkout -m -- FILE`" hint.
+fn checkout_hint(stderr: &str) -> Option<String> {
+    let rest = &stderr[stderr.find("git checkout -m -- ")? + "git checkout -m -- ".len()..];
+    Some(rest.split(['`', ' ', '\n']).next()?.to_string())
+}
+
+#[test]
+fn issue10_case2_new_value_is_not_encrypted_to_the_forgers_key() {
+    // issue 10 case 2: the merged node took the key from mallory's fake tree,
+    // so alice's next value was readable by mallory.
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice, mallory) = forgery_setup();
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    let planted = mallory_forges(&team, &alice, &mallory);
+    team.set_ok(&alice, PASSWORD, "v-alice-2");
+    let pull = team.pull(&alice);
+    settle_pull(&team, &alice, &pull);
+    team.push(&alice);
+    let store = team.roster(&alice).store;
+    for (place, nodes) in [
+        ("alice's clone", team.clone_nodes(&alice)),
+        ("the remote", team.remote_nodes("main")),
+    ] {
+        for o in team.opened(&[&mallory.key], &planted, &store, &nodes) {
+            let v = o.value().unwrap_or_default();
+            assert!(
+                ![&b"v-alice-0"[..], b"v-alice-1", b"v-alice-2"].contains(&v),
+                "mallory's keys open node {} in {place}, which holds alice's prod value",
+                o.id
+            );
+        }
+    }
+    assert_eq!(team.get(&alice, PASSWORD).as_deref(), Some("v-alice-2"));
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 10, case 3: a member who cannot read the root merges
+
+#[test]
+fn issue10_case3_member_merges_a_concurrent_edit_without_losing_it() {
+    // issue 10 case 3: bob (write on prod, no root) synced over alice's edit of
+    // the same secret: a panic, or his value lost.
+    for way in [Way::Sync, Way::Pull, Way::Rebase] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, "prod/notes", "v-notes-0");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        team.set_ok(&alice, "prod/notes", "v-alice-1");
+        assert_ok("alice's sync", &team.sync(&alice));
+        let remote = team.remote_head();
+        team.set_ok(&bob, "prod/notes", "v-bob-1");
+        match team.take_in(&bob, way) {
+            Err(out) => {
+                assert!(
+                    !out.stderr.trim().is_empty(),
+                    "{way:?}: bob's merge failed with no message"
+                );
+                assert_eq!(
+                    team.remote_head(),
+                    remote,
+                    "{way:?}: bob's failed merge pushed"
+                );
+            }
+            Ok(()) => {
+                for m in [&alice, &bob, &alice] {
+                    assert_ok(&format!("{way:?}: {}'s sync", m.name), &team.sync(m));
+                }
+                for m in [&alice, &bob] {
+                    let values = team.values(m);
+                    let notes: BTreeSet<&str> = values
+                        .iter()
+                        .filter(|(p, _)| p.starts_with("prod/notes"))
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    for v in ["v-alice-1", "v-bob-1"] {
+                        assert!(notes.contains(v), "{way:?}: {} lost {v}: {notes:?}", m.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 10, cases 4, 5, 7, 8: trust, history, forged rosters, fresh clones
+
+#[test]
+fn issue10_case4_roster_changes_in_one_commit_are_trusted() {
+    // issue 10 case 4: in an infrastructure repo, member add + grant in one
+    // commit left a roster bob's clone could not follow without --accept.
+    let (team, alice) = Team::new(Mode::Infra);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.person("bob");
+    team.clone_for(&bob, true);
+    team.sesto(&bob, &["ls"]); // not a member yet: an error, not a panic
+    team.add(&alice, &bob, Some(("prod", true)));
+    assert_ok("push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_ok("bob's ls prod", &team.sesto(&bob, &["ls", "prod"]));
+    assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-1"));
+    assert_ok("alice's verify", &team.sesto(&alice, &["verify"]));
+    assert_ok("bob's verify", &team.sesto(&bob, &["verify"]));
+}
+
+#[test]
+fn issue10_case5_older_commits_read_and_accept_sets_the_pin() {
+    // issue 10 case 5: a detached checkout of an older commit was refused as
+    // "rolled back?" for good, and `trust --accept` did not unstick it.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/a", "v-a-1");
+    team.set_ok(&alice, "prod/a", "v-a-2");
+    let bob = team.person("bob");
+    team.add(&alice, &bob, None);
+    team.set_ok(&alice, "prod/a", "v-a-3");
+    team.ok(&alice, &["ls"]);
+    team.git_ok(&alice, &["checkout", "-q", "HEAD~2"]);
+    let out = team.sesto(&alice, &["get", "prod/a"]);
+    assert_ok("get at HEAD~2", &out);
+    assert_eq!(out.stdout, "v-a-2");
+    team.git_ok(&alice, &["checkout", "-q", "main"]);
+    assert_eq!(team.get(&alice, "prod/a").as_deref(), Some("v-a-3"));
+
+    // A real refusal: the older roster put back in the work tree.
+    let old = team.git_ok(&alice, &["show", "HEAD~2:.sesto/roster.yaml"]) + "\n";
+    let old_sig = team.git_ok(&alice, &["show", "HEAD~2:.sesto/roster.sig"]) + "\n";
+    fs::write(alice.clone.join(".sesto/roster.yaml"), old).unwrap();
+    fs::write(alice.clone.join(".sesto/roster.sig"), old_sig).unwrap();
+    let out = team.sesto(&alice, &["ls"]);
+    assert!(
+        !out.success(),
+        "an older roster in the work tree was taken silently"
+    );
+    assert_ok(
+        "trust --accept",
+        &team.sesto(&alice, &["trust", "--accept"]),
+    );
+    assert_ok("ls after trust --accept", &team.sesto(&alice, &["ls"]));
+    team.git_ok(&alice, &["checkout", "--", ".sesto"]);
+    assert_ok("ls at main again", &team.sesto(&alice, &["ls"]));
+}
+
+/// Commands a member runs after pulling a forged roster, with stdin for `set`.
+const AFTER_PULL: &[&[&str]] = &[
+    &["ls"],
+    &["get", PASSWORD],
+    &["set", "prod/x"],
+    &["find", ""],
+    &["tree"],
+    &["member", "list"],
+    &["whoami"],
+    &["log", PASSWORD],
+    &["verify"],
+    &["fsck"],
+    &["resolve"],
+    &["sync"],
+];
+
+#[test]
+fn issue10_case7_orphan_roster_is_refused_without_a_panic() {
+    // issue 10 case 7: a pushed roster with no `previous` (a rival history with
+    // the same store id, its signer an admin of it) made commands panic.
+    for later in [false, true] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        team.ok(&bob, &["ls"]);
+        let ci = team.person("ci");
+        team.clone_for(&ci, true);
+        let mallory = team.person("mallory");
+        team.clone_for(&mallory, false);
+
+        let real = team.roster(&mallory);
+        let mut rival = Roster::new(
+            [(
+                "mallory".to_string(),
+                sesto::node::Member {
+                    key: mallory.public.clone(),
+                    admin: true,
+                    signing_key: None,
+                },
+            )]
+            .into(),
+        );
+        rival.store = real.store.clone();
+        if later {
+            // Past every pin's high-water mark, still with no `previous`.
+            rival.version = real.version + 1;
+        }
+        let root = Body::new(&rival.store, rival.root, Kind::Folder, "");
+        let root_file = team.forge(&mallory.key, &rival.store, &root, &[&mallory.public]);
+        team.plant(&mallory, &rival.root.to_string(), &root_file);
+        team.plant_roster(&mallory, &rival, &mallory.key);
+        team.commit(&mallory, "rival history");
+        assert_ok("mallory's push", &team.push(&mallory));
+        let pushed = team.remote_head();
+
+        // alice fast-forwards; bob has a change of his own, so his pull merges;
+        // ci is a fresh clone pinned by SESTO_TRUST.
+        assert_ok("alice's pull", &team.pull(&alice));
+        team.set_ok(&bob, "prod/bob", "v-bob-1");
+        let pull = team.pull(&bob);
+        settle_pull(&team, &bob, &pull);
+        assert_ok("ci's pull", &team.pull(&ci));
+        let trust = fpr(&alice.public);
+        for m in [&alice, &bob, &ci] {
+            let env: &[(&str, &str)] = if m.name == "ci" {
+                &[("SESTO_TRUST", &trust)]
+            } else {
+                &[]
+            };
+            for args in AFTER_PULL {
+                let out = team.sesto_env(m, args, b"v-after", env);
+                assert!(
+                    !out.success(),
+                    "version {}: {}: sesto {args:?} took the orphan roster:\n{}",
+                    rival.version,
+                    m.name,
+                    snapshot_text(&out)
+                );
+                assert!(
+                    !out.stderr.trim().is_empty(),
+                    "{}: {args:?} gave no reason",
+                    m.name
+                );
+            }
+            team.sesto_env(m, &["trust"], b"", env);
+        }
+        assert_eq!(
+            team.remote_head(),
+            pushed,
+            "a member pushed over the orphan roster"
+        );
+    }
+}
+
+#[test]
+fn issue10_case8_fresh_clone_registers_the_merge_driver() {
+    // issue 10 case 8: without `sesto setup-git`, a clone had no merge driver
+    // and a conflicting pull failed on "binary" node files.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/x", "v-x-0");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.person("bob");
+    team.add(&alice, &bob, Some(("prod", true)));
+    assert_ok("push", &team.push(&alice));
+    team.clone_for(&bob, false);
+    team.ok(&bob, &["ls"]);
+    let driver = team.git(&bob, &["config", "merge.sesto.driver"]);
+    assert!(
+        driver.success() && driver.stdout.contains("merge-driver"),
+        "no merge driver after a sesto command in a fresh clone:\n{}",
+        snapshot_text(&driver)
+    );
+
+    team.set_ok(&alice, "prod/x", "v-alice-1");
+    assert_ok("alice's push", &team.push(&alice));
+    team.set_ok(&bob, "prod/x", "v-bob-1");
+    team.commit(&bob, "bob's change");
+    assert_ok("bob's conflicting pull", &team.pull(&bob));
+    team.ok(&bob, &["resolve"]);
+    let values = team.values(&bob);
+    let xs: BTreeSet<&str> = values
+        .iter()
+        .filter(|(p, _)| p.starts_with("prod/x"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(xs, BTreeSet::from(["v-alice-1", "v-bob-1"]));
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 16: merges across roster changes
+
+#[test]
+fn issue16_case1_merge_does_not_undo_a_revoke() {
+    // issue 16 case 1: bob's concurrent write in prod, merged after alice's
+    // revoke of carol, was encrypted again to what carol holds.
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.set_ok(&alice, "prod/api/token", "v-token-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    for m in [&bob, &carol] {
+        assert_ok("pull", &team.pull(m));
+        team.ok(m, &["ls", "prod"]);
+    }
+    let learned = team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
+    assert!(!learned.is_empty(), "carol read prod before the revoke");
+
+    team.ok(&alice, &["revoke", "carol", "prod"]);
+    team.ok(&bob, &["mkdir", "-p", "prod/new"]);
+    team.set_ok(&bob, "prod/new/x", "v-bob-1");
+    assert_ok("alice's sync", &team.sync(&alice));
+    let bob_synced = team.sync(&bob).success();
+    team.sync(&alice);
+
+    for (id, bytes) in team.remote_nodes("main") {
+        assert!(
+            team.age_open(&[&carol.key], &learned, &bytes).is_none(),
+            "after the revoke, carol's key or a node key she had opens node {id}"
+        );
+    }
+    // Nor may the merge cost alice what is in prod.
+    let got = team.get(&alice, PASSWORD);
+    assert_eq!(
+        got.as_deref(),
+        Some("v-alice-1"),
+        "alice's read of {PASSWORD}"
+    );
+    if bob_synced {
+        assert_eq!(team.get(&alice, "prod/new/x").as_deref(), Some("v-bob-1"));
+    }
+    team.ok(&alice, &["fsck"]);
+}
+
+#[test]
+fn member_merge_over_a_rotation_keeps_the_folder_readable() {
+    // Found by tests/team_sim.rs (seed 2, commit mode, no attacks): bob's merge
+    // of prod across alice's rotation (carol removed) wrote prod to a key the
+    // root does not hold; everything in prod was gone for alice, and sync said ok.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.ok(&alice, &["member", "remove", "carol"]);
+    team.set_ok(&bob, "prod/b", "v-bob-1");
+    assert_ok("alice's sync", &team.sync(&alice));
+    let bob_synced = team.sync(&bob).success();
+    team.sync(&alice);
+    let got = team.get(&alice, PASSWORD);
+    assert_eq!(
+        got.as_deref(),
+        Some("v-alice-1"),
+        "alice's read of {PASSWORD}"
+    );
+    if bob_synced {
+        assert_eq!(team.get(&alice, "prod/b").as_deref(), Some("v-bob-1"));
+        assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-1"));
+    }
+    team.ok(&alice, &["fsck"]);
+    team.ok(&alice, &["verify"]);
+    drop(carol);
+}
+
+#[test]
+fn issue16_case2_rebase_over_a_roster_change_resolves() {
+    // issue 16 case 2: `git pull --rebase` with an unpushed roster change
+    // stopped, and `sesto resolve` refused it as "rolled back?".
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-0");
+    team.set_ok(&alice, "prod/api/token", "v-token-0");
+    assert_ok("push", &team.push(&alice));
+    let erin = team.person("erin");
+    let erin_pub = format!("{}.pub", erin.key.display());
+    team.ok(
+        &alice,
+        &["member", "add", "erin", "--key-file", &erin_pub, "--admin"],
+    );
+    assert_ok("push", &team.push(&alice));
+    team.clone_for(&erin, true);
+
+    // alice: two values, then the roster change, none pushed. erin, another
+    // admin: the same secret, and a delete git leaves to `sesto resolve`.
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.set_ok(&alice, "prod/api/token", "v-token-1");
+    team.add(&alice, &team.person("dave"), None);
+    team.ok(&alice, &["ls"]);
+    team.set_ok(&erin, PASSWORD, "v-erin-1");
+    team.ok(&erin, &["rm", "prod/api/token"]);
+    assert_ok("erin's push", &team.push(&erin));
+
+    let mut out = team.git(&alice, &["pull", "-q", "--rebase"]);
+    let mut rounds = 0;
+    while !out.success() {
+        rounds += 1;
+        assert!(
+            rounds < 10,
+            "the rebase does not finish:\n{}",
+            snapshot_text(&out)
+        );
+        let resolve = team.sesto(&alice, &["resolve"]);
+        assert!(
+            !resolve.stderr.contains("rolled back"),
+            "resolve refused the rebase:\n{}",
+            snapshot_text(&resolve)
+        );
+        assert_ok("resolve", &resolve);
+        out = team.git(&alice, &["rebase", "--continue"]);
+    }
+    team.ok(&alice, &["resolve"]);
+    team.ok(&alice, &["fsck"]);
+    team.ok(&alice, &["verify"]);
+    assert!(team.ok(&alice, &["member", "list"]).contains("dave"));
+    assert_eq!(
+        team.get(&alice, "prod/api/token").as_deref(),
+        Some("v-token-1")
+    );
+    let values = team.values(&alice);
+    let pw: BTreeSet<&str> = values
+        .iter()
+        .filter(|(p, _)| p.starts_with(PASSWORD))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(pw, BTreeSet::from(["v-alice-1", "v-erin-1"]));
+}
+
+#[test]
+fn issue16_case3_admin_merges_a_shared_folder_changed_on_both_sides() {
+    // issue 16 case 3: alice's merge of prod, changed by her and by bob, failed
+    // with "not encrypted to alice's key".
+    for way in [Way::Pull, Way::Sync, Way::Rebase] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, PASSWORD, "v-alice-0");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        team.set_ok(&alice, "prod/from-alice", "v-alice-1");
+        team.set_ok(&bob, "prod/from-bob", "v-bob-1");
+        assert_ok("bob's push", &team.push(&bob));
+        let out = match way {
+            Way::Pull => team.pull(&alice),
+            Way::Sync => team.sync(&alice),
+            Way::Rebase => team.git(&alice, &["pull", "-q", "--rebase"]),
+        };
+        assert_ok(&format!("{way:?}: alice's merge"), &out);
+        assert!(
+            !out.stderr.contains("not encrypted"),
+            "{way:?}: {}",
+            out.stderr
+        );
+        team.ok(&alice, &["resolve"]);
+        let get = |p| team.get(&alice, p);
+        assert_eq!(
+            get("prod/from-alice").as_deref(),
+            Some("v-alice-1"),
+            "{way:?}"
+        );
+        assert_eq!(get("prod/from-bob").as_deref(), Some("v-bob-1"), "{way:?}");
+        assert_eq!(get(PASSWORD).as_deref(), Some("v-alice-0"), "{way:?}");
+        assert_ok("alice's push", &team.push(&alice));
+    }
+}
