@@ -269,6 +269,26 @@ impl Store {
             merge::clear_conflict_copies(self)?;
             return Ok(report);
         }
+        // A member's own folder that the other side removed (gone, or kept
+        // here from a delete/modify conflict) cannot be listed again by them:
+        // it is listed in a folder they cannot write.
+        if !self.is_admin() {
+            let me = self.me.clone().unwrap_or_default();
+            for (id, grants) in &self.roster.grants {
+                let removed = !self.node_file(id).exists() || kept.iter().any(|(k, _)| k == id);
+                if grants.contains_key(&me) && removed {
+                    report.left.push(format!(
+                        "the other side removed shared folder {id}, and you changed what is \
+                         inside it; nothing was pushed: an admin ({}) can finish this merge, \
+                         or keep theirs with `git merge --abort` and `git reset --hard @{{u}}`",
+                        self.roster.admins().join(", ")
+                    ));
+                }
+            }
+            if !report.left.is_empty() {
+                return Ok(report);
+            }
+        }
         let mut tx = self.transaction()?;
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();

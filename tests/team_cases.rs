@@ -651,3 +651,48 @@ fn issue16_case3_admin_merges_a_shared_folder_changed_on_both_sides() {
         assert_ok("alice's push", &team.push(&alice));
     }
 }
+
+#[test]
+fn member_edit_inside_a_folder_an_admin_removed_is_not_lost() {
+    // Found by team_sim (seed 101, infra mode): alice removed the shared folder
+    // prod while bob, who cannot read the root, wrote inside it; bob's sync
+    // said "Synced." and his value was gone.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice) = Team::new(mode);
+        team.set_ok(&alice, "prod/db/x", "v-x-0");
+        if mode == Mode::Infra {
+            team.commit(&alice, "x");
+        }
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        team.ok(&alice, &["rm", "-r", "prod"]);
+        if mode == Mode::Infra {
+            team.commit(&alice, "rm prod");
+        }
+        assert_ok("alice's sync", &team.sync(&alice));
+        let remote = team.remote_head();
+        team.set_ok(&bob, "prod/db/y", "v-bob-1");
+        if mode == Mode::Infra {
+            team.commit(&bob, "y");
+        }
+        let out = team.sync(&bob);
+        if out.success() {
+            // Kept: bob still reads it, and so does alice after her sync.
+            assert_eq!(
+                team.get(&bob, "prod/db/y").as_deref(),
+                Some("v-bob-1"),
+                "{mode:?}"
+            );
+            assert_ok("alice's sync", &team.sync(&alice));
+            assert_eq!(
+                team.get(&alice, "prod/db/y").as_deref(),
+                Some("v-bob-1"),
+                "{mode:?}"
+            );
+        } else {
+            // Stopped: says who can finish, pushed nothing, value still local.
+            assert!(out.stderr.contains("alice"), "{mode:?}: {}", out.stderr);
+            assert_eq!(team.remote_head(), remote, "{mode:?}: a failed sync pushed");
+        }
+    }
+}

@@ -544,9 +544,28 @@ impl Sim {
                 let m = &self.who[a];
                 let mut result = self.team.take_in(m, Way::Sync);
                 self.team.abort(m);
-                if result.is_err() {
+                let stopped = matches!(&result, Err(out)
+                    if out.stderr.contains("can finish this merge"));
+                if result.is_err() && !stopped {
                     result = self.team.take_in(m, Way::Pull);
                     self.team.abort(m);
+                }
+                // The documented stop for a member (an admin removed the
+                // folder they wrote in): nothing pushed, an admin named. The
+                // member then takes the remote as it is, giving up what they
+                // never pushed, and must sync from there.
+                if let Err(out) = &result {
+                    if out.stderr.contains("can finish this merge") {
+                        assert!(
+                            out.stderr.contains("alice"),
+                            "the stop names no admin: {}",
+                            out.stderr
+                        );
+                        self.note(format!("final: {} stopped: {}", m.name, outcome(&result)));
+                        self.team.git(m, &["reset", "--quiet", "--hard", "@{u}"]);
+                        self.pending[a].clear();
+                        result = self.team.take_in(m, Way::Sync);
+                    }
                 }
                 self.note(format!("final: {} sync -> {}", m.name, outcome(&result)));
                 let member = a != CAROL || self.carol_member;
