@@ -696,3 +696,46 @@ fn member_edit_inside_a_folder_an_admin_removed_is_not_lost() {
         }
     }
 }
+
+#[test]
+fn issue10_case6_a_node_put_back_to_an_older_version_is_refused_by_a_clone_that_saw_the_newer() {
+    // issue 10 case 6: a clone that had read version 2 of a secret took version
+    // 1, copied back by a push, without a word.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/x", "v-x-1");
+    assert_ok("push", &team.push(&alice));
+    let old_nodes = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
+    let bob = team.join(&alice, "bob", Some(("prod", false)));
+    let mallory = team.join(&alice, "mallory", None);
+    team.set_ok(&alice, "prod/db/x", "v-x-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
+    // mallory, who may write nothing, pushes the older, validly signed file.
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    team.plant(&mallory, &id, &old_nodes[&id]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    let replay = team.remote_head();
+    assert_ok("bob's pull", &team.pull(&bob));
+    let out = team.sesto(&bob, &["get", "prod/db/x"]);
+    assert_eq!(
+        out.code, 1,
+        "bob read the rolled-back value: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("went back from version 2 to version 1")
+            && out.stderr.contains(&replay[..12]),
+        "{}",
+        out.stderr
+    );
+    // Every later command says so too, until bob takes it knowingly.
+    assert_eq!(team.sesto(&bob, &["ls"]).code, 1);
+    team.ok(&bob, &["trust", "--accept"]);
+    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-1"));
+    // alice, whose clone saw version 2 as well, is stopped by her pull too.
+    assert_ok("alice's pull", &team.pull(&alice));
+    assert_eq!(team.sesto(&alice, &["ls"]).code, 1);
+}

@@ -340,6 +340,15 @@ fn run_inner(mut cmd: Command, input: Option<&[u8]>) -> Output {
     }
     let stdout = stdout.join().unwrap();
     let stderr = stderr.join().unwrap();
+    // A panic is always a bug (issue 10): sesto's own, or the merge driver's
+    // under git, fails every test that meets it.
+    let text = String::from_utf8_lossy(&stderr);
+    assert!(
+        status.code() != Some(101) && !text.contains("panicked at"),
+        "{program} {:?} panicked (exit {:?}):\n{text}",
+        cmd.get_args().collect::<Vec<_>>(),
+        status.code()
+    );
     Output {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
