@@ -151,7 +151,7 @@ fn build(
         me: me.clone(),
         tops: Default::default(),
         notices: vec![],
-        history: None,
+        head: crate::git::HeadState::Branch,
         trust: Default::default(),
     };
     let root = Node {

@@ -70,8 +70,7 @@ impl Store {
     /// checked, when `HEAD` moved forward from it: a node whose version went
     /// down is refused. Records `HEAD` as checked when all is well.
     pub(crate) fn check_rollback(&self) -> Result<()> {
-        if self.trust == crate::trust::TrustMode::Skip
-            || crate::git::head_state(&self.work) != crate::git::HeadState::Branch
+        if self.trust == crate::trust::TrustMode::Skip || self.head != crate::git::HeadState::Branch
         {
             return Ok(());
         }

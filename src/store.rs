@@ -132,9 +132,9 @@ pub struct Store {
     pub(crate) tops: std::sync::OnceLock<Vec<(SPath, Node)>>,
     /// What opening found worth telling the user (a first use, new admins).
     pub(crate) notices: Vec<String>,
-    /// The commit a detached `HEAD` looks at, behind a branch: history,
-    /// read but never written.
-    pub(crate) history: Option<String>,
+    /// Where `HEAD` was when the store was opened: on a branch, detached
+    /// behind one (history, read but never written), or mid-merge.
+    pub(crate) head: crate::git::HeadState,
     /// How the roster is trusted; with `Skip`, rosters this process signs
     /// are not pinned either.
     pub(crate) trust: crate::trust::TrustMode,
@@ -224,7 +224,7 @@ impl Store {
             me: None,
             tops: std::sync::OnceLock::new(),
             notices: loaded.notices,
-            history: loaded.history,
+            head: loaded.head,
             trust,
         };
         store.me = store.find_me();
@@ -243,7 +243,7 @@ impl Store {
         self.roster = loaded.roster;
         self.keys = loaded.keys;
         self.notices = loaded.notices;
-        self.history = loaded.history;
+        self.head = loaded.head;
         self.tops = std::sync::OnceLock::new();
         self.me = self.find_me();
         Ok(())
@@ -270,7 +270,7 @@ struct Loaded {
     roster: Roster,
     keys: HashMap<String, String>,
     notices: Vec<String>,
-    history: Option<String>,
+    head: crate::git::HeadState,
 }
 
 impl Loaded {
@@ -309,25 +309,22 @@ impl Loaded {
                 )))
             }
         }
-        let mut notices = crate::trust::check(work, &roster, &bytes, &sig, trust)?;
-        let history = match crate::git::head_state(work) {
-            crate::git::HeadState::Detached(commit) => {
-                notices.push(format!(
-                    "reading history at commit {} (a detached HEAD behind a branch); \
-                     writes are refused until you check out a branch",
-                    &commit[..commit.len().min(12)]
-                ));
-                Some(commit)
-            }
-            _ => None,
-        };
+        let head = crate::git::head_state(work);
+        let mut notices = crate::trust::check(work, &roster, &bytes, &sig, trust, &head)?;
+        if let crate::git::HeadState::Detached(commit) = &head {
+            notices.push(format!(
+                "reading history at commit {} (a detached HEAD behind a branch); \
+                 writes are refused until you check out a branch",
+                &commit[..commit.len().min(12)]
+            ));
+        }
         Ok(Loaded {
             dir,
             state,
             roster,
             keys,
             notices,
-            history,
+            head,
         })
     }
 }

@@ -203,6 +203,7 @@ pub(crate) fn check(
     bytes: &[u8],
     sig: &[u8],
     mode: TrustMode,
+    head: &HeadState,
 ) -> Result<Vec<String>> {
     if mode == TrustMode::Skip {
         return Ok(vec![]);
@@ -228,7 +229,6 @@ pub(crate) fn check(
         return Ok(vec![]);
     };
     let hash = node::sha256_hex(bytes);
-    let head = crate::git::head_state(work);
     let mut pin = match (mode, read_pin(&path)?) {
         (TrustMode::Accept, Some(mut pin)) if pin.store == roster.store => {
             let lowered = pin.accept_exactly(work, roster, bytes);
@@ -244,7 +244,7 @@ pub(crate) fn check(
         }
         (TrustMode::Accept, _) | (_, None) => {
             let mut pin = Pin::of(roster, bytes);
-            pin.accept(work, roster, bytes, head == HeadState::Branch);
+            pin.accept(work, roster, bytes, *head == HeadState::Branch);
             write_pin(&path, &pin)?;
             return Ok(vec![format!(
                 "trusting this store's admins: {} (recorded in {})",
@@ -264,7 +264,7 @@ pub(crate) fn check(
     let here = pin.clones.get(&clone_key(work)).copied().unwrap_or(0);
     // Going back is for history and for a merge or rebase under way; a
     // branch whose roster goes back has been rolled back.
-    if roster.version < here && head == HeadState::Branch {
+    if roster.version < here && *head == HeadState::Branch {
         return Err(untrusted(format!(
             "it is version {}, older than version {here} this clone used (rolled back?); \
              if you moved the branch back yourself, `sesto trust --accept` takes it as it is",
@@ -281,7 +281,7 @@ pub(crate) fn check(
     }
     let before = pin.admins.clone();
     let newest = pin.version;
-    let advance = head == HeadState::Branch;
+    let advance = *head == HeadState::Branch;
     pin.accept(work, roster, bytes, advance);
     if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
         write_pin(&path, &pin)?;

@@ -494,7 +494,7 @@ impl<'s> Tx<'s> {
                 warning: self.warning.take(),
             });
         }
-        if let Some(commit) = &self.store.history {
+        if let crate::git::HeadState::Detached(commit) = &self.store.head {
             return Err(Error::Denied(format!(
                 "this clone is reading history at commit {} (detached HEAD); \
                  check out a branch (`git checkout main`) to write",
