@@ -11,7 +11,8 @@
 #   SESTO_SIM_MODE     commit or infra: one mode only (default both)
 #   SESTO_SIM_ATTACKS  mallory's kinds of push to keep (default all:
 #                      replay,node,root,roster)
-#   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim)
+#   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim; emptied)
+#   SIM_JOBS           runs at a time (default: the number of CPUs)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +21,7 @@ seeds=${1:-2000}
 first=${2:-1}
 out=${SIM_OUT:-${TMPDIR:-/tmp}/sesto-sim}
 modes=${SESTO_SIM_MODE:-commit infra}
+jobs=${SIM_JOBS:-$(nproc)}
 export SESTO_SIM_STEPS=${SESTO_SIM_STEPS:-30}
 
 cd "$repo"
@@ -27,34 +29,44 @@ cd "$repo"
 bin=$(cargo test --test team_sim --no-run 2>&1 |
     sed -n 's/.*Executable tests\/team_sim.rs (\(.*\))$/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "sim: cannot find the team_sim test binary" >&2; exit 1; }
+rm -rf "$out"
 mkdir -p "$out"
 
-runs=0
-failed=0
 start=$(date +%s)
-declare -A why
+# One run: seed and mode; its log is kept only when it fails.
+run_one() {
+    local seed=$1 mode=$2 log=$out/seed-$1-$2.log
+    if SESTO_SIM_SEED=$seed SESTO_SIM_MODE=$mode "$bin" --exact "sim_${mode}_mode" \
+        >"$log" 2>&1; then
+        rm -f "$log"
+    else
+        echo "seed $seed ($mode): FAILED"
+    fi
+}
+export -f run_one
+export bin out
 for ((seed = first; seed < first + seeds; seed++)); do
     for mode in $modes; do
-        runs=$((runs + 1))
-        log=$out/seed-$seed-$mode.log
-        if SESTO_SIM_SEED=$seed SESTO_SIM_MODE=$mode "$bin" --exact "sim_${mode}_mode" \
-            >"$log" 2>&1; then
-            rm -f "$log"
-            continue
-        fi
-        failed=$((failed + 1))
-        # The first line of the failure's message: its kind, for the tally.
-        reason=$(grep -m1 -A1 "panicked at" "$log" | tail -1 | cut -c1-100)
-        reason=$(sed -E 's/[0-9a-f]{32}/ID/g; s/step [0-9]+/step N/g; s/v-[a-z]+-[0-9a-z]+/VALUE/g' \
-            <<<"$reason")
-        why[$reason]=$(( ${why[$reason]:-0} + 1 ))
-        echo "seed $seed ($mode): FAILED: $reason"
+        echo "$seed $mode"
     done
-done
+done | xargs -P "$jobs" -n 2 bash -c 'run_one "$@"' _
 secs=$(( $(date +%s) - start ))
 
+runs=$(( seeds * $(wc -w <<<"$modes") ))
+failed=0
+declare -A why
+for log in "$out"/seed-*.log; do
+    [ -e "$log" ] || continue
+    failed=$((failed + 1))
+    # The first line of the failure's message: its kind, for the tally.
+    reason=$(grep -m1 -A1 "panicked at" "$log" | tail -1 | cut -c1-100)
+    reason=$(sed -E 's/[0-9a-f]{32}/ID/g; s/[0-9a-f]{12}/COMMIT/g; s/step [0-9]+/step N/g; s/v-[a-z]+-[0-9a-z]+/VALUE/g' \
+        <<<"$reason")
+    why[$reason]=$(( ${why[$reason]:-0} + 1 ))
+done
+
 echo
-echo "$runs runs ($seeds seeds from $first, $SESTO_SIM_STEPS steps), $failed failed, ${secs}s"
+echo "$runs runs ($seeds seeds from $first, $SESTO_SIM_STEPS steps, $jobs at a time), $failed failed, ${secs}s"
 if ((failed)); then
     echo "failures by kind:"
     for reason in "${!why[@]}"; do

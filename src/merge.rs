@@ -51,9 +51,35 @@ impl<'r> Merge<'r> {
         base: Option<&Commit<'r>>,
     ) -> Result<Merge<'r>> {
         let judge = Judge::new(&store.work, &store.roster.store)?;
-        let ours = Side::load(store, repo, &judge, ours)?;
-        let theirs = Side::load(store, repo, &judge, theirs)?;
-        let base = base.and_then(|b| Side::load(store, repo, &judge, b).ok());
+        let theirs_side = Side::load(store, repo, &judge, theirs)?;
+        let (ours, base) = match Side::load(store, repo, &judge, ours) {
+            Ok(side) => (
+                side,
+                base.and_then(|b| Side::load(store, repo, &judge, b).ok()),
+            ),
+            // Ours and the base hold one roster nobody vouched for: both
+            // are read under theirs'.
+            Err(e) => {
+                let under = |c: &Commit<'r>| {
+                    Side::load_under(
+                        store,
+                        repo,
+                        c,
+                        theirs_side.roster.clone(),
+                        theirs_side.roster_bytes.clone(),
+                        theirs_side.roster_sig.clone(),
+                    )
+                    .ok()
+                };
+                match base {
+                    Some(b) if stale_roster(repo, ours, b, &theirs_side) => {
+                        (under(ours).ok_or(e)?, under(b))
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        let theirs = theirs_side;
         let roster = merged_roster(&store.work, &ours, &theirs, base.as_ref())?;
         Ok(Merge {
             ours,
@@ -243,6 +269,19 @@ fn merged_roster(work: &Path, ours: &Side, theirs: &Side, base: Option<&Side>) -
         return Ok(ours.roster.clone());
     }
     crate::roster_merge::merge(work, &b, &o, &t)
+}
+
+/// Whether ours' roster, not trusted, is a stale one theirs replaces: ours
+/// holds exactly the base's roster (one an earlier pull took in unchecked,
+/// as git takes a file only one side changed without asking) and theirs,
+/// trusted, holds another. The merged store then has theirs' roster, so
+/// ours' nodes are held to what any reader of the result holds them to:
+/// verified at their place in ours' tree under that roster.
+fn stale_roster(repo: &Repository, ours: &Commit, base: &Commit, theirs: &Side) -> bool {
+    match (Side::roster_file(repo, ours), Side::roster_file(repo, base)) {
+        (Some(o), Some(b)) => o == b && o != theirs.roster_bytes,
+        _ => false,
+    }
 }
 
 /// Merges one node file as git's merge driver: `base`, `ours` and `theirs`

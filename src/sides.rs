@@ -89,6 +89,21 @@ impl<'r> Side<'r> {
         let roster = judge
             .trusts(&bytes, &sig)
             .map_err(|why| Error::Roster(format!("commit {short}: its roster: {why}")))?;
+        Side::load_under(store, repo, commit, roster, bytes, sig)
+    }
+
+    /// Reads `commit` under `roster`, a roster already trusted (which need
+    /// not be the commit's own): every folder is verified under it.
+    pub(crate) fn load_under(
+        store: &Store,
+        repo: &'r Repository,
+        commit: &Commit<'r>,
+        roster: Roster,
+        bytes: Vec<u8>,
+        sig: Vec<u8>,
+    ) -> Result<Side<'r>> {
+        let tree = commit.tree()?;
+        let short = commit.id().to_string()[..12].to_string();
         if roster.store != store.roster.store {
             return Err(Error::Roster(format!(
                 "commit {short} holds another store's roster"
@@ -110,6 +125,11 @@ impl<'r> Side<'r> {
         };
         side.index(store);
         Ok(side)
+    }
+
+    /// The roster file's bytes in `commit`, if it has one.
+    pub(crate) fn roster_file(repo: &Repository, commit: &Commit) -> Option<Vec<u8>> {
+        blob_at(repo, &commit.tree().ok()?, ".sesto/roster.yaml")
     }
 
     /// The rules of this side's roster.
@@ -357,7 +377,14 @@ pub(crate) fn base_commit<'r>(
     theirs: &Commit<'r>,
     held: Option<(&str, Oid)>,
 ) -> Option<Commit<'r>> {
-    let mut candidates: Vec<Oid> = theirs.parent_ids().take(1).collect();
+    // A rebase or cherry-pick applies theirs' own change: its base is
+    // theirs' parent. A merge joins two histories: its base is where they
+    // met (theirs' parent would count all of ours' history as a change).
+    let mut candidates: Vec<Oid> = if picking(repo) {
+        theirs.parent_ids().take(1).collect()
+    } else {
+        Vec::new()
+    };
     if let Ok(bases) = repo.merge_bases(ours, theirs.id()) {
         candidates.extend(bases.iter());
     }
@@ -371,4 +398,19 @@ pub(crate) fn base_commit<'r>(
             }
         }
     })
+}
+
+/// Whether git is applying single commits (a rebase or cherry-pick) rather
+/// than merging: a merge names theirs in `MERGE_HEAD`, or to a merge driver
+/// in `GITHEAD_*` (or `sesto sync`'s `SESTO_MERGE_THEIRS`).
+fn picking(repo: &Repository) -> bool {
+    use git2::RepositoryState as S;
+    match repo.state() {
+        S::Merge => false,
+        S::Clean => !std::env::vars_os().any(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| k.starts_with("GITHEAD_") || k == "SESTO_MERGE_THEIRS")
+        }),
+        _ => true,
+    }
 }
