@@ -8,7 +8,7 @@
 //! The pin lives in `$XDG_STATE_HOME/sesto/trust/<store>.yaml`; `SESTO_TRUST`
 //! (comma-separated SHA256 fingerprints) pins admins for CI and fresh clones.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -39,6 +39,9 @@ pub struct Pin {
     pub roster: String,
     /// Its admins and their key fingerprints.
     pub admins: BTreeMap<String, String>,
+    /// Its members' names (empty in pins written before sesto kept them).
+    #[serde(default)]
+    pub members: BTreeSet<String>,
     /// SHA-256 of every roster accepted, newest last (at most [`MAX_ACCEPTED`]).
     #[serde(default)]
     pub accepted: Vec<String>,
@@ -58,6 +61,7 @@ impl Pin {
             version: roster.version,
             roster: hash.clone(),
             admins: admin_fingerprints(roster),
+            members: roster.members.keys().cloned().collect(),
             accepted: vec![hash],
             clones: BTreeMap::new(),
         }
@@ -73,6 +77,7 @@ impl Pin {
             self.version = roster.version;
             self.roster = hash;
             self.admins = admin_fingerprints(roster);
+            self.members = roster.members.keys().cloned().collect();
         }
         if advance {
             let seen = self.clones.entry(clone_key(work)).or_default();
@@ -104,6 +109,7 @@ impl Pin {
         self.version = roster.version;
         self.roster = hash;
         self.admins = admin_fingerprints(roster);
+        self.members = roster.members.keys().cloned().collect();
         self.clones.insert(key, roster.version);
         (roster.version < before).then(|| {
             format!(
@@ -243,6 +249,12 @@ pub(crate) fn check(
             return Ok(notices);
         }
         (TrustMode::Accept, _) | (_, None) => {
+            if mode == TrustMode::Check {
+                first_use(work, roster, bytes, sig).map_err(|reason| Error::Untrusted {
+                    reason,
+                    file: path.clone(),
+                })?;
+            }
             let mut pin = Pin::of(roster, bytes);
             pin.accept(work, roster, bytes, *head == HeadState::Branch);
             write_pin(&path, &pin)?;
@@ -279,34 +291,76 @@ pub(crate) fn check(
         };
         judge.trusts(bytes, sig).map_err(untrusted)?;
     }
-    let before = pin.admins.clone();
+    let (before, members_before) = (pin.admins.clone(), pin.members.clone());
     let newest = pin.version;
     let advance = *head == HeadState::Branch;
     pin.accept(work, roster, bytes, advance);
     if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
         write_pin(&path, &pin)?;
     }
-    let now = admin_fingerprints(roster);
     let mut notices = vec![];
-    if roster.version > newest && before != now {
-        let added: Vec<&String> = now.keys().filter(|a| !before.contains_key(*a)).collect();
-        let removed: Vec<&String> = before.keys().filter(|a| !now.contains_key(*a)).collect();
-        notices.push(format!(
-            "the store's admins changed (signed by the admins before them): now {}{}{}",
-            describe(&now),
-            if added.is_empty() {
-                String::new()
-            } else {
-                format!("; added {}", join(&added))
-            },
-            if removed.is_empty() {
-                String::new()
-            } else {
-                format!("; removed {}", join(&removed))
-            },
-        ));
+    if roster.version > newest {
+        notices.push(roster_change(newest, roster, &before, &members_before));
     }
     Ok(notices)
+}
+
+/// What a newer roster, followed through admin signatures, changed: "roster
+/// version 4 → 6 (signed by the admins before it): admins unchanged; bob
+/// added". Members are compared only when the pin knew them.
+fn roster_change(
+    from: u64,
+    roster: &Roster,
+    admins_before: &BTreeMap<String, String>,
+    members_before: &BTreeSet<String>,
+) -> String {
+    let now = admin_fingerprints(roster);
+    let mut parts = Vec::new();
+    if *admins_before == now {
+        parts.push("admins unchanged".to_string());
+    } else {
+        let added: Vec<&String> = now
+            .keys()
+            .filter(|a| !admins_before.contains_key(*a))
+            .collect();
+        let removed: Vec<&String> = admins_before
+            .keys()
+            .filter(|a| !now.contains_key(*a))
+            .collect();
+        let mut said = format!("admins now {}", describe(&now));
+        if !added.is_empty() {
+            said += &format!(" (new: {})", join(&added));
+        }
+        if !removed.is_empty() {
+            said += &format!(" (no longer: {})", join(&removed));
+        }
+        parts.push(said);
+    }
+    if !members_before.is_empty() {
+        let added: Vec<&String> = roster
+            .members
+            .keys()
+            .filter(|m| !members_before.contains(*m))
+            .collect();
+        let removed: Vec<&String> = members_before
+            .iter()
+            .filter(|m| !roster.members.contains_key(*m))
+            .collect();
+        if !added.is_empty() {
+            parts.push(format!("{} added", join(&added)));
+        }
+        if !removed.is_empty() {
+            parts.push(format!("{} removed", join(&removed)));
+        }
+        if added.is_empty() && removed.is_empty() {
+            parts.push("members unchanged".into());
+        }
+    }
+    format!(
+        "roster version {from} → {} (signed by the admins before it): {}",
+        roster.version,
+        parts.join("; ")
+    )
 }
 
 fn describe(admins: &BTreeMap<String, String>) -> String {
@@ -323,6 +377,59 @@ fn join(names: &[&String]) -> String {
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Trust on first use, where it can be checked: the roster must descend,
+/// through admin signatures, from the store's first roster, the oldest one
+/// on `HEAD`'s first-parent line (the commit `sesto init` made, or the
+/// oldest a shallow clone has). A rival roster someone pushed with no chain
+/// back is not pinned by a clone that has never seen the store.
+fn first_use(
+    work: &Path,
+    roster: &Roster,
+    bytes: &[u8],
+    sig: &[u8],
+) -> std::result::Result<(), String> {
+    let Some((first, commit)) = first_roster(work) else {
+        return Ok(());
+    };
+    let hash = node::sha256_hex(&first);
+    if hash == node::sha256_hex(bytes) {
+        return Ok(());
+    }
+    chain_back(&History::new(work), roster, bytes, sig, |h, _| h == hash).map_err(|why| {
+        format!(
+            "this clone has not trusted the store before, and no chain of admin signatures \
+             leads from the store's first roster (commit {}) to it ({why}); ask an admin for \
+             their key fingerprint and pin it with SESTO_TRUST=<fingerprint>, or run \
+             `sesto trust --accept` once you have checked `sesto trust`",
+            &commit[..12]
+        )
+    })
+}
+
+/// The roster file of the oldest commit on `HEAD`'s first-parent line that
+/// has one, and that commit.
+fn first_roster(work: &Path) -> Option<(Vec<u8>, String)> {
+    let repo = git2::Repository::open(work).ok()?;
+    let mut walk = repo.revwalk().ok()?;
+    walk.push_head().ok()?;
+    walk.simplify_first_parent().ok()?;
+    let mut oldest = None;
+    for oid in walk.flatten() {
+        let Some(entry) = repo
+            .find_commit(oid)
+            .ok()
+            .and_then(|c| c.tree().ok())
+            .and_then(|t| t.get_path(Path::new(".sesto/roster.yaml")).ok())
+        else {
+            continue;
+        };
+        oldest = Some((entry.id(), oid));
+    }
+    let (blob, commit) = oldest?;
+    let bytes = repo.find_blob(blob).ok()?.content().to_vec();
+    Some((bytes, commit.to_string()))
 }
 
 /// The rosters of a clone's git history, read once when first needed.

@@ -302,7 +302,14 @@ fn issue10_case4_roster_changes_in_one_commit_are_trusted() {
     team.add(&alice, &bob, Some(("prod", true)));
     assert_ok("push", &team.push(&alice));
     assert_ok("bob's pull", &team.pull(&bob));
-    assert_ok("bob's ls prod", &team.sesto(&bob, &["ls", "prod"]));
+    let ls = team.sesto(&bob, &["ls", "prod"]);
+    assert_ok("bob's ls prod", &ls);
+    // The notice says what changed, and nothing about new admins.
+    assert!(
+        ls.stderr.contains("admins unchanged; bob added"),
+        "bob was not told what changed:\n{}",
+        snapshot_text(&ls)
+    );
     assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-1"));
     assert_ok("alice's verify", &team.sesto(&alice, &["verify"]));
     assert_ok("bob's verify", &team.sesto(&bob, &["verify"]));
@@ -438,6 +445,96 @@ fn issue10_case7_orphan_roster_is_refused_without_a_panic() {
             "a member pushed over the orphan roster"
         );
     }
+}
+
+#[test]
+fn issue10_case7_after_an_admin_undoes_an_orphan_roster_a_merge_took_in_the_member_syncs() {
+    // Found by tests/team_sim.rs (seed 4, infra mode): bob's plain `git pull`
+    // merged mallory's orphan roster into his HEAD (git takes a file only one
+    // side changed without asking). An admin then put the real roster back on
+    // the remote, but bob's next merge read his own commit and the base under
+    // nothing trusted and failed, for good.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let mallory = team.person("mallory");
+    team.clone_for(&mallory, false);
+    let real = team.roster(&mallory);
+    let before: Vec<(String, Vec<u8>)> = ["roster.yaml", "roster.sig"]
+        .iter()
+        .map(|f| {
+            let file = format!(".sesto/{f}");
+            let bytes = fs::read(mallory.clone.join(&file)).unwrap();
+            (file, bytes)
+        })
+        .collect();
+    let mut rival = Roster::new(
+        [(
+            "mallory".to_string(),
+            sesto::node::Member {
+                key: mallory.public.clone(),
+                admin: true,
+                signing_key: None,
+            },
+        )]
+        .into(),
+    );
+    rival.store = real.store.clone();
+    rival.version = real.version + 1;
+    team.plant_roster(&mallory, &rival, &mallory.key);
+    team.commit(&mallory, "rival roster");
+    assert_ok("mallory's push", &team.push(&mallory));
+
+    // A clone that never trusted the store does not pin mallory's roster on
+    // first use: it does not descend from the store's first one.
+    let dave = team.person("dave");
+    team.clone_for(&dave, false);
+    let first = team.sesto(&dave, &["ls"]);
+    assert!(
+        !first.success() && first.stderr.contains("the store's first roster"),
+        "a fresh clone trusted mallory's roster:\n{}",
+        snapshot_text(&first)
+    );
+
+    // bob has a change of his own, so his pull merges mallory's roster in.
+    team.set_ok(&bob, "prod/bob", "v-bob-1");
+    let pull = team.pull(&bob);
+    settle_pull(&team, &bob, &pull);
+    assert!(
+        team.get(&bob, PASSWORD).is_none(),
+        "bob read the store under mallory's roster"
+    );
+
+    // alice undoes it with plain git, and changes prod meanwhile.
+    team.git_ok(&alice, &["pull", "-q", "--no-rebase"]);
+    for (file, bytes) in &before {
+        fs::write(alice.clone.join(file), bytes).unwrap();
+    }
+    team.git_ok(&alice, &["add", ".sesto"]);
+    team.commit(&alice, "undo mallory's roster");
+    team.set_ok(&alice, PASSWORD, "v-alice-2");
+    assert_ok("alice's push", &team.push(&alice));
+
+    // bob's way back is the one the error pointed at: git pull, resolve.
+    let pull = team.pull(&bob);
+    settle_pull(&team, &bob, &pull);
+    assert!(!team.merging(&bob), "bob's merge was left unfinished");
+    assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-2"));
+    assert_eq!(team.get(&bob, "prod/bob").as_deref(), Some("v-bob-1"));
+    assert_ok("bob's sync", &team.sync(&bob));
+    team.ok(&bob, &["fsck"]);
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_eq!(team.get(&alice, "prod/bob").as_deref(), Some("v-bob-1"));
+    team.ok(&alice, &["fsck"]);
+    team.ok(&alice, &["verify"]);
+    // The history still holds mallory's roster, and says so.
+    let history = team.sesto(&alice, &["verify", "--history"]);
+    assert!(
+        !history.success() && history.stdout.contains("names no previous roster"),
+        "verify --history passed over mallory's roster:\n{}",
+        snapshot_text(&history)
+    );
 }
 
 #[test]

@@ -567,13 +567,13 @@ fn first_use_shows_the_admins_and_a_valid_chain_is_followed() {
     // Second use: quiet.
     assert_eq!(t.bob(&["ls"]).stderr, "");
     // Two roster changes by alice (a new admin among them): bob follows the chain
-    // through git history and is told the admins changed.
+    // through git history and is told what changed.
     t.add_admin("carol");
     t.ok(&["grant", "bob", "staging"]);
     let out = t.bob(&["ls"]);
     out.assert_success();
     assert!(
-        out.stderr.contains("admins changed") && out.stderr.contains("added carol"),
+        out.stderr.contains("admins now alice") && out.stderr.contains("(new: carol); carol added"),
         "{}",
         out.stderr
     );
