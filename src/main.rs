@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let umask = unsafe { libc::umask(0o077) };
     commands::set_original_umask(umask);
     let cli = cli::Cli::parse();
+    pass_identities_on(&cli.global.identities);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = commands::run(cli, &mut out).and_then(|code| {
@@ -28,6 +29,25 @@ fn main() -> ExitCode {
             terminal::print_error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Hands the `-i` keys to whatever sesto runs in turn through git (the merge
+/// driver during `sync`, hooks), which would otherwise look for keys of its
+/// own: as `SESTO_IDENTITY_FILE`, absolute, since git runs the driver from
+/// the work tree's top.
+fn pass_identities_on(files: &[std::path::PathBuf]) {
+    if files.is_empty() {
+        return;
+    }
+    let absolute: Vec<_> = files
+        .iter()
+        .filter_map(|f| std::path::absolute(f).ok())
+        .collect();
+    if let Ok(list) = std::env::join_paths(&absolute) {
+        // Before any thread starts: nothing else reads the environment yet.
+        std::env::set_var("SESTO_IDENTITY_FILE", list);
+        std::env::remove_var("SESTO_IDENTITY");
     }
 }
 

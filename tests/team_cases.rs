@@ -836,3 +836,54 @@ fn issue10_case6_a_node_put_back_to_an_older_version_is_refused_by_a_clone_that_
     assert_ok("alice's pull", &team.pull(&alice));
     assert_eq!(team.sesto(&alice, &["ls"]).code, 1);
 }
+
+#[test]
+fn issue10_case8_keys_given_with_i_reach_what_git_runs_during_sync() {
+    // issue 10 case 8: `-i FILE` did not reach the merge driver git launches
+    // during `sesto sync`, which then found no key. The driver gets git's
+    // environment, as every process git runs does: a post-merge hook records
+    // what the merge passed on.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.set_ok(&alice, "prod/a", "v-alice-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    team.set_ok(&bob, "prod/b", "v-bob-1");
+
+    let seen = team.env.root.join("seen-by-hook");
+    let hook = bob.clone.join(".git/hooks/post-merge");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$SESTO_IDENTITY_FILE\" > '{}'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // No key where sesto looks by default: only -i names bob's, relative.
+    let empty = team.env.root.join("no-keys");
+    fs::create_dir_all(&empty).unwrap();
+    let key_dir = bob.key.parent().unwrap();
+    let mut cmd = team.command(&bob, env!("CARGO_BIN_EXE_sesto"));
+    cmd.current_dir(key_dir)
+        .env("HOME", &empty)
+        .env_remove("SESTO_IDENTITY_FILE")
+        .arg("--store")
+        .arg(&bob.clone)
+        .arg("-i")
+        .arg(bob.key.file_name().unwrap())
+        .arg("sync");
+    let out = common::team::no_panic("bob: sesto -i KEY sync", common::run_cmd(cmd));
+    assert_ok("bob's sync with -i", &out);
+    assert_eq!(
+        fs::read_to_string(&seen).ok().map(std::path::PathBuf::from),
+        Some(bob.key.clone()),
+        "the merge git ran did not get bob's -i key, as an absolute path"
+    );
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_eq!(team.get(&alice, "prod/b").as_deref(), Some("v-bob-1"));
+    assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-alice-2"));
+}

@@ -221,8 +221,9 @@ pub struct IdentitySources {
     pub explicit: Vec<PathBuf>,
     /// `SESTO_IDENTITY`: key text.
     pub key_text: Option<Zeroizing<String>>,
-    /// `SESTO_IDENTITY_FILE`: must exist.
-    pub env_file: Option<PathBuf>,
+    /// `SESTO_IDENTITY_FILE`: one file, or several separated as in `PATH`;
+    /// each must exist.
+    pub env_files: Vec<PathBuf>,
     /// Defaults, skipped when missing.
     pub defaults: Vec<PathBuf>,
 }
@@ -247,7 +248,13 @@ impl IdentitySources {
             .ok()
             .filter(|s| !s.is_empty())
             .map(Zeroizing::new);
-        let env_file = var("SESTO_IDENTITY_FILE").map(PathBuf::from);
+        let env_files: Vec<PathBuf> = var("SESTO_IDENTITY_FILE")
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         // The first kind of source that is given is the only one used: `-i` means
         // exactly these keys (so a deploy key can be tried alone), and CI's
         // SESTO_IDENTITY does not fall back to whatever ~/.ssh holds.
@@ -257,10 +264,10 @@ impl IdentitySources {
                 ..IdentitySources::default()
             };
         }
-        if key_text.is_some() || env_file.is_some() {
+        if key_text.is_some() || !env_files.is_empty() {
             return IdentitySources {
                 key_text,
-                env_file,
+                env_files,
                 ..IdentitySources::default()
             };
         }
@@ -329,7 +336,7 @@ impl Identities {
             add_unique(&mut list, Identity::parse(text, "SESTO_IDENTITY")?);
             tried.push("SESTO_IDENTITY".into());
         }
-        if let Some(path) = &sources.env_file {
+        for path in &sources.env_files {
             let text = read_identity_file(path)
                 .map_err(|e| KeyError(format!("SESTO_IDENTITY_FILE: {e}")))?;
             add_unique(
