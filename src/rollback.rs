@@ -55,6 +55,44 @@ fn head_commit(git_dir: &Path) -> Option<String> {
     })
 }
 
+/// How `HEAD` moved since the commit this clone last checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Move {
+    /// Not at all (or nothing checked yet, or not on a branch).
+    None,
+    /// Forward, from `from` to `to`: a pull, a merge, a fast-forward.
+    Forward { from: String, to: String },
+    /// Anywhere else: the user's own checkout, reset or rebase.
+    Own,
+}
+
+/// How `HEAD` moved since the commit recorded in `<git dir>/sesto/checked`.
+/// Opens the repository only when it did move.
+pub(crate) fn head_move(git_dir: &Path) -> Move {
+    let Some(head) = head_commit(git_dir) else {
+        return Move::None;
+    };
+    let checked = std::fs::read_to_string(git_dir.join("sesto").join(CHECKED)).unwrap_or_default();
+    let checked = checked.trim();
+    if checked.is_empty() || checked == head {
+        return Move::None;
+    }
+    let forward = (|| {
+        let (old, new) = (Oid::from_str(checked).ok()?, Oid::from_str(&head).ok()?);
+        let repo = Repository::open(git_dir).ok()?;
+        repo.find_commit(old).ok()?;
+        repo.graph_descendant_of(new, old).ok()
+    })();
+    if forward == Some(true) {
+        Move::Forward {
+            from: checked.to_string(),
+            to: head,
+        }
+    } else {
+        Move::Own
+    }
+}
+
 /// After sesto's own commit `made` on `parent`: a clone that had checked
 /// `parent` has checked `made` too.
 pub(crate) fn advance(state: &Path, parent: Option<Oid>, made: Oid) {

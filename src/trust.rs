@@ -274,13 +274,41 @@ pub(crate) fn check(
         return Err(untrusted("the trust file is for another store".into()));
     }
     let here = pin.clones.get(&clone_key(work)).copied().unwrap_or(0);
-    // Going back is for history and for a merge or rebase under way; a
-    // branch whose roster goes back has been rolled back.
-    if roster.version < here && *head == HeadState::Branch {
+    // Going back is for history, for a merge or rebase under way, and for
+    // the user's own moves (a checkout of another branch, a reset). A branch
+    // that came forward, or stayed, with an older roster was rolled back.
+    let moved = match head {
+        HeadState::Branch => crate::git::git_dir(work)
+            .map(|d| crate::rollback::head_move(&d))
+            .unwrap_or(crate::rollback::Move::None),
+        _ => crate::rollback::Move::Own,
+    };
+    if roster.version < here && *head == HeadState::Branch && moved != crate::rollback::Move::Own {
+        let (said, hint) = match &moved {
+            crate::rollback::Move::Forward { from, to } => (
+                format!(
+                    "version {here} at commit {} went back to version {} at commit {}",
+                    &from[..from.len().min(12)],
+                    roster.version,
+                    &to[..to.len().min(12)]
+                ),
+                format!(
+                    "find the change with `git log -p {}..{} -- .sesto/roster.yaml` and revert it",
+                    &from[..from.len().min(12)],
+                    &to[..to.len().min(12)]
+                ),
+            ),
+            _ => (
+                format!(
+                    "it is version {}, older than version {here} this clone used",
+                    roster.version
+                ),
+                "compare with `git diff -- .sesto/roster.yaml`".to_string(),
+            ),
+        };
         return Err(untrusted(format!(
-            "it is version {}, older than version {here} this clone used (rolled back?); \
-             if you moved the branch back yourself, `sesto trust --accept` takes it as it is",
-            roster.version
+            "{said} (rolled back?); {hint}; if you moved it back yourself, \
+             `sesto trust --accept` takes it as it is"
         )));
     }
     if !pin.accepted.contains(&hash) {
@@ -295,6 +323,10 @@ pub(crate) fn check(
     let newest = pin.version;
     let advance = *head == HeadState::Branch;
     pin.accept(work, roster, bytes, advance);
+    if advance && moved == crate::rollback::Move::Own {
+        // The user's own move: this roster is now where the clone stands.
+        pin.clones.insert(clone_key(work), roster.version);
+    }
     if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
         write_pin(&path, &pin)?;
     }

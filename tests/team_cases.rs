@@ -887,3 +887,52 @@ fn issue10_case8_keys_given_with_i_reach_what_git_runs_during_sync() {
     assert_eq!(team.get(&alice, "prod/b").as_deref(), Some("v-bob-1"));
     assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-alice-2"));
 }
+
+#[test]
+fn a_branch_with_an_older_roster_is_the_users_own_checkout_but_a_pull_of_one_is_refused() {
+    // Checking out another branch (or resetting) is the user's own move: its
+    // roster may be older than one this clone used. A pull that takes the
+    // branch's roster back is refused, naming the commits.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let old: Vec<(String, Vec<u8>)> = ["roster.yaml", "roster.sig"]
+        .iter()
+        .map(|f| {
+            let file = format!(".sesto/{f}");
+            (file.clone(), fs::read(alice.clone.join(&file)).unwrap())
+        })
+        .collect();
+    team.git_ok(&alice, &["checkout", "-q", "-b", "onboarding"]);
+    let bob = team.person("bob");
+    team.add(&alice, &bob, Some(("prod", false)));
+    team.ok(&alice, &["ls", "prod"]);
+    team.git_ok(&alice, &["checkout", "-q", "main"]);
+    assert_eq!(team.get(&alice, PASSWORD).as_deref(), Some("v-alice-1"));
+    team.set_ok(&alice, "prod/other", "v-alice-2");
+    let merge = team.git(&alice, &["merge", "-q", "--no-edit", "onboarding"]);
+    if !merge.success() {
+        assert!(team.finish_merge(&alice), "alice's merge of onboarding");
+    }
+    team.ok(&alice, &["ls", "prod"]);
+    assert_ok("alice's push", &team.push(&alice));
+
+    // mallory puts the older, validly signed roster back (bob's grant gone).
+    let mallory = team.person("mallory");
+    team.clone_for(&mallory, false);
+    for (file, bytes) in &old {
+        fs::write(mallory.clone.join(file), bytes).unwrap();
+    }
+    team.git_ok(&mallory, &["add", ".sesto"]);
+    team.commit(&mallory, "innocent");
+    assert_ok("mallory's push", &team.push(&mallory));
+    assert_ok("alice's pull", &team.pull(&alice));
+    let ls = team.sesto(&alice, &["ls"]);
+    assert!(
+        !ls.success()
+            && ls.stderr.contains("went back to version")
+            && ls.stderr.contains("git log -p"),
+        "the pulled older roster was not refused with its commits:\n{}",
+        snapshot_text(&ls)
+    );
+}
