@@ -361,8 +361,13 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
                 }
                 out.push(e);
             }
-            // Theirs deleted it: gone, unless ours changed it since.
+            // Theirs deleted it: gone, unless ours changed it since. Theirs
+            // moved it, when theirs lists it elsewhere: its file carries
+            // ours' change, and the entry goes where theirs put it.
             (None, Some(b)) => {
+                if moved(&m.theirs, &o.id) {
+                    continue;
+                }
                 if !same(o, &b) || m.changed(&m.ours, &o.id) {
                     out.push(o.clone());
                 }
@@ -375,8 +380,12 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
             continue;
         }
         match find(base, &t.id) {
-            // Ours deleted it: back, if theirs changed it since.
+            // Ours deleted it: back, if theirs changed it since (and ours
+            // did not move it elsewhere).
             Some(b) => {
+                if moved(&m.ours, &t.id) {
+                    continue;
+                }
                 if !same(t, &b) || m.changed(&m.theirs, &t.id) {
                     out.push(t.clone());
                 }
@@ -396,6 +405,11 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
     }
     result.sort_by(|a, b| a.name.cmp(&b.name));
     result
+}
+
+/// Whether `side` lists node `id` in a folder (the one it is not in here).
+fn moved(side: &Side, id: &NodeId) -> bool {
+    side.nodes.get(id).is_some_and(|p| p.parent.is_some())
 }
 
 /// `name (conflict N)` with the smallest N not in `taken`.

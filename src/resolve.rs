@@ -24,6 +24,8 @@ pub struct Resolved {
     pub left: Vec<String>,
     /// Whether both sides' roster changes were merged (and signed by you).
     pub roster_merged: bool,
+    /// Folder entries given the key of the node file the merge kept.
+    pub rekeyed: usize,
 }
 
 /// How git should call this executable: `sesto` when that is what `PATH`
@@ -182,6 +184,7 @@ impl Store {
         let roster_conflict = roster_conflicted(&repo)?;
         let mut copies = merge::queued_conflict_copies(self);
         if conflicts.is_empty() && !roster_conflict && copies.is_empty() {
+            report.rekeyed = self.settle_merged_keys(&repo)?;
             return Ok(report);
         }
         let head = repo.head()?.peel_to_commit()?;
@@ -265,7 +268,7 @@ impl Store {
         }
         // Stage what was settled; conflicts in the index are settled by adding.
         crate::git::stage(&repo, &settled)?;
-        if kept.is_empty() && copies.is_empty() && merged_roster.is_none() {
+        if kept.is_empty() && copies.is_empty() && merged_roster.is_none() && merge.is_none() {
             merge::clear_conflict_copies(self)?;
             return Ok(report);
         }
@@ -290,6 +293,9 @@ impl Store {
             }
         }
         let mut tx = self.transaction()?;
+        if let Some(m) = &merge {
+            report.rekeyed = settle_keys(&mut tx, m)?;
+        }
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
         for top in tx.top_ids() {
@@ -383,6 +389,34 @@ impl Store {
         tx.commit()?;
         merge::clear_conflict_copies(self)?;
         Ok(report)
+    }
+
+    /// After a merge git finished alone (`HEAD` is a merge commit, nothing
+    /// under way): folder entries put right where git took a folder from one
+    /// side and a node it lists, re-encrypted, from the other. Returns how
+    /// many; nothing when the merge's commits cannot be read as sides.
+    fn settle_merged_keys(&self, repo: &Repository) -> Result<usize> {
+        if repo.state() != git2::RepositoryState::Clean {
+            return Ok(0);
+        }
+        let head = repo.head()?.peel_to_commit()?;
+        if head.parent_count() != 2 {
+            return Ok(0);
+        }
+        let (ours, theirs) = (head.parent(0)?, head.parent(1)?);
+        let base = repo
+            .merge_base(ours.id(), theirs.id())
+            .ok()
+            .and_then(|b| repo.find_commit(b).ok());
+        let Ok(m) = Merge::load(self, repo, &ours, &theirs, base.as_ref()) else {
+            return Ok(0);
+        };
+        let mut tx = self.transaction()?;
+        let fixed = settle_keys(&mut tx, &m)?;
+        if fixed > 0 {
+            tx.commit()?;
+        }
+        Ok(fixed)
     }
 
     /// Lists node `id` again in the folder `side` has it in, when no folder
@@ -526,7 +560,10 @@ impl Store {
                     }
                     if merged.is_err() {
                         git(&self.work, &["commit", "--quiet", "--no-edit"])?;
-                    } else if !resolved.copies.is_empty() || !resolved.kept.is_empty() {
+                    } else if !resolved.copies.is_empty()
+                        || !resolved.kept.is_empty()
+                        || resolved.rekeyed > 0
+                    {
                         // resolve staged (and, with sesto.commit, committed) its changes.
                         let status =
                             git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
@@ -592,6 +629,18 @@ fn their_value(store: &Store, repo: &Repository, copy: &merge::Queued) -> Result
 }
 
 /// Runs the system `git` in `work`; its output is kept, and quoted on failure.
+/// [`crate::tx::Tx::settle_keys`] for a merge: nodes whose files differ
+/// between the sides, with the keys each side's verified folders give them.
+fn settle_keys(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
+    tx.settle_keys(&|id| m.ours.blob_id(id) != m.theirs.blob_id(id), &|id| {
+        [m.ours.nodes.get(id), m.theirs.nodes.get(id)]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.key.clone())
+            .collect()
+    })
+}
+
 fn git(work: &Path, args: &[&str]) -> Result<()> {
     crate::git::run(work, args, &[], &[]).map(|_| ())
 }

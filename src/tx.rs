@@ -215,6 +215,57 @@ impl<'s> Tx<'s> {
         Ok(out)
     }
 
+    /// After a merge: makes every folder entry hold the key that opens the
+    /// node file the merge kept. git takes a file only one side changed, so
+    /// a folder from one side can list, with that side's key, a node the
+    /// other side re-encrypted under a new key (a rotation beside a move).
+    /// For each entry of a node `changed` says differs between the sides and
+    /// whose key does not open its file, the first of `keys_for(id)` that
+    /// does is recorded instead. Folders are loaded on the way down (the
+    /// tops must be loaded); secrets only where changed. Returns how many
+    /// entries were fixed.
+    pub(crate) fn settle_keys(
+        &mut self,
+        changed: &dyn Fn(&NodeId) -> bool,
+        keys_for: &dyn Fn(&NodeId) -> Vec<NodeKey>,
+    ) -> Result<usize> {
+        let mut fixed = 0;
+        let mut todo = self.top_ids();
+        let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
+        while let Some(folder) = todo.pop() {
+            let entries = self.nodes[&folder].body.children.clone();
+            for e in entries {
+                if !seen.insert(e.id) {
+                    continue;
+                }
+                if changed(&e.id) {
+                    let bytes = std::fs::read(self.store.node_file(&e.id)).ok();
+                    let opens = |k: &NodeKey| bytes.as_deref().is_some_and(|b| key_opens(k, b));
+                    if bytes.is_some() && !opens(&e.key) {
+                        if let Some(key) = keys_for(&e.id).into_iter().find(|k| opens(k)) {
+                            if let Some(entry) = self
+                                .node_mut(folder)
+                                .body
+                                .children
+                                .iter_mut()
+                                .find(|x| x.id == e.id)
+                            {
+                                entry.key = key;
+                                fixed += 1;
+                            }
+                        }
+                    }
+                }
+                if e.kind == Kind::Folder {
+                    if let Some(id) = self.child(folder, &e.name)? {
+                        todo.push(id);
+                    }
+                }
+            }
+        }
+        Ok(fixed)
+    }
+
     /// Gives a loaded node a new key, recorded in its parent's entry. The root
     /// has none: it is only re-encrypted to the admins.
     pub(crate) fn rekey(&mut self, id: NodeId) {
@@ -966,4 +1017,10 @@ impl ExposeStr for age::secrecy::SecretString {
         use age::secrecy::ExposeSecret;
         self.expose_secret().to_string()
     }
+}
+
+/// Whether node key `key` decrypts `bytes` (a node file).
+fn key_opens(key: &NodeKey, bytes: &[u8]) -> bool {
+    age::x25519::Identity::from_str(key.expose_secret())
+        .is_ok_and(|identity| crypto::decrypt(bytes, &[&identity]).is_ok())
 }

@@ -936,3 +936,92 @@ fn a_branch_with_an_older_roster_is_the_users_own_checkout_but_a_pull_of_one_is_
         snapshot_text(&ls)
     );
 }
+
+#[test]
+fn issue16_case4_revoke_remove_and_re_add_beside_concurrent_edits_leave_a_readable_store() {
+    // issue 16 case 4: after a revoke, `member remove` and a re-add, with
+    // edits and moves merged beside them, `sesto tree` failed: "the key in
+    // its parent folder does not open it".
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice) = Team::new(mode);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        team.set_ok(&alice, "prod/a", "v-alice-a");
+        team.commit(&alice, "secrets");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        let carol = team.join(&alice, "carol", Some(("prod", false)));
+        for m in [&bob, &carol] {
+            assert_ok("pull", &team.pull(m));
+            team.ok(m, &["ls", "prod"]);
+        }
+        // alice: revoke, remove, re-add; bob meanwhile edits and moves.
+        team.ok(&alice, &["revoke", "carol", "prod"]);
+        team.commit(&alice, "revoke carol");
+        team.ok(&alice, &["member", "remove", "carol"]);
+        team.commit(&alice, "remove carol");
+        team.ok(&bob, &["mkdir", "-p", "prod/new"]);
+        team.ok(&bob, &["mv", "prod/a", "prod/new/a"]);
+        team.set_ok(&bob, "prod/b", "v-bob-b");
+        team.commit(&bob, "bob's work");
+        assert_ok("alice's sync", &team.sync(&alice));
+        team.add(&alice, &carol, Some(("prod", false)));
+        team.set_ok(&alice, PASSWORD, "v-alice-2");
+        team.commit(&alice, "re-add carol");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        for m in [&alice, &bob, &carol] {
+            assert_ok(&format!("{}'s tree", m.name), &team.sesto(m, &["tree"]));
+        }
+        assert_eq!(team.get(&carol, "prod/new/a").as_deref(), Some("v-alice-a"));
+        // bob's move wins over alice's re-encryption of what he moved.
+        assert_eq!(team.get(&alice, "prod/a"), None, "prod/a was moved");
+        assert_eq!(team.get(&carol, "prod/b").as_deref(), Some("v-bob-b"));
+        assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-2"));
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify", "--history"]);
+    }
+}
+
+#[test]
+fn issue16_case5_concurrent_roster_changes_merge_into_a_store_fsck_and_verify_accept() {
+    // issue 16 case 5: after merges, fsck found a secret's file "missing"
+    // and `verify --history` a merged roster "not in canonical form".
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let dave = team.person("dave");
+    let key_file = format!("{}.pub", dave.key.display());
+    team.ok(
+        &alice,
+        &["member", "add", "dave", "--admin", "--key-file", &key_file],
+    );
+    assert_ok("push", &team.push(&alice));
+    team.clone_for(&dave, true);
+    team.ok(&dave, &["ls"]);
+    // Two admins change the roster and secrets at once.
+    let bob = team.person("bob");
+    let carol = team.person("carol");
+    team.add(&alice, &bob, Some(("prod", true)));
+    team.set_ok(&alice, "prod/a", "v-alice-a");
+    team.add(&dave, &carol, Some(("prod", false)));
+    team.set_ok(&dave, "prod/d", "v-dave-d");
+    team.ok(&dave, &["rm", PASSWORD]);
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("dave's sync", &team.sync(&dave));
+    assert_ok("alice's sync", &team.sync(&alice));
+    for m in [&alice, &dave] {
+        let roster = team.roster(m);
+        assert!(
+            roster.members.contains_key("bob") && roster.members.contains_key("carol"),
+            "{}'s roster lost a member",
+            m.name
+        );
+        team.ok(m, &["fsck"]);
+        team.ok(m, &["verify", "--history"]);
+    }
+    assert_eq!(team.get(&alice, "prod/d").as_deref(), Some("v-dave-d"));
+    assert_eq!(team.get(&dave, "prod/a").as_deref(), Some("v-alice-a"));
+    assert_eq!(team.get(&alice, PASSWORD), None);
+}

@@ -88,6 +88,14 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     for c in &report.copies {
         writeln!(out, "kept both values: theirs is at {c}")?;
     }
+    if report.rekeyed > 0 {
+        writeln!(
+            out,
+            "gave {} folder entr{} the key of the file the merge kept",
+            report.rekeyed,
+            if report.rekeyed == 1 { "y" } else { "ies" }
+        )?;
+    }
     for l in &report.left {
         writeln!(out, "left: {l}")?;
     }
@@ -95,6 +103,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
         && report.copies.is_empty()
         && report.left.is_empty()
         && !report.roster_merged
+        && report.rekeyed == 0
     {
         writeln!(out, "Nothing to resolve.")?;
     }
