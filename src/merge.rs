@@ -89,6 +89,11 @@ impl<'r> Merge<'r> {
         })
     }
 
+    /// The blob id of `id`'s file in the base, if there is a base.
+    fn base_blob(&self, id: &NodeId) -> Option<Oid> {
+        self.base.as_ref().and_then(|b| b.blob_id(id))
+    }
+
     /// Whether the file of `id` differs between `side` and the base (unknown
     /// counts as changed: an edit is never dropped on a guess).
     fn changed(&self, side: &Side, id: &NodeId) -> bool {
@@ -120,6 +125,27 @@ impl<'r> Merge<'r> {
                 id,
                 "one side has a folder and the other a secret under one id",
             ));
+        }
+        // Every write raises the version: a side whose file differs from the
+        // base's but is not newer put an older file back.
+        if let Some(b) = &base {
+            for (side, node, name) in [
+                (&self.ours, &ours, "ours"),
+                (&self.theirs, &theirs, "theirs"),
+            ] {
+                if node.body.version <= b.body.version && side.blob_id(id) != self.base_blob(id) {
+                    return Err(store.reject(
+                        id,
+                        format!(
+                            "{name} (commit {}) has version {}, not newer than the base's version                              {}: an older file put back; find it with `git log -- {}` and revert it",
+                            &side.commit.to_string()[..12],
+                            node.body.version,
+                            b.body.version,
+                            sides::node_path(id)
+                        ),
+                    ));
+                }
+            }
         }
         let mut body = ours.body.clone();
         let mut conflict_copy = None;

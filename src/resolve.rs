@@ -327,6 +327,9 @@ impl Store {
                 }
             }
         }
+        if !kept.is_empty() {
+            tx.prune_dangling()?;
+        }
         if let Some(merged) = merged_roster {
             // Shared folders are encrypted to their grantees and the root to
             // the admins: each one whose readers changed is written again,
@@ -539,6 +542,9 @@ impl Store {
             let theirs = repo.refname_to_id(&format!("refs/remotes/{remote}/{branch}"));
             if let Ok(theirs) = theirs {
                 let head = repo.head()?.peel_to_commit()?.id();
+                if theirs != head && !repo.graph_descendant_of(head, theirs)? {
+                    self.check_incoming(&repo, head, theirs)?;
+                }
                 if repo.graph_descendant_of(theirs, head)? {
                     git(&self.work, &["merge", "--quiet", "--ff-only", &upstream])?;
                 } else if theirs != head && !repo.graph_descendant_of(head, theirs)? {

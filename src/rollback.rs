@@ -93,6 +93,23 @@ pub(crate) fn head_move(git_dir: &Path) -> Move {
     }
 }
 
+/// The nodes whose files changed (not added or removed) from `old` to `new`.
+fn modified_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<NodeId>> {
+    let old_tree = repo.find_commit(old)?.tree()?;
+    let new_tree = repo.find_commit(new)?.tree()?;
+    let mut options = git2::DiffOptions::new();
+    options.pathspec(".sesto/nodes");
+    let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), Some(&mut options))?;
+    Ok(diff
+        .deltas()
+        .filter(|d| d.status() == git2::Delta::Modified)
+        .filter_map(|d| {
+            let path = d.new_file().path()?.to_str()?;
+            crate::merge::node_of(path).ok()
+        })
+        .collect())
+}
+
 /// After sesto's own commit `made` on `parent`: a clone that had checked
 /// `parent` has checked `made` too.
 pub(crate) fn advance(state: &Path, parent: Option<Oid>, made: Oid) {
@@ -157,23 +174,24 @@ impl Store {
         if repo.find_commit(old).is_err() || !repo.graph_descendant_of(new, old).unwrap_or(false) {
             return Ok(None);
         }
-        let old_tree = repo.find_commit(old)?.tree()?;
-        let new_tree = repo.find_commit(new)?.tree()?;
-        let mut options = git2::DiffOptions::new();
-        options.pathspec(".sesto/nodes");
-        let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), Some(&mut options))?;
-        let ids: Vec<NodeId> = diff
-            .deltas()
-            .filter(|d| d.status() == git2::Delta::Modified)
-            .filter_map(|d| {
-                let path = d.new_file().path()?.to_str()?;
-                crate::merge::node_of(path).ok()
-            })
-            .collect();
-        drop(diff);
-        drop(old_tree);
-        drop(new_tree);
+        let ids = modified_nodes(&repo, old, new)?;
         Ok((!ids.is_empty()).then_some((repo, old, new, ids)))
+    }
+
+    /// Before `sync` takes in `theirs`: the node files the remote's commits
+    /// changed since where the histories met must not go back in version.
+    /// Refusing here keeps the clone where it was, rather than stuck at a
+    /// commit every later command refuses.
+    pub(crate) fn check_incoming(&self, repo: &Repository, head: Oid, theirs: Oid) -> Result<()> {
+        if self.trust != crate::trust::TrustMode::Check {
+            return Ok(());
+        }
+        let base = repo.merge_base(head, theirs)?;
+        let ids = modified_nodes(repo, base, theirs)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.compare_versions(repo, base, theirs, &ids)
     }
 
     /// Opens each changed node in both commits and refuses a version that

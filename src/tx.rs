@@ -266,6 +266,44 @@ impl<'s> Tx<'s> {
         Ok(fixed)
     }
 
+    /// After a merge: removes folder entries whose node file the merge
+    /// deleted (a folder kept for a change inside it still lists what the
+    /// other side deleted and this side left alone). Walks every folder from
+    /// the tops, loading them. Returns the paths pruned.
+    pub(crate) fn prune_dangling(&mut self) -> Result<Vec<SPath>> {
+        let mut pruned = Vec::new();
+        let mut todo = self.top_ids();
+        let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
+        while let Some(folder) = todo.pop() {
+            let gone: Vec<String> = self.nodes[&folder]
+                .body
+                .children
+                .iter()
+                .filter(|e| !self.store.node_file(&e.id).exists())
+                .map(|e| e.name.clone())
+                .collect();
+            for name in gone {
+                pruned.push(self.path_of(folder).join(&name));
+                self.node_mut(folder).body.remove_child(&name);
+            }
+            let folders: Vec<(NodeId, String)> = self.nodes[&folder]
+                .body
+                .children
+                .iter()
+                .filter(|e| e.kind == Kind::Folder)
+                .map(|e| (e.id, e.name.clone()))
+                .collect();
+            for (id, name) in folders {
+                if seen.insert(id) {
+                    if let Some(child) = self.child(folder, &name)? {
+                        todo.push(child);
+                    }
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
     /// Gives a loaded node a new key, recorded in its parent's entry. The root
     /// has none: it is only re-encrypted to the admins.
     pub(crate) fn rekey(&mut self, id: NodeId) {
