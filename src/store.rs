@@ -395,7 +395,9 @@ impl Store {
         };
         let mut tops = Vec::new();
         for (id, grants) in &self.roster.grants {
-            if !grants.contains_key(me) {
+            // A granted folder that is gone (removed by a member, or on one
+            // side of a merge) shows nothing; the others still open.
+            if !grants.contains_key(me) || !self.node_file(id).exists() {
                 continue;
             }
             let node = self.read_node(id, None, &[*id])?;

@@ -1025,3 +1025,45 @@ fn issue16_case5_concurrent_roster_changes_merge_into_a_store_fsck_and_verify_ac
     assert_eq!(team.get(&dave, "prod/a").as_deref(), Some("v-alice-a"));
     assert_eq!(team.get(&alice, PASSWORD), None);
 }
+
+#[test]
+fn removing_a_shared_folder_locks_no_one_out_of_the_rest() {
+    // Found by tests/team_sim.rs (seed 49): alice's `rm -r prod` left bob's
+    // grant on prod, and every command of bob's and carol's failed: "the file
+    // is missing". An admin's removal drops the grants; a member's removal
+    // leaves them, and the grantee sees nothing there but the rest opens.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.set_ok(&alice, "staging/app/token", "v-token-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod/db", false)));
+    team.ok(&alice, &["grant", "carol", "staging"]);
+    assert_ok("push", &team.push(&alice));
+    for m in [&bob, &carol] {
+        assert_ok("pull", &team.pull(m));
+        team.ok(m, &["ls"]);
+    }
+    // bob (write on prod) removes the folder shared with carol.
+    team.ok(&bob, &["rm", "-r", "prod/db"]);
+    assert_ok("bob's sync", &team.sync(&bob));
+    assert_ok("carol's pull", &team.pull(&carol));
+    assert_eq!(
+        team.get(&carol, "staging/app/token").as_deref(),
+        Some("v-token-1")
+    );
+    assert_eq!(team.get(&carol, PASSWORD), None);
+    // alice removes prod: bob's grant goes with it.
+    assert_ok("alice's pull", &team.pull(&alice));
+    team.ok(&alice, &["rm", "-r", "prod"]);
+    let roster = team.roster(&alice);
+    assert!(
+        roster.grants.values().all(|g| !g.contains_key("bob")),
+        "bob is still granted a removed folder"
+    );
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "prod/x"), None);
+    team.ok(&carol, &["ls"]);
+    team.ok(&alice, &["fsck"]);
+}

@@ -545,7 +545,7 @@ impl Sim {
                 let mut result = self.team.take_in(m, Way::Sync);
                 self.team.abort(m);
                 let stopped = matches!(&result, Err(out)
-                    if out.stderr.contains("can finish this merge"));
+                    if said(out).contains("can finish this merge"));
                 if result.is_err() && !stopped {
                     result = self.team.take_in(m, Way::Pull);
                     self.team.abort(m);
@@ -555,11 +555,11 @@ impl Sim {
                 // member then takes the remote as it is, giving up what they
                 // never pushed, and must sync from there.
                 if let Err(out) = &result {
-                    if out.stderr.contains("can finish this merge") {
+                    if said(out).contains("can finish this merge") {
                         assert!(
-                            out.stderr.contains("alice"),
+                            said(out).contains("alice"),
                             "the stop names no admin: {}",
-                            out.stderr
+                            said(out)
                         );
                         self.note(format!("final: {} stopped: {}", m.name, outcome(&result)));
                         self.team.git(m, &["reset", "--quiet", "--hard", "@{u}"]);
@@ -694,4 +694,10 @@ fn sim_commit_mode() {
 #[test]
 fn sim_infra_mode() {
     simulate(Mode::Infra, INFRA_SEEDS);
+}
+
+/// What a command said, on either stream (`resolve` lists what is left on
+/// stdout; `sync` fails with it on stderr).
+fn said(out: &common::Output) -> String {
+    format!("{}{}", out.stdout, out.stderr)
 }
