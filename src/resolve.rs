@@ -264,6 +264,17 @@ impl Store {
             }
         }
         if !report.left.is_empty() {
+            // A member who cannot read a node both sides changed (its folder
+            // is gone or no longer theirs on one side) cannot finish; an
+            // admin, who reads everything, can.
+            if !self.is_admin() && report.left.iter().any(|l| l.contains("can read lists it")) {
+                report.left.push(format!(
+                    "you cannot read every node this merge changed; nothing was pushed: an admin \
+                     ({}) can finish this merge, or keep theirs with `git merge --abort` and \
+                     `git reset --hard @{{u}}`",
+                    self.roster.admins().join(", ")
+                ));
+            }
             return Ok(report);
         }
         // Stage what was settled; conflicts in the index are settled by adding.
