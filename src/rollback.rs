@@ -1,19 +1,22 @@
-//! Node rollback detection for a clone that has seen newer versions.
+//! Node rollback detection: no commit may take a node file back.
 //!
 //! Anyone who can push can put back an older node file, which is still
-//! validly signed. Every write raises a node's `version`, so a clone that
-//! has seen a version notices when a later commit brings a lower one. The
-//! check runs once per new commit, not on every read: the clone records in
-//! `.git/sesto/checked` the commit it last checked, and when `HEAD` has moved
-//! forward from it, the node files that changed in between (and only those)
-//! are decrypted in both commits and their versions compared. A read whose
-//! `HEAD` has not moved costs three small file reads.
+//! validly signed. Every write raises a node's `version`, so each commit
+//! must leave every file it changes at a higher version than its parent had.
+//! The check runs once per new commit, not on every read: the clone records
+//! in `.git/sesto/checked` the commit it last checked, and when `HEAD` has
+//! moved, each commit `HEAD` has that one has not (a pull, a merge, a
+//! rebase onto the remote) is compared with its parents, for the node files
+//! it changed only. Judging each commit on its own means a replay cannot
+//! hide behind the newer version it undoes. `sync` runs the same check on
+//! the remote's commits before it merges them. A read whose `HEAD` has not
+//! moved costs three small file reads.
 //!
-//! Moves that are not forward (a reset, another branch) are the user's own
-//! and simply recorded; `HEAD` detached behind a branch reads history and is
-//! not checked. A fresh clone has seen nothing: `sesto verify --history`
-//! checks the whole branch.
+//! `HEAD` detached behind a branch reads history and is not checked. A
+//! fresh clone has seen nothing: `sesto verify --history` checks the whole
+//! branch.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use git2::{Oid, Repository};
@@ -110,6 +113,39 @@ fn modified_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<NodeId>> 
         .collect())
 }
 
+/// Most commits walked per check: a check after a long absence (or a
+/// checkout of a branch that went far) looks at the newest ones.
+const MAX_WALK: usize = 500;
+
+/// One node file a commit changed against one of its parents.
+struct Step {
+    id: NodeId,
+    parent: Oid,
+    commit: Oid,
+}
+
+/// Every node file changed by a commit reachable from `new` but not from
+/// `old`, against each of that commit's parents. Each commit is judged on
+/// its own, so a newer version and a replay of an older one in between
+/// cannot cancel out.
+fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
+    let mut walk = repo.revwalk()?;
+    walk.push(new)?;
+    if repo.find_commit(old).is_ok() {
+        walk.hide(old)?;
+    }
+    let mut out = Vec::new();
+    for commit in walk.take(MAX_WALK) {
+        let commit = commit?;
+        for parent in repo.find_commit(commit)?.parent_ids() {
+            for id in modified_nodes(repo, parent, commit)? {
+                out.push(Step { id, parent, commit });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// After sesto's own commit `made` on `parent`: a clone that had checked
 /// `parent` has checked `made` too.
 pub(crate) fn advance(state: &Path, parent: Option<Oid>, made: Oid) {
@@ -121,9 +157,9 @@ pub(crate) fn advance(state: &Path, parent: Option<Oid>, made: Oid) {
 }
 
 impl Store {
-    /// Checks the node files that changed since the commit this clone last
-    /// checked, when `HEAD` moved forward from it: a node whose version went
-    /// down is refused. Records `HEAD` as checked when all is well.
+    /// Checks the commits `HEAD` has that the commit this clone last checked
+    /// has not: a node file whose version goes down in any of them is
+    /// refused. Records `HEAD` as checked when all is well.
     pub(crate) fn check_rollback(&self) -> Result<()> {
         if self.trust == crate::trust::TrustMode::Skip || self.head != crate::git::HeadState::Branch
         {
@@ -141,12 +177,17 @@ impl Store {
         if checked == head {
             return Ok(());
         }
-        let forward = (!checked.is_empty() && self.trust == crate::trust::TrustMode::Check)
-            .then(|| self.changed_since(checked, &head))
-            .transpose()?
-            .flatten();
-        if let Some((repo, old, new, ids)) = forward {
-            self.compare_versions(&repo, old, new, &ids)?;
+        if let (false, crate::trust::TrustMode::Check, Ok(old), Ok(new)) = (
+            checked.is_empty(),
+            self.trust,
+            Oid::from_str(checked),
+            Oid::from_str(&head),
+        ) {
+            let repo = crate::git::open(&self.work)?;
+            let steps = steps(&repo, old, new)?;
+            if !steps.is_empty() {
+                self.compare_steps(&repo, new, &steps)?;
+            }
         }
         self.record_checked(&head)
     }
@@ -158,102 +199,78 @@ impl Store {
         crate::journal::write_atomic(&self.state.join(CHECKED), format!("{commit}\n").as_bytes())
     }
 
-    /// When `head` lies ahead of `checked`: the repository, both commits and
-    /// the nodes whose files changed between them (added and removed files
-    /// aside). `None` for any other move.
-    #[allow(clippy::type_complexity)]
-    fn changed_since(
-        &self,
-        checked: &str,
-        head: &str,
-    ) -> Result<Option<(Repository, Oid, Oid, Vec<NodeId>)>> {
-        let (Ok(old), Ok(new)) = (Oid::from_str(checked), Oid::from_str(head)) else {
-            return Ok(None);
-        };
-        let repo = crate::git::open(&self.work)?;
-        if repo.find_commit(old).is_err() || !repo.graph_descendant_of(new, old).unwrap_or(false) {
-            return Ok(None);
-        }
-        let ids = modified_nodes(&repo, old, new)?;
-        Ok((!ids.is_empty()).then_some((repo, old, new, ids)))
-    }
-
-    /// Before `sync` takes in `theirs`: the node files the remote's commits
-    /// changed since where the histories met must not go back in version.
-    /// Refusing here keeps the clone where it was, rather than stuck at a
-    /// commit every later command refuses.
+    /// Before `sync` takes in `theirs`: no commit it brings may take a node
+    /// file back in version. Refusing here keeps the clone where it was,
+    /// rather than at a commit every later command refuses.
     pub(crate) fn check_incoming(&self, repo: &Repository, head: Oid, theirs: Oid) -> Result<()> {
         if self.trust != crate::trust::TrustMode::Check {
             return Ok(());
         }
-        let base = repo.merge_base(head, theirs)?;
-        let ids = modified_nodes(repo, base, theirs)?;
-        if ids.is_empty() {
+        let steps = steps(repo, head, theirs)?;
+        if steps.is_empty() {
             return Ok(());
         }
-        self.compare_versions(repo, base, theirs, &ids)
+        self.compare_steps(repo, theirs, &steps)
     }
 
-    /// Opens each changed node in both commits and refuses a version that
-    /// went down. Nodes this member cannot read in both are left alone.
-    fn compare_versions(
-        &self,
-        repo: &Repository,
-        old: Oid,
-        new: Oid,
-        ids: &[NodeId],
-    ) -> Result<()> {
+    /// Opens each step's node before and after and refuses a version that
+    /// went down. Keys and places come from `tip` read as a side; a file
+    /// they do not open (a rotation since) is read in its own commit. Nodes
+    /// this member cannot read are left alone.
+    fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<()> {
         let judge = Judge::new(&self.work, &self.roster.store)?;
-        let new_side = Side::load(self, repo, &judge, &repo.find_commit(new)?)?;
-        let mut old_side: Option<Side> = None;
-        for id in ids {
-            let (Some(placed), Some(bytes)) = (new_side.nodes.get(id), new_side.blob(id)) else {
+        let tip_side = Side::load(self, repo, &judge, &repo.find_commit(tip)?)?;
+        let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
+        let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
+            let tree = repo.find_commit(commit).ok()?.tree().ok()?;
+            let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
+            Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+        };
+        for step in steps {
+            let Some(placed) = tip_side.nodes.get(&step.id) else {
                 continue;
             };
-            let newer = new_side.open(self, id, &bytes)?;
-            // Most changes keep the key: the old file opens with the new
-            // place's key. A rotation needs the old commit read as well.
-            let old_bytes = repo
-                .find_commit(old)?
-                .tree()?
-                .get_path(Path::new(&sides::node_path(id)))
-                .ok()
-                .and_then(|e| repo.find_blob(e.id()).ok())
-                .map(|b| b.content().to_vec());
-            let Some(old_bytes) = old_bytes else { continue };
-            let before = match self.open_node_under(
-                &new_side.rules(),
-                id,
-                &old_bytes,
-                placed.key.as_ref(),
-                &placed.chain,
-            ) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    if old_side.is_none() {
-                        old_side = Some(Side::load(self, repo, &judge, &repo.find_commit(old)?)?);
-                    }
-                    old_side
-                        .as_ref()
-                        .and_then(|s| s.open(self, id, &old_bytes).ok())
-                }
+            let (Some(before), Some(after)) =
+                (blob(step.parent, &step.id), blob(step.commit, &step.id))
+            else {
+                continue;
             };
-            let Some(before) = before else { continue };
-            if newer.body.version < before.body.version {
+            let mut version = |commit: Oid, bytes: &[u8]| -> Option<u64> {
+                if let Ok(n) = self.open_node_under(
+                    &tip_side.rules(),
+                    &step.id,
+                    bytes,
+                    placed.key.as_ref(),
+                    &placed.chain,
+                ) {
+                    return Some(n.body.version);
+                }
+                let side = sides.entry(commit).or_insert_with(|| {
+                    repo.find_commit(commit)
+                        .ok()
+                        .and_then(|c| Side::load(self, repo, &judge, &c).ok())
+                });
+                side.as_ref()?
+                    .open(self, &step.id, bytes)
+                    .ok()
+                    .map(|n| n.body.version)
+            };
+            let (Some(was), Some(now)) =
+                (version(step.parent, &before), version(step.commit, &after))
+            else {
+                continue;
+            };
+            if now < was {
+                let c = step.commit.to_string();
                 return Err(self.reject(
-                    id,
+                    &step.id,
                     format!(
-                        "it went back from version {} to version {} in the commits from {} to {} \
-                         (an older file put back); find the commit with `git log {}..{} -- {}` and \
-                         revert it; if you put it back yourself, `sesto trust --accept` takes the \
-                         store as it is",
-                        before.body.version,
-                        newer.body.version,
-                        &old.to_string()[..12],
-                        &new.to_string()[..12],
-                        &old.to_string()[..12],
-                        &new.to_string()[..12],
-                        sides::node_path(id),
+                        "it went back from version {was} to version {now} in commit {} (an older \
+                         file put back); see `git show {} -- {}` and revert that commit; if you \
+                         put it back yourself, `sesto trust --accept` takes the store as it is",
+                        &c[..12],
+                        &c[..12],
+                        sides::node_path(&step.id),
                     ),
                 ));
             }

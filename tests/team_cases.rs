@@ -1067,3 +1067,72 @@ fn removing_a_shared_folder_locks_no_one_out_of_the_rest() {
     team.ok(&carol, &["ls"]);
     team.ok(&alice, &["fsck"]);
 }
+
+#[test]
+fn a_replay_is_refused_after_a_rebase_and_when_it_undoes_a_version_the_clone_never_saw() {
+    // Found by tests/team_sim.rs (seed 142): bob's `git pull --rebase` moved
+    // HEAD onto mallory's replay of an older folder file, which was not a
+    // forward move and went unchecked; bob wrote on top of it and alice's
+    // newer secret was gone. And a replay of exactly the file a clone last
+    // saw, after a newer one it never saw, changes nothing between the two.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/x", "v-x-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-1"));
+    let seen = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &seen, "prod/db/x");
+    // alice writes version 2; mallory puts version 1 back on top.
+    team.set_ok(&alice, "prod/db/x", "v-x-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    team.plant(&mallory, &id, &seen[&id]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    let replay = team.remote_head();
+    // bob has a change of his own and rebases onto the remote.
+    team.set_ok(&bob, "prod/b", "v-bob-1");
+    team.git_ok(&bob, &["pull", "-q", "--rebase"]);
+    let out = team.sesto(&bob, &["get", "prod/db/x"]);
+    assert!(
+        !out.success()
+            && out.stderr.contains("went back from version 2 to version 1")
+            && out.stderr.contains(&replay[..12]),
+        "bob's rebase took the replay:\n{}",
+        snapshot_text(&out)
+    );
+    // sync refuses it before merging, and leaves the clone where it was.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/x", "v-x-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.ok(&bob, &["ls", "prod"]);
+    let seen = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &seen, "prod/db/x");
+    team.set_ok(&alice, "prod/db/x", "v-x-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    team.plant(&mallory, &id, &seen[&id]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    let before = team.head(&bob);
+    let sync = team.sync(&bob);
+    assert!(
+        !sync.success()
+            && sync
+                .stderr
+                .contains("went back from version 2 to version 1"),
+        "bob's sync took the replay:\n{}",
+        snapshot_text(&sync)
+    );
+    assert_eq!(
+        team.head(&bob),
+        before,
+        "the refused sync moved bob's branch"
+    );
+    team.ok(&bob, &["ls", "prod"]);
+}
