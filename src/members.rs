@@ -148,26 +148,6 @@ impl Tx<'_> {
         }
     }
 
-    /// Removing shared folders: an admin's removal drops their grants too,
-    /// so no member is left granted a folder that is gone. (A member's
-    /// removal leaves them; grantees then see nothing there.)
-    pub(crate) fn drop_grants_of_removed(&mut self) {
-        let me = self.store.me.clone().unwrap_or_default();
-        if !self.store.roster.is_admin(&me) {
-            return;
-        }
-        let gone: Vec<NodeId> = self
-            .roster()
-            .grants
-            .keys()
-            .filter(|id| self.removed.contains(id))
-            .copied()
-            .collect();
-        for id in gone {
-            self.next_roster().grants.remove(&id);
-        }
-    }
-
     fn next_roster(&mut self) -> &mut node::Roster {
         if self.roster.is_none() {
             let mut next = self.store.roster.clone();

@@ -7,8 +7,10 @@
 //! in `.git/sesto/checked` the commit it last checked, and when `HEAD` has
 //! moved, each commit `HEAD` has that one has not (a pull, a merge, a
 //! rebase onto the remote) is compared with its parents, for the node files
-//! it changed only. Judging each commit on its own means a replay cannot
-//! hide behind the newer version it undoes. `sync` runs the same check on
+//! it changed only. A file that went down in any of them is refused unless
+//! the tip holds the newest file met again (an admin put it back): judging
+//! each commit means a replay cannot hide behind the newer version it
+//! undoes, nor behind a write someone built on top of it. `sync` runs the same check on
 //! the remote's commits before it merges them. A read whose `HEAD` has not
 //! moved costs three small file reads.
 //!
@@ -221,6 +223,9 @@ impl Store {
         let judge = Judge::new(&self.work, &self.roster.store)?;
         let tip_side = Side::load(self, repo, &judge, &repo.find_commit(tip)?)?;
         let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
+        // Per node: the highest version met, its file, and the first drop.
+        #[allow(clippy::type_complexity)]
+        let mut highest: HashMap<NodeId, (u64, Oid, Option<(Oid, u64, u64)>)> = HashMap::new();
         let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
             let tree = repo.find_commit(commit).ok()?.tree().ok()?;
             let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
@@ -260,20 +265,52 @@ impl Store {
             else {
                 continue;
             };
-            if now < was {
-                let c = step.commit.to_string();
-                return Err(self.reject(
-                    &step.id,
-                    format!(
-                        "it went back from version {was} to version {now} in commit {} (an older \
-                         file put back); see `git show {} -- {}` and revert that commit; if you \
-                         put it back yourself, `sesto trust --accept` takes the store as it is",
-                        &c[..12],
-                        &c[..12],
-                        sides::node_path(&step.id),
-                    ),
-                ));
+            let (before_id, after_id) = (
+                Oid::hash_object(git2::ObjectType::Blob, &before)?,
+                Oid::hash_object(git2::ObjectType::Blob, &after)?,
+            );
+            let seen = highest.entry(step.id).or_insert((was, before_id, None));
+            for (v, b) in [(was, before_id), (now, after_id)] {
+                if v > seen.0 {
+                    (seen.0, seen.1) = (v, b);
+                }
             }
+            if now < was && seen.2.is_none() {
+                seen.2 = Some((step.commit, was, now));
+            }
+        }
+        // A drop is forgiven where the tip holds the newest file again (an
+        // admin put it back); otherwise the tip is older than what was
+        // written, whatever was built on the replay since.
+        for (id, (version, newest, drop)) in highest {
+            let Some((commit, was, now)) = drop else {
+                continue;
+            };
+            let Some(bytes) = tip_side.blob(&id) else {
+                continue; // removed since
+            };
+            if Oid::hash_object(git2::ObjectType::Blob, &bytes)? == newest {
+                continue;
+            }
+            let tip_version = tip_side
+                .open(self, &id, &bytes)
+                .map(|n| n.body.version)
+                .ok();
+            if tip_version.is_some_and(|t| t > version) {
+                continue;
+            }
+            let c = commit.to_string();
+            return Err(self.reject(
+                &id,
+                format!(
+                    "it went back from version {was} to version {now} in commit {} (an older \
+                     file put back); see `git show {} -- {}` and revert that commit; if you \
+                     put it back yourself, `sesto trust --accept` takes the store as it is",
+                    &c[..12],
+                    &c[..12],
+                    sides::node_path(&id),
+                ),
+            ));
         }
         Ok(())
     }

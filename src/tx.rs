@@ -26,7 +26,7 @@ pub struct Tx<'s> {
     pub(crate) parents: HashMap<NodeId, NodeId>,
     pub(crate) dirty: BTreeSet<NodeId>,
     created: BTreeSet<NodeId>,
-    pub(crate) removed: BTreeSet<NodeId>,
+    removed: BTreeSet<NodeId>,
     /// Where paths start: the root for admins, the granted folders for members.
     tops: Vec<(SPath, NodeId)>,
     /// A roster change, signed and written with the nodes.
@@ -489,9 +489,7 @@ impl<'s> Tx<'s> {
         }
         let parent = self.resolve(&parent_path)?;
         self.node_mut(parent).body.remove_child(name);
-        self.forget_subtree(id)?;
-        self.drop_grants_of_removed();
-        Ok(())
+        self.forget_subtree(id)
     }
 
     fn forget_subtree(&mut self, id: NodeId) -> Result<()> {
