@@ -223,9 +223,10 @@ impl Store {
         let judge = Judge::new(&self.work, &self.roster.store)?;
         let tip_side = Side::load(self, repo, &judge, &repo.find_commit(tip)?)?;
         let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
-        // Per node: the highest version met, its file, and the first drop.
+        // Per node: the drop from the highest version (commit, from, to,
+        // the file it dropped from).
         #[allow(clippy::type_complexity)]
-        let mut highest: HashMap<NodeId, (u64, Oid, Option<(Oid, u64, u64)>)> = HashMap::new();
+        let mut drops: HashMap<NodeId, (Oid, u64, u64, Option<Oid>)> = HashMap::new();
         let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
             let tree = repo.find_commit(commit).ok()?.tree().ok()?;
             let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
@@ -265,38 +266,37 @@ impl Store {
             else {
                 continue;
             };
-            let (before_id, after_id) = (
-                Oid::hash_object(git2::ObjectType::Blob, &before)?,
-                Oid::hash_object(git2::ObjectType::Blob, &after)?,
-            );
-            let seen = highest.entry(step.id).or_insert((was, before_id, None));
-            for (v, b) in [(was, before_id), (now, after_id)] {
-                if v > seen.0 {
-                    (seen.0, seen.1) = (v, b);
+            if now < was {
+                // Of several drops, the one from the highest version counts.
+                let drop = drops
+                    .entry(step.id)
+                    .or_insert((step.commit, was, now, None));
+                if was >= drop.1 {
+                    *drop = (
+                        step.commit,
+                        was,
+                        now,
+                        Some(Oid::hash_object(git2::ObjectType::Blob, &before)?),
+                    );
                 }
             }
-            if now < was && seen.2.is_none() {
-                seen.2 = Some((step.commit, was, now));
-            }
         }
-        // A drop is forgiven where the tip holds the newest file again (an
-        // admin put it back); otherwise the tip is older than what was
-        // written, whatever was built on the replay since.
-        for (id, (version, newest, drop)) in highest {
-            let Some((commit, was, now)) = drop else {
-                continue;
-            };
+        // A drop is forgiven where the tip holds the file from before it
+        // again (an admin put it back) or a newer version than that;
+        // otherwise the tip is older than what was written, whatever was
+        // built on the replay since.
+        for (id, (commit, was, now, dropped_from)) in drops {
             let Some(bytes) = tip_side.blob(&id) else {
                 continue; // removed since
             };
-            if Oid::hash_object(git2::ObjectType::Blob, &bytes)? == newest {
+            if Some(Oid::hash_object(git2::ObjectType::Blob, &bytes)?) == dropped_from {
                 continue;
             }
             let tip_version = tip_side
                 .open(self, &id, &bytes)
                 .map(|n| n.body.version)
                 .ok();
-            if tip_version.is_some_and(|t| t > version) {
+            if tip_version.is_some_and(|t| t > was) {
                 continue;
             }
             let c = commit.to_string();

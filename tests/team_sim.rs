@@ -567,6 +567,26 @@ impl Sim {
                         result = self.team.take_in(m, Way::Sync);
                     }
                 }
+                // The README's recovery for a clone whose plain `git pull`
+                // merged mallory's files into its branch: sesto refuses them
+                // (and what was built on them) for good, so the member takes
+                // the remote's repaired branch, giving up what they never
+                // pushed. Only where mallory's commits are in their history.
+                if let Err(out) = &result {
+                    let text = said(out);
+                    let took_hers = !self
+                        .team
+                        .git_ok(m, &["log", "--format=%h", "--author=mallory", "HEAD"])
+                        .trim()
+                        .is_empty();
+                    if took_hers && (text.contains("not trusted") || text.contains("rejected")) {
+                        self.note(format!("final: {} recovers: {}", m.name, outcome(&result)));
+                        self.team.abort(m);
+                        self.team.git(m, &["reset", "--quiet", "--hard", "@{u}"]);
+                        self.pending[a].clear();
+                        result = self.team.take_in(m, Way::Sync);
+                    }
+                }
                 self.note(format!("final: {} sync -> {}", m.name, outcome(&result)));
                 let member = a != CAROL || self.carol_member;
                 if let (Err(out), 1, true) = (&result, round, member) {
