@@ -26,25 +26,31 @@ changed=app31/secret-0042
 
 need_tools cargo hyperfine jq git
 bench_build
+
+# The baseline: BENCH_BASE built in a worktree of its own, before the sealed
+# environment hides the toolchain, into a target directory of its own
+# (cargo names a workspace's artifacts by their path inside it, so a shared
+# one would have the two builds overwrite each other; the first run builds
+# the dependencies there once).
+echo "== building $base_rev (release) for the baseline" >&2
+base_tmp=$(mktemp -d "${TMPDIR:-/tmp}/sesto-base.XXXXXX")
+git -C "$repo" worktree add --quiet --force --detach "$base_tmp/src" "$base_rev"
+(cd "$base_tmp/src" && CARGO_TARGET_DIR=$target/bench-base cargo build --release --quiet --bin sesto) ||
+    die "building $base_rev failed"
+cp "$target/bench-base/release/sesto" "$base_tmp/sesto-base"
+git -C "$repo" worktree remove --force "$base_tmp/src"
+
 bench_workdir sesto-rollback
 bench_seal_git
-
-# The baseline: BENCH_BASE built in a worktree of its own, with its own
-# target directory for the crate (the dependencies build once there).
-echo "== building $base_rev (release) for the baseline" >&2
-base_src=$work/base-src
-remove_base_worktree() { git -C "$repo" worktree remove --force "$base_src" 2>/dev/null; }
-on_exit+=(remove_base_worktree)
-git -C "$repo" worktree add --quiet --force --detach "$base_src" "$base_rev"
-(cd "$base_src" && CARGO_TARGET_DIR=$target/bench-base cargo build --release --quiet --bin sesto) ||
-    die "building $base_rev failed"
-cp "$target/bench-base/release/sesto" "$work/bin/sesto-base"
+mv "$base_tmp/sesto-base" "$work/bin/sesto-base"
+rm -rf "$base_tmp"
 base=$work/bin/sesto-base
-remove_base_worktree
 
 bench_make_store
-cmd=("$sesto" --store "$store" -i "$store/id_ed25519")
-base_cmd=("$base" --store "$store" -i "$store/id_ed25519")
+# Each build keeps its trust pin in a state directory of its own (the
+# baseline's pin format is older); both run through env, at equal cost.
+cmd=(env "XDG_STATE_HOME=$XDG_STATE_HOME" "$sesto" --store "$store" -i "$store/id_ed25519")
+base_cmd=(env "XDG_STATE_HOME=$work/base-state" "$base" --store "$store" -i "$store/id_ed25519")
 checked=$store/.git/sesto/checked
 
 echo "== checking that both builds read the store" >&2

@@ -8,7 +8,8 @@
 #
 # Environment:
 #   SESTO_SIM_STEPS    steps per run (default 30)
-#   SESTO_SIM_MODE     commit or infra: one mode only (default both)
+#   SESTO_SIM_MODE     commit or infra: one mode only; alternate: one run per
+#                      seed, odd seeds commit, even infra (default: both)
 #   SESTO_SIM_ATTACKS  mallory's kinds of push to keep (default all:
 #                      replay,node,root,roster)
 #   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim; emptied)
@@ -46,13 +47,18 @@ run_one() {
 export -f run_one
 export bin out
 for ((seed = first; seed < first + seeds; seed++)); do
+    if [[ $modes == alternate ]]; then
+        # One run per seed: odd seeds in commit mode, even ones in infra.
+        echo "$seed $( ((seed % 2)) && echo commit || echo infra)"
+        continue
+    fi
     for mode in $modes; do
         echo "$seed $mode"
     done
 done | xargs -P "$jobs" -n 2 bash -c 'run_one "$@"' _
 secs=$(( $(date +%s) - start ))
 
-runs=$(( seeds * $(wc -w <<<"$modes") ))
+runs=$(( seeds * $( [[ $modes == alternate ]] && echo 1 || wc -w <<<"$modes") ))
 failed=0
 declare -A why
 for log in "$out"/seed-*.log; do

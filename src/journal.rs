@@ -207,6 +207,16 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Replaces `target` atomically, without waiting for the disk: for records
+/// that are worked out again when a crash loses them (which commit a clone
+/// last checked), where readers must never see half a file but need not
+/// see the newest one.
+pub(crate) fn write_cache(target: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(target);
+    create_temp(&tmp, bytes, false)?;
+    fs::rename(&tmp, target).map_err(Error::io("cannot rename into place", target))
+}
+
 fn random_suffix() -> String {
     use rand::RngCore;
     format!("{:016x}", rand::rngs::OsRng.next_u64())

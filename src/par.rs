@@ -7,11 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// of nodes), and on this thread otherwise. Threads take the next item as
 /// they finish one, so a core slowed by other work does not hold the rest up.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    const MIN_PARALLEL: usize = 64;
+    map_from(64, items, f)
+}
+
+/// [`map`], on threads from `min_parallel` items up (fewer, costlier items,
+/// such as folders that are decrypted and verified).
+pub(crate) fn map_from<T: Sync, R: Send>(
+    min_parallel: usize,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    if items.len() < MIN_PARALLEL || threads == 1 {
+    if items.len() < min_parallel || threads == 1 {
         return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);

@@ -98,21 +98,52 @@ pub(crate) fn head_move(git_dir: &Path) -> Move {
     }
 }
 
-/// The nodes whose files changed (not added or removed) from `old` to `new`.
+/// The nodes whose files changed (not added or removed) from `old` to `new`:
+/// only the fan-out directories whose tree ids differ are looked into, so a
+/// commit that changed one file costs two small tree reads, not a diff of
+/// the store.
 fn modified_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<NodeId>> {
-    let old_tree = repo.find_commit(old)?.tree()?;
-    let new_tree = repo.find_commit(new)?.tree()?;
-    let mut options = git2::DiffOptions::new();
-    options.pathspec(".sesto/nodes");
-    let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), Some(&mut options))?;
-    Ok(diff
-        .deltas()
-        .filter(|d| d.status() == git2::Delta::Modified)
-        .filter_map(|d| {
-            let path = d.new_file().path()?.to_str()?;
-            crate::merge::node_of(path).ok()
+    let nodes = |commit: Oid| -> Result<Option<git2::Tree>> {
+        let tree = repo.find_commit(commit)?.tree()?;
+        Ok(match tree.get_path(Path::new(".sesto/nodes")) {
+            Ok(e) => Some(repo.find_tree(e.id())?),
+            Err(_) => None,
         })
-        .collect())
+    };
+    let (Some(old_tree), Some(new_tree)) = (nodes(old)?, nodes(new)?) else {
+        return Ok(Vec::new());
+    };
+    if old_tree.id() == new_tree.id() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for fan in new_tree.iter() {
+        let Some(name) = fan.name() else { continue };
+        let Some(before) = old_tree.get_name(name) else {
+            continue;
+        };
+        if before.id() == fan.id() {
+            continue;
+        }
+        let (Ok(before), Ok(after)) = (repo.find_tree(before.id()), repo.find_tree(fan.id()))
+        else {
+            continue;
+        };
+        for file in after.iter() {
+            let Some(file_name) = file.name() else {
+                continue;
+            };
+            if before
+                .get_name(file_name)
+                .is_some_and(|b| b.id() != file.id())
+            {
+                if let Ok(id) = crate::merge::node_of(&format!(".sesto/nodes/{name}/{file_name}")) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Most commits walked per check: a check after a long absence (or a
@@ -154,7 +185,7 @@ pub(crate) fn advance(state: &Path, parent: Option<Oid>, made: Oid) {
     let file = state.join(CHECKED);
     let checked = std::fs::read_to_string(&file).unwrap_or_default();
     if parent.is_some_and(|p| checked.trim() == p.to_string()) {
-        let _ = crate::journal::write_atomic(&file, format!("{made}\n").as_bytes());
+        let _ = crate::journal::write_cache(&file, format!("{made}\n").as_bytes());
     }
 }
 
@@ -198,7 +229,7 @@ impl Store {
     /// need no check).
     pub(crate) fn record_checked(&self, commit: &str) -> Result<()> {
         std::fs::create_dir_all(&self.state).map_err(Error::io("cannot create", &self.state))?;
-        crate::journal::write_atomic(&self.state.join(CHECKED), format!("{commit}\n").as_bytes())
+        crate::journal::write_cache(&self.state.join(CHECKED), format!("{commit}\n").as_bytes())
     }
 
     /// Before `sync` takes in `theirs`: no commit it brings may take a node
@@ -221,7 +252,8 @@ impl Store {
     /// this member cannot read are left alone.
     fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<()> {
         let judge = Judge::new(&self.work, &self.roster.store)?;
-        let tip_side = Side::load(self, repo, &judge, &repo.find_commit(tip)?)?;
+        let wanted: std::collections::HashSet<NodeId> = steps.iter().map(|s| s.id).collect();
+        let tip_side = Side::load_placing(self, repo, &judge, &repo.find_commit(tip)?, &wanted)?;
         let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
         // Per node: the drop from the highest version (commit, from, to,
         // the file it dropped from).

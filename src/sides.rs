@@ -9,7 +9,7 @@
 //! but the signatures inside it. Keys for re-encrypting a merged node come
 //! from these verified folders alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::{Commit, Oid, Repository, Tree};
@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 use crate::node::{self, Kind, NodeId, NodeKey, Roster};
 use crate::store::{Node, Rules, Store};
 use crate::trust::Judge;
+
+/// A folder to open while indexing: id, key from its parent (none for a
+/// start), chain, and its file's bytes in the commit.
+type ToOpen = (NodeId, Option<NodeKey>, Vec<NodeId>, Option<Vec<u8>>);
 
 /// Where one node sits in one side's tree.
 #[derive(Clone)]
@@ -73,6 +77,19 @@ impl<'r> Side<'r> {
         judge: &Judge,
         commit: &Commit<'r>,
     ) -> Result<Side<'r>> {
+        let mut side = Side::load_unindexed(store, repo, judge, commit)?;
+        side.index(store, None);
+        Ok(side)
+    }
+
+    /// The commit's roster, trusted, and the side built on it, nothing
+    /// placed yet.
+    fn load_unindexed(
+        store: &Store,
+        repo: &'r Repository,
+        judge: &Judge,
+        commit: &Commit<'r>,
+    ) -> Result<Side<'r>> {
         let tree = commit.tree()?;
         let short = commit.id().to_string()[..12].to_string();
         let (bytes, sig) = match (
@@ -89,12 +106,39 @@ impl<'r> Side<'r> {
         let roster = judge
             .trusts(&bytes, &sig)
             .map_err(|why| Error::Roster(format!("commit {short}: its roster: {why}")))?;
-        Side::load_under(store, repo, commit, roster, bytes, sig)
+        Side::build(store, repo, commit, roster, bytes, sig)
+    }
+
+    /// [`Side::load`] placing, of the secrets, only those in `only` (every
+    /// folder is still verified): for checks that look at a few nodes.
+    pub(crate) fn load_placing(
+        store: &Store,
+        repo: &'r Repository,
+        judge: &Judge,
+        commit: &Commit<'r>,
+        only: &HashSet<NodeId>,
+    ) -> Result<Side<'r>> {
+        let mut side = Side::load_unindexed(store, repo, judge, commit)?;
+        side.index(store, Some(only));
+        Ok(side)
     }
 
     /// Reads `commit` under `roster`, a roster already trusted (which need
     /// not be the commit's own): every folder is verified under it.
     pub(crate) fn load_under(
+        store: &Store,
+        repo: &'r Repository,
+        commit: &Commit<'r>,
+        roster: Roster,
+        bytes: Vec<u8>,
+        sig: Vec<u8>,
+    ) -> Result<Side<'r>> {
+        let mut side = Side::build(store, repo, commit, roster, bytes, sig)?;
+        side.index(store, None);
+        Ok(side)
+    }
+
+    fn build(
         store: &Store,
         repo: &'r Repository,
         commit: &Commit<'r>,
@@ -111,7 +155,7 @@ impl<'r> Side<'r> {
         }
         let keys = crate::store::member_keys(&roster)?;
         let me = store.member_among(&keys);
-        let mut side = Side {
+        Ok(Side {
             commit: commit.id(),
             roster,
             roster_bytes: bytes,
@@ -122,9 +166,7 @@ impl<'r> Side<'r> {
             tree,
             nodes: HashMap::new(),
             rejected: HashMap::new(),
-        };
-        side.index(store);
-        Ok(side)
+        })
     }
 
     /// The roster file's bytes in `commit`, if it has one.
@@ -144,7 +186,7 @@ impl<'r> Side<'r> {
     /// Places every node this member reaches, verifying each folder on the
     /// way. A node listed twice, or whose folder does not verify, is
     /// rejected with everything below it.
-    fn index(&mut self, store: &Store) {
+    fn index(&mut self, store: &Store, only: Option<&HashSet<NodeId>>) {
         let Some(me) = self.me.clone() else {
             return;
         };
@@ -177,52 +219,74 @@ impl<'r> Side<'r> {
         }
         let tops: Vec<NodeId> = todo.iter().map(|(id, _, _)| *id).collect();
         let mut listed: HashMap<NodeId, NodeId> = HashMap::new();
-        while let Some((id, key, chain)) = todo.pop() {
-            let folder = match self.open_at(store, &id, key.as_ref(), &chain) {
-                Ok(n) if n.body.kind == Kind::Folder => n,
-                Ok(_) => {
-                    self.reject(id, "its parent lists a folder, but it is a secret".into());
-                    continue;
-                }
-                Err(e) => {
-                    self.reject(id, e.to_string());
-                    continue;
-                }
-            };
-            for e in &folder.body.children {
-                if chain.contains(&e.id) || chain.len() > node::MAX_DEPTH {
-                    self.reject(e.id, "a folder lists itself or an ancestor".into());
-                    continue;
-                }
-                if listed.insert(e.id, id).is_some() {
-                    self.reject(e.id, "listed twice".into());
-                    continue;
-                }
-                if tops.contains(&e.id) {
-                    // A granted folder reached again from above: its key is
-                    // known now; it is verified from where the member starts,
-                    // as every read does (`Store::start_for`).
-                    if let Some(p) = self.nodes.get_mut(&e.id) {
-                        p.key = Some(e.key.clone());
-                        p.parent = Some(id);
-                        p.name = e.name.clone();
+        // Level by level: each level's folders are read from git here (git2
+        // objects stay on this thread), then decrypted and verified on all
+        // cores.
+        let mut level = todo;
+        while !level.is_empty() {
+            let read: Vec<ToOpen> = level
+                .into_iter()
+                .map(|(id, key, chain)| {
+                    let bytes = self.blob(&id);
+                    (id, key, chain, bytes)
+                })
+                .collect();
+            let rules = self.rules();
+            let opened = crate::par::map_from(8, &read, |(id, key, chain, bytes)| match bytes {
+                Some(b) => store.open_node_under(&rules, id, b, key.as_ref(), chain),
+                None => Err(store.reject(id, "the file is missing in this commit")),
+            });
+            level = Vec::new();
+            for ((id, _, chain, _), folder) in read.into_iter().zip(opened) {
+                let folder = match folder {
+                    Ok(n) if n.body.kind == Kind::Folder => n,
+                    Ok(_) => {
+                        self.reject(id, "its parent lists a folder, but it is a secret".into());
+                        continue;
                     }
-                    continue;
-                }
-                let mut c = chain.clone();
-                c.push(e.id);
-                self.nodes.insert(
-                    e.id,
-                    Placed {
-                        key: Some(e.key.clone()),
-                        parent: Some(id),
-                        name: e.name.clone(),
-                        kind: e.kind,
-                        chain: c.clone(),
-                    },
-                );
-                if e.kind == Kind::Folder {
-                    todo.push((e.id, Some(e.key.clone()), c));
+                    Err(e) => {
+                        self.reject(id, e.to_string());
+                        continue;
+                    }
+                };
+                for e in &folder.body.children {
+                    if chain.contains(&e.id) || chain.len() > node::MAX_DEPTH {
+                        self.reject(e.id, "a folder lists itself or an ancestor".into());
+                        continue;
+                    }
+                    if listed.insert(e.id, id).is_some() {
+                        self.reject(e.id, "listed twice".into());
+                        continue;
+                    }
+                    if tops.contains(&e.id) {
+                        // A granted folder reached again from above: its key is
+                        // known now; it is verified from where the member starts,
+                        // as every read does (`Store::start_for`).
+                        if let Some(p) = self.nodes.get_mut(&e.id) {
+                            p.key = Some(e.key.clone());
+                            p.parent = Some(id);
+                            p.name = e.name.clone();
+                        }
+                        continue;
+                    }
+                    if e.kind != Kind::Folder && only.is_some_and(|o| !o.contains(&e.id)) {
+                        continue;
+                    }
+                    let mut c = chain.clone();
+                    c.push(e.id);
+                    self.nodes.insert(
+                        e.id,
+                        Placed {
+                            key: Some(e.key.clone()),
+                            parent: Some(id),
+                            name: e.name.clone(),
+                            kind: e.kind,
+                            chain: c.clone(),
+                        },
+                    );
+                    if e.kind == Kind::Folder {
+                        level.push((e.id, Some(e.key.clone()), c));
+                    }
                 }
             }
         }
@@ -247,19 +311,6 @@ impl<'r> Side<'r> {
             .get_path(Path::new(&node_path(id)))
             .ok()
             .map(|e| e.id())
-    }
-
-    fn open_at(
-        &self,
-        store: &Store,
-        id: &NodeId,
-        key: Option<&NodeKey>,
-        chain: &[NodeId],
-    ) -> Result<Node> {
-        let bytes = self
-            .blob(id)
-            .ok_or_else(|| store.reject(id, "the file is missing in this commit"))?;
-        store.open_node_under(&self.rules(), id, &bytes, key, chain)
     }
 
     /// Opens node `id` from `bytes`, which must be its file in this commit,
