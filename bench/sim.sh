@@ -11,7 +11,8 @@
 #   SESTO_SIM_MODE     commit or infra: one mode only; alternate: one run per
 #                      seed, odd seeds commit, even infra (default: both)
 #   SESTO_SIM_ATTACKS  mallory's kinds of push to keep (default all:
-#                      replay,node,root,roster)
+#                      replay,node,root,roster; none: honest histories,
+#                      which must also pass `verify --history`)
 #   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim; emptied)
 #   SIM_JOBS           runs at a time (default: the number of CPUs)
 set -euo pipefail

@@ -132,6 +132,9 @@ struct Sim {
     /// Every successful honest change: the step and the path it touched.
     touched: Vec<(usize, String)>,
     attacks: Vec<Attack>,
+    /// Whether mallory ever pushed: an honest history must also pass
+    /// `verify --history`.
+    attacked: bool,
     carol_member: bool,
     carol_grant: bool,
 }
@@ -178,6 +181,7 @@ impl Sim {
             synced,
             touched: vec![],
             attacks: vec![],
+            attacked: false,
             carol_member: true,
             carol_grant: true,
         }
@@ -487,6 +491,7 @@ impl Sim {
         team.git_ok(m, &["commit", "-qm", "update"]);
         team.git_ok(m, &["push", "-q", "origin", "HEAD:main"]);
         self.attacks.push(attack);
+        self.attacked = true;
         self.note(format!("mallory {what}"));
     }
 
@@ -626,6 +631,9 @@ impl Sim {
         let alice = &self.who[ALICE];
         self.team.ok(alice, &["fsck"]);
         self.team.ok(alice, &["verify"]);
+        if !self.attacked {
+            self.team.ok(alice, &["verify", "--history"]);
+        }
     }
 }
 
