@@ -11,7 +11,7 @@ use std::fs;
 use common::team::{Member, Mode, Team, Way, FUTURE};
 use common::{require_tool, snapshot_text, Output, NOW};
 use sesto::crypto;
-use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
+use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
 
 /// mallory's value: it must never come back to anyone else.
 const FORGED: &str = "v-mallory-1";
@@ -384,18 +384,7 @@ fn issue10_case7_orphan_roster_is_refused_without_a_panic() {
         team.clone_for(&mallory, false);
 
         let real = team.roster(&mallory);
-        let mut rival = Roster::new(
-            [(
-                "mallory".to_string(),
-                sesto::node::Member {
-                    key: mallory.public.clone(),
-                    admin: true,
-                    signing_key: None,
-                },
-            )]
-            .into(),
-        );
-        rival.store = real.store.clone();
+        let mut rival = team.rival_roster(&mallory);
         if later {
             // Past every pin's high-water mark, still with no `previous`.
             rival.version = real.version + 1;
@@ -469,18 +458,7 @@ fn issue10_case7_after_an_admin_undoes_an_orphan_roster_a_merge_took_in_the_memb
             (file, bytes)
         })
         .collect();
-    let mut rival = Roster::new(
-        [(
-            "mallory".to_string(),
-            sesto::node::Member {
-                key: mallory.public.clone(),
-                admin: true,
-                signing_key: None,
-            },
-        )]
-        .into(),
-    );
-    rival.store = real.store.clone();
+    let mut rival = team.rival_roster(&mallory);
     rival.version = real.version + 1;
     team.plant_roster(&mallory, &rival, &mallory.key);
     team.commit(&mallory, "rival roster");

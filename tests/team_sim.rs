@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use common::team::{Member, Mode, Team, Way};
 use common::Output;
 use common::NOW;
-use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
+use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
 
 /// CI's seeds: about four seconds each.
 const SEEDS: &[u64] = &[1, 2, 3, 4];
@@ -455,18 +455,7 @@ impl Sim {
                 "signs a root listing her secret"
             }
             _ => {
-                let mut rival = Roster::new(
-                    [(
-                        "mallory".to_string(),
-                        sesto::node::Member {
-                            key: m.public.clone(),
-                            admin: true,
-                            signing_key: None,
-                        },
-                    )]
-                    .into(),
-                );
-                rival.store = store.clone();
+                let mut rival = team.rival_roster(&m);
                 rival.version = if self.rng.below(2) == 0 {
                     1
                 } else {

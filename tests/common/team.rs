@@ -603,6 +603,24 @@ impl Team {
         self.git_ok(m, &["add", &rel]);
     }
 
+    /// A rival roster for the store `m`'s clone holds: `m` its only member
+    /// and admin, version 1, naming no earlier roster.
+    pub fn rival_roster(&self, m: &Member) -> Roster {
+        let mut rival = Roster::new(
+            [(
+                m.name.clone(),
+                node::Member {
+                    key: m.public.clone(),
+                    admin: true,
+                    signing_key: None,
+                },
+            )]
+            .into(),
+        );
+        rival.store = self.roster(m).store;
+        rival
+    }
+
     /// Writes a roster signed by `signer` in `m`'s work tree and stages it.
     pub fn plant_roster(&self, m: &Member, roster: &Roster, signer: &Path) {
         let bytes = roster.encode();
