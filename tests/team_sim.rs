@@ -16,7 +16,8 @@
 //! `SESTO_SIM_SEED=123 SESTO_SIM_STEPS=40 SESTO_SIM_MODE=infra cargo test --test team_sim`
 //! (`bench/sim.sh` runs many seeds). `SESTO_SIM_ATTACKS=replay,node` keeps only
 //! some of mallory's kinds of push (all four: replay, node, root, roster);
-//! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote).
+//! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote);
+//! `SESTO_SIM_PRINT=1` prints the steps of a run that passed too.
 
 mod common;
 
@@ -154,8 +155,20 @@ impl Sim {
         for m in [&bob, &carol, &mallory] {
             team.pull(m).assert_success();
         }
+        // fixer: a second admin, who repairs with plain git and changes the
+        // roster beside alice (roster changes on both sides of merges).
         let fixer = team.person("fixer");
-        team.clone_for(&fixer, false);
+        let key_file = format!("{}.pub", fixer.key.display());
+        team.ok(
+            &alice,
+            &["member", "add", "fixer", "--admin", "--key-file", &key_file],
+        );
+        team.commit(&alice, "add fixer");
+        team.push(&alice).assert_success();
+        team.clone_for(&fixer, true);
+        for m in [&bob, &carol, &mallory] {
+            team.pull(m).assert_success();
+        }
         let synced = [("prod/a", "v-alice-0a"), ("prod/db/x", "v-alice-0b")]
             .into_iter()
             .chain([("staging/a", "v-alice-0c")])
@@ -207,6 +220,7 @@ impl Sim {
                 (MALLORY, r) if r < 60 => "attack",
                 (MALLORY, _) => "repair",
                 (ALICE, r) if r < 10 => "membership",
+                (ALICE, r) if r < 22 => "second admin",
                 (CAROL, r) if r < 50 => "take in",
                 (CAROL, r) if r < 70 => "look back",
                 (CAROL, _) => "read",
@@ -220,6 +234,7 @@ impl Sim {
                 "attack" => self.attack(),
                 "repair" => self.repair(),
                 "membership" => self.membership(),
+                "second admin" => self.second_admin(),
                 "take in" => self.take_in(actor),
                 "look back" => self.look_back(actor),
                 "write" => self.write(actor),
@@ -376,6 +391,41 @@ impl Sim {
         self.note(format!(
             "alice {what} -> {}",
             if ok { "ok" } else { "failed" }
+        ));
+    }
+
+    /// fixer, the second admin, grants or revokes bob's staging in a clone of
+    /// their own and syncs: the roster changes beside alice's unpushed ones.
+    fn second_admin(&mut self) {
+        let (team, fixer) = (&self.team, &self.who[FIXER]);
+        team.abort(fixer);
+        team.git(fixer, &["reset", "-q", "--hard", "@{u}"]);
+        let grant = self.rng.below(2) == 0;
+        let args: &[&str] = if grant {
+            &["grant", "bob", "staging"]
+        } else {
+            &["revoke", "bob", "staging"]
+        };
+        let changed = team.sesto(fixer, args).success();
+        if changed {
+            team.commit(fixer, "fixer's roster change");
+        }
+        let synced = team.sync(fixer);
+        assert!(
+            synced.success() || self.attacked,
+            "step {}: the second admin's sync failed in an honest history:\n{}",
+            self.step,
+            common::snapshot_text(&synced)
+        );
+        self.note(format!(
+            "fixer {} -> {}, sync -> {}",
+            args.join(" "),
+            if changed { "ok" } else { "failed" },
+            outcome(&if synced.success() {
+                Ok(())
+            } else {
+                Err(synced)
+            })
         ));
     }
 
@@ -692,6 +742,9 @@ fn simulate(mode: Mode, seeds: &[u64]) {
             sim.run(steps);
             sim.finish();
         }));
+        if run.is_ok() && std::env::var_os("SESTO_SIM_PRINT").is_some() {
+            sim.log.print();
+        }
         if let Err(panic) = run {
             if std::env::var_os("SESTO_SIM_KEEP").is_some() {
                 sim.log.print();
