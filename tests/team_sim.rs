@@ -505,7 +505,7 @@ impl Sim {
                 "signs a root listing her secret"
             }
             _ => {
-                let mut rival = team.rival_roster(&m);
+                let mut rival = team.rival_roster(m);
                 rival.version = if self.rng.below(2) == 0 {
                     1
                 } else {
