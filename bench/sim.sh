@@ -13,7 +13,8 @@
 #   SESTO_SIM_ATTACKS  mallory's kinds of push to keep (default all:
 #                      replay,node,root,roster; none: honest histories,
 #                      which must also pass `verify --history`)
-#   SIM_OUT            where failure logs go (default $TMPDIR/sesto-sim; emptied)
+#   SIM_OUT            where failure logs go, and done.txt, one line per
+#                      finished run (default $TMPDIR/sesto-sim; emptied)
 #   SIM_JOBS           runs at a time (default: the number of CPUs)
 set -euo pipefail
 
@@ -41,8 +42,10 @@ run_one() {
     if SESTO_SIM_SEED=$seed SESTO_SIM_MODE=$mode "$bin" --exact "sim_${mode}_mode" \
         >"$log" 2>&1; then
         rm -f "$log"
+        echo "$seed $mode ok" >>"$out/done.txt"
     else
         echo "seed $seed ($mode): FAILED"
+        echo "$seed $mode FAILED" >>"$out/done.txt"
     fi
 }
 export -f run_one
