@@ -331,6 +331,14 @@ impl Store {
             if tip_version.is_some_and(|t| t > was) {
                 continue;
             }
+            // The tip's file counts against the drop only when it came in on
+            // the drop's line: the replay itself, or a write built on it. A
+            // file from a line the drop never touched (a concurrent write a
+            // merge kept) does not.
+            let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
+            if !self.came_after(repo, steps, &id, tip_blob, commit) {
+                continue;
+            }
             let c = commit.to_string();
             return Err(self.reject(
                 &id,
@@ -345,5 +353,34 @@ impl Store {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the commit that brought `blob` in as `id`'s file (among the
+    /// steps; in a merge, the parent it came from, not the merge) is `drop`
+    /// or descends from it.
+    fn came_after(
+        &self,
+        repo: &Repository,
+        steps: &[Step],
+        id: &NodeId,
+        blob: Oid,
+        drop: Oid,
+    ) -> bool {
+        let path = sides::node_path(id);
+        let blob_at = |commit: Oid| -> Option<Oid> {
+            let tree = repo.find_commit(commit).ok()?.tree().ok()?;
+            tree.get_path(Path::new(&path)).ok().map(|e| e.id())
+        };
+        steps
+            .iter()
+            .filter(|s| s.id == *id && blob_at(s.commit) == Some(blob))
+            .filter(|s| {
+                // Held by another parent of a merge: it came from there.
+                repo.find_commit(s.commit).is_ok_and(|c| {
+                    !c.parent_ids()
+                        .any(|p| p != s.parent && blob_at(p) == Some(blob))
+                })
+            })
+            .any(|s| s.commit == drop || repo.graph_descendant_of(s.commit, drop).unwrap_or(false))
     }
 }
