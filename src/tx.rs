@@ -241,8 +241,22 @@ impl<'s> Tx<'s> {
                 if changed(&e.id) {
                     let bytes = std::fs::read(self.store.node_file(&e.id)).ok();
                     let opens = |k: &NodeKey| bytes.as_deref().is_some_and(|b| key_opens(k, b));
+                    // A key is taken only for a file that also verifies at
+                    // this place: signed by someone who may write here.
+                    let mut chain = self.chain_of(folder);
+                    chain.push(e.id);
+                    let verifies = |k: &NodeKey| {
+                        let entry = Entry {
+                            key: k.clone(),
+                            ..e.clone()
+                        };
+                        self.store.read_entry(&entry, &chain).is_ok()
+                    };
                     if bytes.is_some() && !opens(&e.key) {
-                        if let Some(key) = keys_for(&e.id).into_iter().find(|k| opens(k)) {
+                        if let Some(key) = keys_for(&e.id)
+                            .into_iter()
+                            .find(|k| opens(k) && verifies(k))
+                        {
                             if let Some(entry) = self
                                 .node_mut(folder)
                                 .body
