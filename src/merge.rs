@@ -159,6 +159,11 @@ impl<'r> Merge<'r> {
                     &ours.body.children,
                     &theirs.body.children,
                 );
+                // A folder shared on one side records where it sits (its
+                // grantees start there); the merge keeps that.
+                if body.path.is_none() {
+                    body.path = theirs.body.path.clone();
+                }
             }
             Kind::Secret => {
                 let ov = ours.body.value.as_ref().map(Value::expose_secret);

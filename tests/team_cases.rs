@@ -1114,3 +1114,38 @@ fn a_replay_is_refused_after_a_rebase_and_when_it_undoes_a_version_the_clone_nev
     );
     team.ok(&bob, &["ls", "prod"]);
 }
+
+#[test]
+fn a_grant_merged_beside_a_change_in_the_folder_keeps_its_path() {
+    // Found by tests/team_sim.rs (seed 122, infra): one admin granted bob
+    // staging while alice added to staging; the merged folder lost the path
+    // a shared folder records, and bob's every command failed.
+    let (team, alice) = Team::new(Mode::Infra);
+    team.set_ok(&alice, "staging/app/token", "v-token-1");
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    let dave = team.person("dave");
+    let key_file = format!("{}.pub", dave.key.display());
+    team.ok(
+        &alice,
+        &["member", "add", "dave", "--admin", "--key-file", &key_file],
+    );
+    let bob = team.person("bob");
+    team.add(&alice, &bob, None);
+    assert_ok("push", &team.push(&alice));
+    team.clone_for(&dave, true);
+    team.clone_for(&bob, true);
+    team.ok(&dave, &["grant", "bob", "staging"]);
+    team.commit(&dave, "grant bob staging");
+    assert_ok("dave's sync", &team.sync(&dave));
+    team.set_ok(&alice, "staging/db/url", "v-url-1");
+    team.commit(&alice, "url");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "staging/db/url").as_deref(), Some("v-url-1"));
+    assert_eq!(
+        team.get(&bob, "staging/app/token").as_deref(),
+        Some("v-token-1")
+    );
+    team.ok(&alice, &["fsck"]);
+}
