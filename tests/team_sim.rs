@@ -136,6 +136,8 @@ struct Sim {
     /// Whether mallory ever pushed: an honest history must also pass
     /// `verify --history`.
     attacked: bool,
+    /// Paths anyone moved (from or to), at any step.
+    moved: Vec<String>,
     carol_member: bool,
     carol_grant: bool,
 }
@@ -195,6 +197,7 @@ impl Sim {
             touched: vec![],
             attacks: vec![],
             attacked: false,
+            moved: vec![],
             carol_member: true,
             carol_grant: true,
         }
@@ -293,6 +296,9 @@ impl Sim {
         };
         self.note(format!("{} {what} -> exit {}", self.who[a].name, out.code));
         if out.success() {
+            if what.starts_with("mv ") {
+                self.moved.extend(touched.iter().cloned());
+            }
             self.touched.extend(touched.into_iter().map(|p| (step, p)));
         }
     }
@@ -658,7 +664,13 @@ impl Sim {
                         || w.path.starts_with(&format!("{p}/"))
                         || p.starts_with(&format!("{}/", w.path)))
             });
-            let kept = shown.iter().any(|(p, v)| *p == w.path && **v == w.value);
+            // A move the writer had not yet seen carries the value along (a
+            // rename and an edit give the new name with the new content):
+            // where anyone ever moved the path, the value may be anywhere.
+            let moved = self.moved.iter().any(|p| *p == w.path);
+            let kept = shown
+                .iter()
+                .any(|(p, v)| (*p == w.path || moved) && **v == w.value);
             assert!(
                 kept || later,
                 "{} (written at step {}, synced) is gone from {}",
