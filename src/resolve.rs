@@ -24,7 +24,8 @@ pub struct Resolved {
     pub left: Vec<String>,
     /// Whether both sides' roster changes were merged (and signed by you).
     pub roster_merged: bool,
-    /// Folder entries given the key of the node file the merge kept.
+    /// Folder entries settled after a merge: given the key of the node file
+    /// the merge kept, or their file put back (or, with none, removed).
     pub rekeyed: usize,
 }
 
@@ -339,7 +340,7 @@ impl Store {
             }
         }
         if !kept.is_empty() {
-            tx.prune_dangling()?;
+            tx.prune_dangling(&mut |_| false)?;
         }
         if let Some(merged) = merged_roster {
             // Shared folders are encrypted to their grantees and the root to
@@ -427,10 +428,33 @@ impl Store {
         };
         let mut tx = self.transaction()?;
         let fixed = settle_keys(&mut tx, &m)?;
-        if fixed > 0 {
+        // An entry whose file git deleted (a merge kept the entry, say for
+        // a change to the folder): its file comes back from the side that
+        // has it, verified there; without one, the entry goes.
+        let mut restored = Vec::new();
+        let pruned = tx.prune_dangling(&mut |id| {
+            for side in [&m.ours, &m.theirs] {
+                if let Some(bytes) = side.blob(id) {
+                    if side.open(self, id, &bytes).is_ok()
+                        && crate::journal::write_atomic(&self.node_file(id), &bytes).is_ok()
+                    {
+                        restored.push(sides::node_path(id));
+                        return true;
+                    }
+                }
+            }
+            false
+        })?;
+        crate::git::stage(repo, &restored)?;
+        if fixed > 0 || !pruned.is_empty() {
             tx.commit()?;
+        } else if !restored.is_empty() && crate::git::auto_commit(repo) {
+            git(
+                &self.work,
+                &["commit", "--quiet", "-m", "sesto: settle merge"],
+            )?;
         }
-        Ok(fixed)
+        Ok(fixed + pruned.len() + restored.len())
     }
 
     /// Lists node `id` again in the folder `side` has it in, when no folder

@@ -282,9 +282,13 @@ impl<'s> Tx<'s> {
 
     /// After a merge: removes folder entries whose node file the merge
     /// deleted (a folder kept for a change inside it still lists what the
-    /// other side deleted and this side left alone). Walks every folder from
-    /// the tops, loading them. Returns the paths pruned.
-    pub(crate) fn prune_dangling(&mut self) -> Result<Vec<SPath>> {
+    /// other side deleted and this side left alone), unless `restore` puts
+    /// the file back. Walks every folder from the tops, loading them.
+    /// Returns the paths pruned.
+    pub(crate) fn prune_dangling(
+        &mut self,
+        restore: &mut dyn FnMut(&NodeId) -> bool,
+    ) -> Result<Vec<SPath>> {
         let mut pruned = Vec::new();
         let mut todo = self.top_ids();
         let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
@@ -293,7 +297,7 @@ impl<'s> Tx<'s> {
                 .body
                 .children
                 .iter()
-                .filter(|e| !self.store.node_file(&e.id).exists())
+                .filter(|e| !self.store.node_file(&e.id).exists() && !restore(&e.id))
                 .map(|e| e.name.clone())
                 .collect();
             for name in gone {

@@ -667,7 +667,7 @@ impl Sim {
             // A move the writer had not yet seen carries the value along (a
             // rename and an edit give the new name with the new content):
             // where anyone ever moved the path, the value may be anywhere.
-            let moved = self.moved.iter().any(|p| *p == w.path);
+            let moved = self.moved.contains(&w.path);
             let kept = shown
                 .iter()
                 .any(|(p, v)| (*p == w.path || moved) && **v == w.value);

@@ -91,7 +91,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     if report.rekeyed > 0 {
         writeln!(
             out,
-            "gave {} folder entr{} the key of the file the merge kept",
+            "settled {} folder entr{} after the merge (the key of the file kept, or a file git removed)",
             report.rekeyed,
             if report.rekeyed == 1 { "y" } else { "ies" }
         )?;
