@@ -466,7 +466,9 @@ impl Sim {
                 let start = self.rng.below(files.len());
                 let old = (0..files.len()).find_map(|i| {
                     let file = &files[(start + i) % files.len()];
-                    let revs = team.git_ok(m, &["log", "--format=%H", "--", file]);
+                    // Commits that left the file in their tree (not those deleting it).
+                    let revs =
+                        team.git_ok(m, &["log", "--format=%H", "--diff-filter=d", "--", file]);
                     let rev = revs.lines().nth(1)?;
                     Some((file.to_string(), blob(team, m, &format!("{rev}:{file}"))))
                 });
