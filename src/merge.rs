@@ -428,6 +428,9 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
     let mut taken: BTreeSet<String> = BTreeSet::new();
     let mut result: Vec<Entry> = Vec::new();
     for mut e in out {
+        if let Some(key) = rotated_elsewhere(m, &e) {
+            e.key = key;
+        }
         if !taken.insert(e.name.clone()) {
             e.name = free_name(&taken, &e.name);
             taken.insert(e.name.clone());
@@ -436,6 +439,21 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
     }
     result.sort_by(|a, b| a.name.cmp(&b.name));
     result
+}
+
+/// The key a rotation on either side gave `e`'s node, where `e` still holds
+/// the key the base had for it: an entry one side moved here (from a folder
+/// the other side re-keyed) takes the new key, as the node's file does
+/// (only the rotating side changed it, so git takes that file as it is).
+fn rotated_elsewhere(m: &Merge, e: &Entry) -> Option<NodeKey> {
+    let base = m.base.as_ref()?.nodes.get(&e.id)?.key.as_ref()?;
+    if base.expose_secret() != e.key.expose_secret() {
+        return None;
+    }
+    [&m.ours, &m.theirs]
+        .into_iter()
+        .filter_map(|side| side.nodes.get(&e.id)?.key.clone())
+        .find(|k| k.expose_secret() != base.expose_secret())
 }
 
 /// Whether `side` lists node `id` in a folder (the one it is not in here).

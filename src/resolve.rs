@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use git2::{Oid, Repository};
+use git2::{Commit, Oid, Repository};
 
 use crate::error::{Error, Result};
 use crate::merge::{self, Merge};
@@ -406,19 +406,17 @@ impl Store {
         Ok(report)
     }
 
-    /// After a merge git finished alone (`HEAD` is a merge commit, nothing
-    /// under way): folder entries put right where git took a folder from one
-    /// side and a node it lists, re-encrypted, from the other. Returns how
-    /// many; nothing when the merge's commits cannot be read as sides.
+    /// After a merge or rebase git finished alone (nothing under way):
+    /// folder entries put right where git took a folder from one side and a
+    /// node it lists, re-encrypted, from the other. Returns how many;
+    /// nothing when the two sides cannot be told or read.
     fn settle_merged_keys(&self, repo: &Repository) -> Result<usize> {
         if repo.state() != git2::RepositoryState::Clean {
             return Ok(0);
         }
-        let head = repo.head()?.peel_to_commit()?;
-        if head.parent_count() != 2 {
+        let Some((ours, theirs)) = merged_sides(repo)? else {
             return Ok(0);
-        }
-        let (ours, theirs) = (head.parent(0)?, head.parent(1)?);
+        };
         let base = repo
             .merge_base(ours.id(), theirs.id())
             .ok()
@@ -667,6 +665,30 @@ fn their_value(store: &Store, repo: &Repository, copy: &merge::Queued) -> Result
         .body
         .value
         .ok_or_else(|| store.reject(&copy.id, "its other value is not a secret"))
+}
+
+/// The two sides of what `HEAD` last took in: a merge commit's parents, or
+/// after a rebase onto the upstream (`git pull --rebase`) the upstream and
+/// the branch as it was before (`ORIG_HEAD`, no longer in `HEAD`'s history).
+fn merged_sides(repo: &Repository) -> Result<Option<(Commit<'_>, Commit<'_>)>> {
+    let head = repo.head()?.peel_to_commit()?;
+    if head.parent_count() == 2 {
+        return Ok(Some((head.parent(0)?, head.parent(1)?)));
+    }
+    let commit = |spec: &str| {
+        repo.revparse_single(spec)
+            .ok()
+            .and_then(|o| o.peel_to_commit().ok())
+    };
+    let (Some(before), Some(upstream)) = (commit("ORIG_HEAD"), commit("@{upstream}")) else {
+        return Ok(None);
+    };
+    let holds = |tip: Oid, c: Oid| tip == c || repo.graph_descendant_of(tip, c).unwrap_or(false);
+    let rebased = upstream.id() != head.id()
+        && holds(head.id(), upstream.id())
+        && !holds(head.id(), before.id())
+        && !holds(upstream.id(), before.id());
+    Ok(rebased.then_some((upstream, before)))
 }
 
 /// Runs the system `git` in `work`; its output is kept, and quoted on failure.

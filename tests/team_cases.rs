@@ -1149,3 +1149,82 @@ fn a_grant_merged_beside_a_change_in_the_folder_keeps_its_path() {
     );
     team.ok(&alice, &["fsck"]);
 }
+
+/// bob moves a secret out of a folder alice re-keys (carol's read on it is
+/// revoked) without having pulled; bob then takes alice's change in `way`.
+/// The moved secret must open for everyone entitled to it, under the new
+/// key only.
+fn move_beside_a_rotation(way: Way, to: &str) {
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice) = Team::new(Mode::Infra);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.set_ok(&alice, "prod/other", "v-other-1");
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    team.set_ok(&alice, "staging/web", "v-web-1");
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    team.ok(&alice, &["grant", "bob", "staging", "--write"]);
+    let carol = team.join(&alice, "carol", Some(("prod/db", false)));
+    team.commit(&alice, "members");
+    assert_ok("push", &team.push(&alice));
+    for m in [&bob, &carol] {
+        assert_ok("pull", &team.pull(m));
+        team.ok(m, &["ls"]);
+    }
+    let learned = team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
+
+    team.ok(&alice, &["revoke", "carol", "prod/db"]);
+    team.commit(&alice, "revoke carol");
+    assert_ok("alice's push", &team.push(&alice));
+    team.ok(&bob, &["mv", PASSWORD, to]);
+    team.commit(&bob, "move");
+    if to.starts_with("prod/") {
+        // The driver merges `prod`, changed on both sides: the merge commit
+        // itself holds the new key, with nothing left for `sesto resolve`.
+        let mut cmd = team.command(&bob, "git");
+        cmd.args(["fetch", "-q"]);
+        assert!(cmd.status().unwrap().success());
+        let merged = team.git(&bob, &["merge", "-q", "--no-edit", "@{u}"]);
+        assert_ok("bob's merge", &merged);
+        assert_eq!(team.get(&bob, to).as_deref(), Some("v-alice-1"));
+    }
+    team.take_in(&bob, way)
+        .unwrap_or_else(|out| panic!("bob takes alice's revoke in:\n{}", snapshot_text(&out)));
+    // What `sesto resolve` settled is staged, for bob to commit and push.
+    team.commit(&bob, "settle");
+    assert_ok("bob's push", &team.push(&bob));
+    assert_ok("alice's pull", &team.pull(&alice));
+    for m in [&alice, &bob] {
+        assert_eq!(team.get(m, to).as_deref(), Some("v-alice-1"), "{}", m.name);
+        team.ok(m, &["fsck"]);
+    }
+    for (id, bytes) in team.remote_nodes("main") {
+        assert!(
+            team.age_open(&[&carol.key], &learned, &bytes).is_none(),
+            "after the revoke, carol's key or a node key she had opens node {id}"
+        );
+    }
+}
+
+#[test]
+fn a_move_out_of_a_folder_rekeyed_meanwhile_merges_to_the_new_key() {
+    // Found by tests/team_sim.rs (seed 1318, infra mode): the folder bob moved
+    // the secret into was merged by the driver with the key from before the
+    // rotation; the secret's file (re-keyed) no longer opened.
+    move_beside_a_rotation(Way::Pull, "prod/moved");
+}
+
+#[test]
+fn a_move_rebased_over_a_rotation_settles_to_the_new_key() {
+    // Into a folder the rotation left alone, through `git pull --rebase`:
+    // git takes bob's `staging` with the old key and alice's re-keyed file,
+    // with no merge commit to tell the sides; `sesto resolve` settles it.
+    move_beside_a_rotation(Way::Rebase, "staging/moved");
+}
+
+#[test]
+fn a_move_merged_over_a_rotation_into_a_folder_it_left_alone_settles() {
+    move_beside_a_rotation(Way::Pull, "staging/moved");
+}

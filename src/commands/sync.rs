@@ -91,9 +91,14 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     if report.rekeyed > 0 {
         writeln!(
             out,
-            "settled {} folder entr{} after the merge (the key of the file kept, or a file git removed)",
+            "settled {} folder entr{} after the merge (the key of the file kept, or a file git removed){}",
             report.rekeyed,
-            if report.rekeyed == 1 { "y" } else { "ies" }
+            if report.rekeyed == 1 { "y" } else { "ies" },
+            if sesto::git::open(&sesto::find_work_tree(&start)?).is_ok_and(|r| sesto::git::auto_commit(&r)) {
+                ""
+            } else {
+                "; staged: commit and push them"
+            }
         )?;
     }
     for l in &report.left {
