@@ -527,7 +527,9 @@ impl Store {
     }
     /// `git fetch`, merge the upstream with sesto's driver, settle what git
     /// leaves, commit, `git push`; again when the push loses a race.
-    pub fn sync(&self, remote_branch: Option<&str>) -> Result<SyncReport> {
+    /// The store is read again after each merge, so what follows works on
+    /// the merged roster and folders, not on what was read before.
+    pub fn sync(&mut self, remote_branch: Option<&str>) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let repo = crate::git::open(&self.work)?;
         let upstream = match remote_branch {
@@ -580,6 +582,7 @@ impl Store {
                 }
                 if repo.graph_descendant_of(theirs, head)? {
                     git(&self.work, &["merge", "--quiet", "--ff-only", &upstream])?;
+                    self.reload()?;
                 } else if theirs != head && !repo.graph_descendant_of(head, theirs)? {
                     // The driver is told theirs' commit rather than searching for it.
                     let theirs = theirs.to_string();
@@ -590,6 +593,7 @@ impl Store {
                         &[],
                         &hint,
                     );
+                    self.reload()?;
                     let resolved = self.resolve()?;
                     if !resolved.left.is_empty() {
                         return Err(Error::Value(format!(

@@ -1228,3 +1228,41 @@ fn a_move_rebased_over_a_rotation_settles_to_the_new_key() {
 fn a_move_merged_over_a_rotation_into_a_folder_it_left_alone_settles() {
     move_beside_a_rotation(Way::Pull, "staging/moved");
 }
+
+#[test]
+fn a_members_sync_from_a_merge_commit_settles_under_the_merged_roster() {
+    // Found by tests/team_sim.rs (seed 1678, infra mode): bob's `HEAD` was a
+    // merge, so `sync` read his folders before merging alice's removal of
+    // carol, then settled the merge on that stale copy: `prod` went out
+    // re-signed but encrypted to its old key, and alice lost all of `prod`.
+    if !require_tool("age") {
+        return;
+    }
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    let learned = team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
+
+    team.set_ok(&alice, "staging/web", "v-web-1");
+    assert_ok("alice's push", &team.push(&alice));
+    team.set_ok(&bob, "prod/b", "v-bob-1");
+    assert_ok("bob's merge", &team.pull(&bob));
+    team.ok(&alice, &["member", "remove", "carol"]);
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's sync", &team.sync(&bob));
+    assert_ok("alice's pull", &team.pull(&alice));
+
+    assert_eq!(team.get(&alice, PASSWORD).as_deref(), Some("v-alice-1"));
+    assert_eq!(team.get(&alice, "prod/b").as_deref(), Some("v-bob-1"));
+    assert_eq!(team.get(&bob, PASSWORD).as_deref(), Some("v-alice-1"));
+    team.ok(&alice, &["fsck"]);
+    for (id, bytes) in team.remote_nodes("main") {
+        assert!(
+            team.age_open(&[&carol.key], &learned, &bytes).is_none(),
+            "after carol's removal, her key or a node key she had opens node {id}"
+        );
+    }
+}

@@ -55,7 +55,7 @@ pub struct TextconvArgs {
 }
 
 pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let store = super::open(g)?;
+    let mut store = super::open(g)?;
     let report = store.sync(args.remote_branch.as_deref())?;
     for copy in &report.copies {
         writeln!(out, "kept both values: theirs is at {copy}")?;
