@@ -49,6 +49,7 @@ pub mod git;
 pub mod history;
 mod init;
 pub mod journal;
+pub mod limits;
 pub mod mask;
 pub mod materialize;
 mod members;

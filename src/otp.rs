@@ -157,6 +157,7 @@ fn parse_uri_or_base32(text: &str) -> Option<Result<Params, OtpError>> {
 
 fn parse_mapping(text: &str) -> Result<Params, OtpError> {
     // The parser's own error text may quote the input, so it is never shown.
+    crate::limits::check_yaml(text.as_bytes()).map_err(|_| OtpError::NotOtp)?;
     let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|_| OtpError::NotOtp)?;
     let found = match doc.as_mapping() {
         Some(map) => MAPPING_FIELDS

@@ -436,6 +436,8 @@ pub fn field(value: &[u8], name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
             "the secret's YAML uses anchors or aliases, which sesto refuses".into(),
         ));
     }
+    crate::limits::check_yaml(text.as_bytes())
+        .map_err(|e| Error::Value(format!("the secret has no fields: {e}")))?;
     let map: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| {
         let why = if e.to_string().contains("duplicate") {
             "it has duplicate keys"

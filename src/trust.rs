@@ -170,7 +170,8 @@ pub fn read_pin(path: &Path) -> Result<Option<Pin>> {
         }
         Err(e) => return Err(e),
     };
-    serde_yaml::from_slice(&bytes)
+    crate::limits::check_yaml(&bytes)
+        .and_then(|()| serde_yaml::from_slice(&bytes).map_err(crate::node::yaml_error))
         .map(Some)
         .map_err(|e| Error::Untrusted {
             reason: format!(

@@ -671,7 +671,7 @@ fn unsigned_node_is_refused() {
         (
             "empty signature",
             node::assemble(&body, "").to_vec(),
-            "bad signature",
+            "signature document is not in the form sesto writes",
         ),
         (
             "garbage signature",
@@ -685,7 +685,7 @@ fn unsigned_node_is_refused() {
         (
             "signature document with an unknown field",
             [&body[..], b"---\nsignature: x\nsigner: alice\n"].concat(),
-            "unknown field",
+            "signature document is not in the form sesto writes",
         ),
     ];
     for (name, plaintext, reason) in cases {
@@ -1756,4 +1756,145 @@ fn verify_refuses_damaged_signatures() {
         b"message"
     )
     .is_err());
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 11: bounded parsing, identity files, version errors
+
+#[test]
+fn issue11_case1_deep_nesting_is_refused_at_once_signed_or_not() {
+    let f = Fixture::new();
+    let secret = f.resolve("prod/db/password");
+    let root = f.resolve("");
+    let id = secret.id.to_string();
+    let deep = "[".repeat(100_000);
+    let body = String::from_utf8(secret.body_bytes()).unwrap();
+    // Anyone who can push can encrypt a root to the admins' public keys: an
+    // unsigned plaintext, deep in the body or in the signature document.
+    let unsigned: Vec<(&str, Vec<u8>)> = vec![
+        ("in the body", node::assemble(deep.as_bytes(), "x").to_vec()),
+        (
+            "in the signature document",
+            [body.as_bytes(), b"---\n", deep.as_bytes()].concat(),
+        ),
+    ];
+    for (name, plaintext) in unsigned {
+        eprintln!("case: unsigned, {name}");
+        let bytes = crypto::encrypt(&plaintext, &[f.alice_recipient().as_ref()]).unwrap();
+        f.replace_node(&root.id, &bytes);
+        let (out, took) =
+            run_with_deadline(f.env.sesto(&["ls"]), Duration::from_secs(120)).unwrap();
+        assert_eq!(out.code, 1, "{name}:\n{}", snapshot_text(&out));
+        assert!(
+            out.stderr.contains(&root.id.to_string()),
+            "{name}: {}",
+            out.stderr
+        );
+        eprintln!("  refused in {took:?}");
+    }
+    f.replace_node(&root.id, &root_bytes(&f, &root));
+    f.assert_healthy();
+    // A member's signature does not make deep nesting parseable either.
+    for (name, hostile) in [
+        ("flow brackets", format!("{body}extra: {deep}\n")),
+        (
+            "block sequences",
+            format!("{body}extra: {}x\n", "- ".repeat(50_000)),
+        ),
+    ] {
+        eprintln!("case: signed, {name}");
+        let bytes = f.forge(
+            &secret.id,
+            hostile.as_bytes(),
+            &f.alice(),
+            &[&secret.recipient()],
+        );
+        f.replace_node(&secret.id, &bytes);
+        let (out, took) = run_with_deadline(
+            f.env.sesto(&["get", "prod/db/password"]),
+            Duration::from_secs(120),
+        )
+        .unwrap();
+        assert_eq!(out.code, 1, "{name}:\n{}", snapshot_text(&out));
+        assert!(out.stderr.contains(&id) && out.stderr.contains("nested deeper"));
+        eprintln!("  refused in {took:?}");
+    }
+}
+
+/// The root's file as it was, for putting back.
+fn root_bytes(f: &Fixture, root: &Found) -> Vec<u8> {
+    let message = node::node_signed_message(&f.roster().store, &root.id, &root.body_bytes());
+    let signature = crypto::sign(&f.alice(), crypto::NODE_NAMESPACE, &message).unwrap();
+    crypto::encrypt(
+        &node::assemble(&root.body_bytes(), &signature),
+        &[f.alice_recipient().as_ref()],
+    )
+    .unwrap()
+}
+
+#[test]
+fn issue11_case2_identity_files_are_capped_and_never_block() {
+    let f = Fixture::new();
+    let dir = f.env.root.join("ids");
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    Damage::Fifo.apply(&fifo);
+    let big = dir.join("big");
+    fs::write(&big, vec![b'#'; 70 << 10]).unwrap();
+    fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+    for (path, phrase) in [
+        (PathBuf::from("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (dir.clone(), "not a regular file"),
+        (big, "larger than 64 KiB"),
+    ] {
+        let path_text = path.display().to_string();
+        let (out, _) = run_with_deadline(
+            f.env.sesto(&["-i", &path_text, "ls"]),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("-i {path_text}: {e}"));
+        assert_eq!(out.code, 1, "-i {path_text}:\n{}", snapshot_text(&out));
+        assert!(
+            out.stderr.contains(&path_text) && out.stderr.contains(phrase),
+            "-i {path_text}:\n{}",
+            snapshot_text(&out)
+        );
+    }
+}
+
+#[test]
+fn issue11_case3_a_private_key_others_can_read_gets_a_warning() {
+    let f = Fixture::new();
+    let key = f.key.display().to_string();
+    let quiet = f.env.run(&["ls", "prod"]);
+    quiet.assert_success();
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+    fs::set_permissions(&f.key, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = f.env.run(&["-i", &key, "ls", "prod"]);
+    out.assert_success();
+    assert!(
+        out.stderr
+            .contains(&format!("identity {key} can be read by others (mode 0644)"))
+            && out.stderr.contains(&format!("chmod 600 {key}")),
+        "{}",
+        snapshot_text(&out)
+    );
+    fs::set_permissions(&f.key, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn issue11_case4_a_roster_of_a_newer_format_says_to_upgrade() {
+    let f = Fixture::new();
+    let text = fs::read_to_string(f.sesto_dir().join("roster.yaml")).unwrap();
+    // A newer format may have any shape after its version line.
+    let newer = text.replace("sesto: 1\n", "sesto: 2\n") + "quorum: 2\n";
+    write_signed_roster(&f, newer.as_bytes(), &f.alice());
+    roster_refused(
+        &f,
+        &[
+            "roster.yaml",
+            "format version 2; this sesto reads version 1: upgrade sesto",
+        ],
+    );
 }

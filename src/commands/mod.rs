@@ -99,10 +99,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
 /// Loads the identities named by the options and environment.
 pub fn identities(g: &Global) -> Result<sesto::Identities> {
     let sources = sesto::IdentitySources::from_env(g.identities.clone());
-    Ok(sesto::Identities::load(
-        &sources,
-        Arc::new(crate::terminal::TtyPassphrase),
-    )?)
+    let ids = sesto::Identities::load(&sources, Arc::new(crate::terminal::TtyPassphrase))?;
+    for warning in ids.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(ids)
 }
 
 /// Opens the store for this invocation, checking its roster against the

@@ -202,6 +202,7 @@ pub struct Identities {
     list: Vec<Identity>,
     tried: Vec<String>,
     prompt: Arc<dyn Passphrase>,
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for Identities {
@@ -290,28 +291,64 @@ fn add_unique(list: &mut Vec<Identity>, new: Vec<Identity>) {
     }
 }
 
-/// Size cap for identity files: keys are small; anything larger is a mistake.
-const MAX_IDENTITY_FILE: u64 = 1 << 20;
+/// Size cap for identity files: an OpenSSH RSA-8192 key is under 7 KiB, and
+/// an age identity file of a few hundred keys fits.
+pub const MAX_IDENTITY_FILE: u64 = 64 << 10;
 
-fn read_identity_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+/// Reads an identity file: a regular file only (a FIFO or device is refused
+/// without blocking on it), at most [`MAX_IDENTITY_FILE`] bytes, as text.
+/// Returns the text and a warning when group or others may read the file.
+fn read_identity_file(path: &Path) -> Result<(Zeroizing<String>, Option<String>), KeyError> {
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| KeyError(format!("cannot read identity {shown}: {e}")))?;
-    if meta.len() > MAX_IDENTITY_FILE {
+    let cannot = |e: std::io::Error| KeyError(format!("cannot read identity {shown}: {e}"));
+    // O_NONBLOCK: opening a FIFO with no writer returns at once; the file
+    // type is then checked on the open file, so nothing swaps it after.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
         return Err(KeyError(format!(
-            "identity {shown} is larger than 1 MiB; is it the right file?"
+            "identity {shown} is not a regular file (a FIFO, device or directory); \
+             give the path of a key file"
         )));
     }
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| KeyError(format!("cannot read identity {shown}: {e}")))?,
-    );
-    std::str::from_utf8(&bytes)
+    let too_big = || {
+        KeyError(format!(
+            "identity {shown} is larger than {} KiB; is it the right file?",
+            MAX_IDENTITY_FILE >> 10
+        ))
+    };
+    if meta.len() > MAX_IDENTITY_FILE {
+        return Err(too_big());
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    (&mut file)
+        .take(MAX_IDENTITY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_IDENTITY_FILE {
+        return Err(too_big());
+    }
+    let text = std::str::from_utf8(&bytes)
         .map(|s| Zeroizing::new(s.to_string()))
         .map_err(|_| {
             KeyError(format!(
                 "identity {shown} is not text: not an OpenSSH private key or age identity"
             ))
-        })
+        })?;
+    let mode = meta.permissions().mode() & 0o777;
+    let warning = (mode & 0o077 != 0).then(|| {
+        format!(
+            "identity {shown} can be read by others (mode {mode:04o}); ssh refuses such a key: \
+             run `chmod 600 {shown}`"
+        )
+    });
+    Ok((text, warning))
 }
 
 impl Identities {
@@ -324,8 +361,14 @@ impl Identities {
     ) -> Result<Identities, KeyError> {
         let mut list = Vec::new();
         let mut tried = Vec::new();
+        let mut warnings = Vec::new();
+        let mut read = |path: &Path| -> Result<Zeroizing<String>, KeyError> {
+            let (text, warning) = read_identity_file(path)?;
+            warnings.extend(warning);
+            Ok(text)
+        };
         for path in &sources.explicit {
-            let text = read_identity_file(path)?;
+            let text = read(path)?;
             add_unique(
                 &mut list,
                 Identity::parse(&text, &path.display().to_string())?,
@@ -337,8 +380,7 @@ impl Identities {
             tried.push("SESTO_IDENTITY".into());
         }
         for path in &sources.env_files {
-            let text = read_identity_file(path)
-                .map_err(|e| KeyError(format!("SESTO_IDENTITY_FILE: {e}")))?;
+            let text = read(path).map_err(|e| KeyError(format!("SESTO_IDENTITY_FILE: {e}")))?;
             add_unique(
                 &mut list,
                 Identity::parse(&text, &path.display().to_string())?,
@@ -349,7 +391,7 @@ impl Identities {
             if !path.exists() {
                 continue;
             }
-            let text = read_identity_file(path)?;
+            let text = read(path)?;
             add_unique(
                 &mut list,
                 Identity::parse(&text, &path.display().to_string())?,
@@ -360,7 +402,14 @@ impl Identities {
             list,
             tried,
             prompt,
+            warnings,
         })
+    }
+
+    /// What reading the identity files found worth a warning (a private key
+    /// others can read), one line each, naming the file and the fix.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Identities from already-parsed keys (library use and tests).
@@ -370,6 +419,7 @@ impl Identities {
             list,
             tried,
             prompt,
+            warnings: Vec::new(),
         }
     }
 

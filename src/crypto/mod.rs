@@ -13,7 +13,9 @@ use zeroize::Zeroizing;
 use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
 
 mod identity;
-pub use identity::{Identities, Identity, IdentitySources, NoPassphrase, Passphrase};
+pub use identity::{
+    Identities, Identity, IdentitySources, NoPassphrase, Passphrase, MAX_IDENTITY_FILE,
+};
 
 /// Decrypted bytes, wiped on drop.
 pub type Plaintext = Zeroizing<Vec<u8>>;

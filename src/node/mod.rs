@@ -32,6 +32,30 @@ const SEPARATOR: &[u8] = b"\n---\n";
 /// Smallest padded plaintext: hides the size of short secrets entirely.
 const MIN_PADDED: usize = 512;
 
+/// The error for a format version this sesto does not read, saying what to do.
+pub fn version_error(found: u64) -> FormatError {
+    let what = if found > u64::from(FORMAT) {
+        "upgrade sesto"
+    } else {
+        "the file is damaged or not sesto's"
+    };
+    FormatError::Invalid(format!(
+        "format version {found}; this sesto reads version {FORMAT}: {what}"
+    ))
+}
+
+/// The format version a document declares on its first line (`sesto: N`),
+/// read without parsing the rest, so a newer format is named as such
+/// rather than as a schema error.
+pub fn declared_version(bytes: &[u8]) -> Option<u64> {
+    let line = bytes.split(|b| *b == b'\n').next()?;
+    let digits = std::str::from_utf8(line).ok()?.strip_prefix("sesto: ")?;
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Errors in a node's or roster's plaintext structure.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
@@ -301,7 +325,7 @@ impl Body {
     pub fn check(&self) -> Result<(), FormatError> {
         let invalid = |m: String| Err(FormatError::Invalid(m));
         if self.sesto != FORMAT {
-            return invalid(format!("unsupported format version {}", self.sesto));
+            return Err(version_error(u64::from(self.sesto)));
         }
         match self.kind {
             Kind::Folder => {
@@ -422,6 +446,11 @@ pub fn decode_body(bytes: &[u8]) -> Result<Body, FormatError> {
     let body = match decode_simple(bytes) {
         Some(body) => body,
         None => {
+            match declared_version(bytes) {
+                Some(v) if v != u64::from(FORMAT) => return Err(version_error(v)),
+                _ => {}
+            }
+            crate::limits::check_yaml(bytes)?;
             let body: Body = serde_yaml::from_slice(bytes).map_err(yaml_error)?;
             if encode_body(&body).as_slice() != bytes {
                 return Err(FormatError::NotCanonical);
@@ -623,7 +652,10 @@ pub struct Parts<'a> {
     pub signature: SignatureDoc,
 }
 
-/// Splits a plaintext into body bytes and signature document.
+/// Splits a plaintext into body bytes and signature document. The body is
+/// only sliced here (it is parsed after its signature checks out); the
+/// signature document is read by a strict line parser, never by a YAML
+/// parser, so content nobody signed costs no more than a scan.
 pub fn split(plaintext: &[u8]) -> Result<Parts<'_>, FormatError> {
     let at = plaintext
         .windows(SEPARATOR.len())
@@ -631,8 +663,46 @@ pub fn split(plaintext: &[u8]) -> Result<Parts<'_>, FormatError> {
         .ok_or(FormatError::NoSignature)?;
     let body = &plaintext[..at + 1];
     let rest = &plaintext[at + SEPARATOR.len()..];
-    let signature: SignatureDoc = serde_yaml::from_slice(rest).map_err(yaml_error)?;
-    Ok(Parts { body, signature })
+    let signature = signature_doc(rest).ok_or_else(|| {
+        FormatError::Invalid("the signature document is not in the form sesto writes".into())
+    })?;
+    Ok(Parts {
+        body,
+        signature: SignatureDoc { signature },
+    })
+}
+
+/// Longest signature document: an armored SSHSIG of an RSA-8192 key is
+/// under 2 KiB.
+const MAX_SIGNATURE_DOC: usize = 8 << 10;
+
+/// The armored signature from a signature document as [`assemble`] writes
+/// it: `signature: |`, lines indented by two spaces, then the padding (one
+/// newline, or a `#` comment of spaces). `None` for anything else.
+fn signature_doc(rest: &[u8]) -> Option<String> {
+    let text = rest.strip_prefix(b"signature: |\n")?;
+    let mut armor = String::new();
+    let mut at = 0;
+    while let Some(line) = text[at..].strip_prefix(b"  ") {
+        let end = line.iter().position(|b| *b == b'\n')?;
+        let content = std::str::from_utf8(&line[..end]).ok()?;
+        if content.is_empty() || content.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
+            return None;
+        }
+        armor.push_str(content);
+        armor.push('\n');
+        at += 2 + end + 1;
+        if at > MAX_SIGNATURE_DOC {
+            return None;
+        }
+    }
+    let padding = &text[at..];
+    let padded = match padding {
+        [] | [b'\n'] => true,
+        [b'#', middle @ .., b'\n'] => middle.iter().all(|b| *b == b' '),
+        _ => false,
+    };
+    (padded && !armor.is_empty()).then_some(armor)
 }
 
 /// Padmé: pads a length so that it leaks O(log log n) bits, with a floor.

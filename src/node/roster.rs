@@ -91,15 +91,17 @@ impl Roster {
 
     /// Parses roster bytes, refusing non-canonical YAML and broken rules.
     pub fn decode(bytes: &[u8]) -> Result<Roster, FormatError> {
+        match super::declared_version(bytes) {
+            Some(v) if v != u64::from(FORMAT) => return Err(super::version_error(v)),
+            _ => {}
+        }
+        crate::limits::check_yaml(bytes)?;
         let roster: Roster = serde_yaml::from_slice(bytes).map_err(yaml_error)?;
         if roster.encode() != bytes {
             return Err(FormatError::NotCanonical);
         }
         if roster.sesto != FORMAT {
-            return Err(FormatError::Invalid(format!(
-                "unsupported format version {}",
-                roster.sesto
-            )));
+            return Err(super::version_error(u64::from(roster.sesto)));
         }
         roster
             .store
