@@ -1,6 +1,7 @@
 //! Editing a secret with `$VISUAL` / `$EDITOR` on a private file: a fresh 0700
 //! directory on tmpfs where one exists, a 0600 file in it, read back by path, and
-//! the directory wiped and removed on every way out, Ctrl-C included.
+//! the directory wiped and removed on every way out, Ctrl-C, SIGTERM and SIGHUP
+//! included; directories a killed sesto left behind are removed by the next edit.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -10,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use tempfile::TempDir;
@@ -39,12 +41,42 @@ const VIM_OPTIONS: [&str; 7] = [
     "-c",
     VIM_SETTINGS,
 ];
-const VIM_SETTINGS: &str = "set nobackup nowritebackup noundofile noswapfile viminfo=";
+/// `nofixendofline` keeps a value that had no final newline without one.
+const VIM_SETTINGS: &str =
+    "set nobackup nowritebackup noundofile noswapfile viminfo= nofixendofline";
 
-/// Signals the parent ignores while the editor runs, as git does for SIGINT and
-/// SIGQUIT: Ctrl-C reaches the editor only and sesto lives on to clean up. SIGHUP
-/// is ignored too so that closing the terminal also leaves no file behind.
-const IGNORED_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
+/// Signals sesto passes on to the editor while it runs, living on to clean up:
+/// Ctrl-C reaches the editor only (as in git); SIGTERM (`timeout`, systemd,
+/// a logout) and SIGHUP (a closed terminal) end the editor, and then the
+/// edit, with nothing saved and no file left behind.
+const FORWARDED_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGHUP, libc::SIGTERM];
+
+/// Signals ignored while the editor runs (SIGQUIT, as git does).
+const IGNORED_SIGNALS: [libc::c_int; 1] = [libc::SIGQUIT];
+
+/// Every signal whose disposition an edit changes.
+const HANDLED_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGINT, libc::SIGHUP, libc::SIGTERM, libc::SIGQUIT];
+
+/// The editor's process id while it runs, for the signal handler.
+static EDITOR_PID: AtomicI32 = AtomicI32::new(0);
+
+/// SIGTERM or SIGHUP received during this edit (0: none).
+static ENDING: AtomicI32 = AtomicI32::new(0);
+
+/// The handler for [`FORWARDED_SIGNALS`]: async-signal-safe (atomics, `kill`).
+extern "C" fn forward(signal: libc::c_int) {
+    if signal != libc::SIGINT {
+        ENDING.store(signal, Ordering::SeqCst);
+    }
+    let pid = EDITOR_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; pid is our own child's.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
 
 /// Signal dispositions are process-wide, so edits are run one at a time.
 static EDIT_LOCK: Mutex<()> = Mutex::new(());
@@ -136,6 +168,19 @@ pub enum EditError {
     /// The edited file is larger than [`MAX_EDIT_BYTES`].
     #[error("the edited file is larger than 16 MiB, the limit for a secret; nothing was saved")]
     TooLarge,
+    /// sesto was told to stop (SIGTERM, SIGHUP) while the editor ran; the
+    /// editor was told too, and nothing was saved.
+    #[error("the edit was interrupted by {signal}; the editor was stopped and nothing was saved")]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+    },
+    /// The value is not UTF-8 text; an editor would change its bytes.
+    #[error(
+        "the value is binary (not UTF-8 text), and an editor would change its bytes; \
+         replace it with `sesto set PATH < FILE`"
+    )]
+    Binary,
 }
 
 /// Let the user edit `initial` in their editor and return what they saved.
@@ -172,10 +217,13 @@ fn edit_with(
     editor: &str,
     base_dir: Option<&Path>,
 ) -> Result<Edited, EditError> {
+    if std::str::from_utf8(initial).is_err() || initial.contains(&0) {
+        return Err(EditError::Binary);
+    }
     let _one_at_a_time = EDIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    // Declared before the workspace so it is dropped after it: signals stay ignored
-    // until the files are gone.
-    let signals = IgnoredSignals::install();
+    // Declared before the workspace so it is dropped after it: signals stay
+    // handled until the files are gone.
+    let signals = EditSignals::install();
     let (workspace, warning) = match base_dir {
         Some(dir) => (Workspace::create(dir, file_name)?, None),
         None => Workspace::create_on_tmpfs(&tmpfs_candidates(), &std::env::temp_dir(), file_name)?,
@@ -210,18 +258,51 @@ fn tmpfs_candidates() -> Vec<PathBuf> {
     dirs
 }
 
-fn classify(initial: &[u8], content: Zeroizing<Vec<u8>>) -> Edit {
-    // vim and others add a final newline on save; that alone is not a change.
-    let only_newline_added = !initial.ends_with(b"\n")
-        && content.len() == initial.len() + 1
-        && content.starts_with(initial)
-        && content.ends_with(b"\n");
-    if content.as_slice() == initial || only_newline_added {
+fn classify(initial: &[u8], mut content: Zeroizing<Vec<u8>>) -> Edit {
+    // Editors that end every file with a newline (nano; vim without
+    // `nofixendofline`) would give one to a value that had none: a value
+    // keeps its bytes, so that newline goes (a blank last line stays).
+    if !initial.is_empty()
+        && !initial.ends_with(b"\n")
+        && content.ends_with(b"\n")
+        && !content.ends_with(b"\n\n")
+    {
+        content.pop();
+    }
+    if content.as_slice() == initial {
         Edit::Unchanged
     } else if content.iter().all(u8::is_ascii_whitespace) {
         Edit::Emptied
     } else {
         Edit::Changed(content)
+    }
+}
+
+/// Where an edit broke a secret that was a YAML mapping (whose fields `get
+/// PATH FIELD`, `render` and `exec` read): `None` when `before` was no mapping
+/// or `after` still is one. The answer names a line and column only, never
+/// the content.
+pub fn broken_mapping(before: &[u8], after: &[u8]) -> Option<String> {
+    fn mapping(bytes: &[u8]) -> Result<bool, Option<serde_yaml::Location>> {
+        crate::limits::check_yaml(bytes).map_err(|_| None)?;
+        match serde_yaml::from_slice::<serde_yaml::Value>(bytes) {
+            Ok(serde_yaml::Value::Mapping(m)) => Ok(!m.is_empty()),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e.location()),
+        }
+    }
+    if !matches!(mapping(before), Ok(true)) {
+        return None;
+    }
+    match mapping(after) {
+        Ok(true) => None,
+        Ok(false) => Some("it is no longer a YAML mapping of fields".into()),
+        Err(Some(at)) => Some(format!(
+            "it no longer parses as YAML (line {}, column {})",
+            at.line(),
+            at.column()
+        )),
+        Err(None) => Some("it no longer parses as YAML".into()),
     }
 }
 
@@ -259,8 +340,11 @@ impl Workspace {
             dir: parent.to_owned(),
             source,
         };
+        remove_stale(parent);
+        // The pid in the name tells a later run whether this one is gone.
+        let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
         let dir = tempfile::Builder::new()
-            .prefix("sesto-edit-")
+            .prefix(&prefix)
             .permissions(Permissions::from_mode(0o700))
             .tempdir_in(parent)
             .map_err(private_dir)?;
@@ -321,6 +405,58 @@ impl Drop for Workspace {
             let _ = dir.close();
         }
     }
+}
+
+/// The start of every edit directory's name.
+const STALE_PREFIX: &str = "sesto-edit-";
+
+/// Age after which an edit directory without a pid in its name (from an older
+/// sesto) is taken as left behind.
+const STALE_LEGACY_SECS: i64 = 24 * 60 * 60;
+
+/// Wipes and removes this user's edit directories in `parent` whose sesto is
+/// gone (killed with SIGKILL, or the machine lost power mid-edit).
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STALE_PREFIX)) else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let pid = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
+            .filter(|pid| *pid > 0);
+        let stale = match pid {
+            Some(pid) => pid != std::process::id() as libc::pid_t && !alive(pid),
+            None => now - meta.mtime() > STALE_LEGACY_SECS,
+        };
+        if stale {
+            wipe_files(&path);
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether a process `pid` exists (one we may not signal counts).
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 enum ReadCapped {
@@ -479,7 +615,9 @@ fn editor_command(editor: &str, file: &Path, path_var: Option<&OsStr>) -> Comman
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(format!("{editor} \"$@\""))
+        // `exec`: the editor is sesto's child itself, so signals sesto passes
+        // on reach it rather than an intermediate shell.
+        .arg(format!("exec {editor} \"$@\""))
         .arg(editor);
     if is_vim(editor, path_var) {
         // gvim forks into the background unless told not to, and the edit would
@@ -493,7 +631,7 @@ fn editor_command(editor: &str, file: &Path, path_var: Option<&OsStr>) -> Comman
     command
 }
 
-fn run_editor(editor: &str, file: &Path, signals: &IgnoredSignals) -> Result<(), EditError> {
+fn run_editor(editor: &str, file: &Path, signals: &EditSignals) -> Result<(), EditError> {
     let mut command = editor_command(editor, file, std::env::var_os("PATH").as_deref());
     let saved = signals.saved;
     // SAFETY: the closure runs in the forked child before exec and only calls
@@ -504,10 +642,41 @@ fn run_editor(editor: &str, file: &Path, signals: &IgnoredSignals) -> Result<(),
             Ok(())
         });
     }
-    let status = command.status().map_err(|source| EditError::Spawn {
+    let terminal = TerminalModes::save();
+    let spawn = |source| EditError::Spawn {
         editor: editor.to_owned(),
         source,
-    })?;
+    };
+    let mut child = command.spawn().map_err(spawn)?;
+    EDITOR_PID.store(child.id() as i32, Ordering::SeqCst);
+    // A SIGTERM that came before the editor did.
+    let early = ENDING.load(Ordering::SeqCst);
+    if early != 0 {
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, early);
+        }
+    }
+    let waited = loop {
+        match child.wait() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    EDITOR_PID.store(0, Ordering::SeqCst);
+    // An editor that died in raw mode leaves the terminal unusable.
+    terminal.restore();
+    let status = waited.map_err(spawn)?;
+    let ending = ENDING.swap(0, Ordering::SeqCst);
+    if ending != 0 {
+        return Err(EditError::Interrupted {
+            signal: if ending == libc::SIGHUP {
+                "SIGHUP"
+            } else {
+                "SIGTERM"
+            },
+        });
+    }
     match status.code() {
         Some(0) => Ok(()),
         Some(126 | 127) => Err(EditError::EditorNotFound {
@@ -520,34 +689,71 @@ fn run_editor(editor: &str, file: &Path, signals: &IgnoredSignals) -> Result<(),
     }
 }
 
-type SavedActions = [Option<(libc::c_int, libc::sigaction)>; IGNORED_SIGNALS.len()];
+/// The terminal's modes on stdin before the editor ran, put back after it.
+struct TerminalModes(Option<libc::termios>);
 
-/// [`IGNORED_SIGNALS`] set to ignored; the previous dispositions come back on drop
-/// (and in the editor's process, before it starts).
-struct IgnoredSignals {
+impl TerminalModes {
+    fn save() -> TerminalModes {
+        // SAFETY: plain libc calls on fd 0 and a zero-initialised termios.
+        unsafe {
+            if libc::isatty(0) == 1 {
+                let mut modes: libc::termios = std::mem::zeroed();
+                if libc::tcgetattr(0, &mut modes) == 0 {
+                    return TerminalModes(Some(modes));
+                }
+            }
+        }
+        TerminalModes(None)
+    }
+
+    fn restore(&self) {
+        if let Some(modes) = &self.0 {
+            // SAFETY: modes came from tcgetattr on the same descriptor.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, modes);
+            }
+        }
+    }
+}
+
+type SavedActions = [Option<(libc::c_int, libc::sigaction)>; HANDLED_SIGNALS.len()];
+
+/// [`FORWARDED_SIGNALS`] passed on to the editor and [`IGNORED_SIGNALS`]
+/// ignored; the previous dispositions come back on drop (and in the editor's
+/// process, before it starts).
+struct EditSignals {
     saved: SavedActions,
 }
 
-impl IgnoredSignals {
-    fn install() -> IgnoredSignals {
-        let mut saved: SavedActions = [None; IGNORED_SIGNALS.len()];
-        for (slot, &signal) in saved.iter_mut().zip(IGNORED_SIGNALS.iter()) {
-            // SAFETY: plain libc calls on zero-initialised, properly sized structs.
+impl EditSignals {
+    fn install() -> EditSignals {
+        ENDING.store(0, Ordering::SeqCst);
+        let mut saved: SavedActions = [None; HANDLED_SIGNALS.len()];
+        for (slot, &signal) in saved.iter_mut().zip(HANDLED_SIGNALS.iter()) {
+            let handler = if FORWARDED_SIGNALS.contains(&signal) {
+                forward as extern "C" fn(libc::c_int) as libc::sighandler_t
+            } else {
+                debug_assert!(IGNORED_SIGNALS.contains(&signal));
+                libc::SIG_IGN
+            };
+            // SAFETY: plain libc calls on zero-initialised, properly sized structs;
+            // the handler only touches atomics and calls kill.
             unsafe {
-                let mut ignore: libc::sigaction = std::mem::zeroed();
-                ignore.sa_sigaction = libc::SIG_IGN;
-                libc::sigemptyset(&mut ignore.sa_mask);
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = handler;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
                 let mut previous: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, &ignore, &mut previous) == 0 {
+                if libc::sigaction(signal, &action, &mut previous) == 0 {
                     *slot = Some((signal, previous));
                 }
             }
         }
-        IgnoredSignals { saved }
+        EditSignals { saved }
     }
 }
 
-impl Drop for IgnoredSignals {
+impl Drop for EditSignals {
     fn drop(&mut self) {
         restore(&self.saved);
     }
@@ -630,9 +836,9 @@ mod tests {
     }
 
     #[test]
-    fn binary_content_round_trips() {
-        let (result, _s) = run(&[0, 1, 2, 255], r#"printf '\000\377' >> "$1""#);
-        assert_eq!(changed(result), [0, 1, 2, 255, 0, 255]);
+    fn bytes_an_editor_writes_are_read_back_as_they_are() {
+        let (result, _s) = run(b"text", r#"printf '\000\377' >> "$1""#);
+        assert_eq!(changed(result), [b't', b'e', b'x', b't', 0, 255]);
     }
 
     #[test]
@@ -771,7 +977,7 @@ touch "$1~""#,
     }
 
     fn dispositions() -> Vec<libc::sighandler_t> {
-        IGNORED_SIGNALS
+        HANDLED_SIGNALS
             .iter()
             .map(|&signal| unsafe {
                 let mut current: libc::sigaction = std::mem::zeroed();
@@ -790,10 +996,10 @@ touch "$1~""#,
         };
         let scripts = tempfile::tempdir().unwrap();
         let side = scripts.path().join("side");
-        // SIGINT to sesto while the editor runs: ignored, or the test binary dies.
-        // The editor itself must not inherit the ignored dispositions.
+        // SIGINT to sesto while the editor runs: passed on, or the test binary
+        // dies. The editor itself must not inherit sesto's dispositions.
         let body = format!(
-            "kill -INT {pid}; kill -QUIT {pid}; kill -HUP {pid}\n\
+            "trap '' INT; kill -INT {pid}; kill -QUIT {pid}\n\
              grep SigIgn /proc/$$/status > '{side}'\necho x >> \"$1\"",
             pid = std::process::id(),
             side = side.display()
@@ -801,13 +1007,13 @@ touch "$1~""#,
         let editor = script(scripts.path(), "editor", &body);
         let base = tempfile::tempdir().unwrap();
         let result = edit_with(b"v", "p", &editor, Some(base.path()));
-        assert_eq!(changed(result), b"vx\n");
+        assert_eq!(changed(result), b"vx");
         let side = fs::read_to_string(side).unwrap();
         let mask =
             u64::from_str_radix(side.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
-        for signal in IGNORED_SIGNALS {
+        for signal in [libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
             let ignored_before =
-                before[IGNORED_SIGNALS.iter().position(|&s| s == signal).unwrap()] == libc::SIG_IGN;
+                before[HANDLED_SIGNALS.iter().position(|&s| s == signal).unwrap()] == libc::SIG_IGN;
             assert_eq!(
                 mask & (1 << (signal - 1)) != 0,
                 ignored_before,
@@ -816,6 +1022,77 @@ touch "$1~""#,
         }
         let _lock = EDIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
         assert_eq!(dispositions(), before);
+    }
+
+    /// issue 11 case 6: SIGTERM to sesto reaches the editor, and the edit ends
+    /// with nothing saved and nothing left (`run` checks the directory).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sigterm_and_sighup_stop_the_editor_and_leave_nothing() {
+        for signal in ["TERM", "HUP"] {
+            let body = format!(
+                "echo changed > \"$1\"; kill -{signal} {pid}; sleep 30; echo late >> \"$1\"",
+                pid = std::process::id()
+            );
+            let started = std::time::Instant::now();
+            let (result, _s) = run(b"v", &body);
+            match result {
+                Err(EditError::Interrupted { signal: name }) => {
+                    assert_eq!(name, format!("SIG{signal}"))
+                }
+                other => panic!("SIG{signal}: expected an interrupted edit, got {other:?}"),
+            }
+            // The editor was stopped, not waited out.
+            assert!(started.elapsed() < std::time::Duration::from_secs(25));
+        }
+    }
+
+    /// issue 11 case 6: edit directories whose sesto is gone are removed;
+    /// a live one's (this process) and a recent one without a pid are kept.
+    #[test]
+    fn stale_edit_directories_are_removed_at_start() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = |name: &str| {
+            let d = base.path().join(name);
+            fs::create_dir(&d).unwrap();
+            fs::write(d.join("password"), b"left behind").unwrap();
+            d
+        };
+        // pid_max is at most 2^22: this pid cannot exist.
+        let gone = dir("sesto-edit-4194305-abc123");
+        let live = dir(&format!("sesto-edit-{}-abc123", std::process::id()));
+        let legacy = dir("sesto-edit-Ab12Cd");
+        let other = dir("not-sesto-4194305-x");
+        let scripts = tempfile::tempdir().unwrap();
+        let editor = script(scripts.path(), "editor", "true");
+        edit_with(b"v", "p", &editor, Some(base.path())).unwrap();
+        assert!(!gone.exists());
+        assert!(live.exists() && legacy.exists() && other.exists());
+    }
+
+    /// issue 11 case 7: a value without a final newline keeps having none,
+    /// and a binary value is refused before any editor runs.
+    #[test]
+    fn values_keep_their_bytes() {
+        let (result, _s) = run(b"bob-pw", r#"printf 'bob-pw-x\n' > "$1""#);
+        assert_eq!(changed(result), b"bob-pw-x");
+        let (result, _s) = run(b"bob-pw", r#"printf 'bob-pw\n\n' > "$1""#);
+        assert_eq!(changed(result), b"bob-pw\n\n");
+        let (result, _s) = run(b"a\nb\n", r#"printf 'a\nc\n' > "$1""#);
+        assert_eq!(changed(result), b"a\nc\n");
+        let scripts = tempfile::tempdir().unwrap();
+        let marker = scripts.path().join("ran");
+        let editor = script(
+            scripts.path(),
+            "editor",
+            &format!("touch '{}'", marker.display()),
+        );
+        for binary in [&b"\xff\xfe"[..], b"a\0b"] {
+            let base = tempfile::tempdir().unwrap();
+            let result = edit_with(binary, "p", &editor, Some(base.path()));
+            assert!(matches!(result, Err(EditError::Binary)), "{result:?}");
+        }
+        assert!(!marker.exists(), "the editor ran on a binary value");
     }
 
     #[test]
@@ -888,7 +1165,7 @@ touch "$1~""#,
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect()
         };
-        let mut want = vec!["-c".to_owned(), "vim \"$@\"".into(), "vim".into()];
+        let mut want = vec!["-c".to_owned(), "exec vim \"$@\"".into(), "vim".into()];
         want.extend(VIM_OPTIONS.iter().map(|s| s.to_string()));
         want.push(file.display().to_string());
         assert_eq!(args("vim"), want);
@@ -897,7 +1174,7 @@ touch "$1~""#,
             args("code --wait"),
             [
                 "-c",
-                "code --wait \"$@\"",
+                "exec code --wait \"$@\"",
                 "code --wait",
                 "/dev/shm/x/password"
             ]

@@ -660,7 +660,7 @@ fn edit_with_a_fake_editor() {
     let out = edit(&append, "prod/db/password");
     out.assert_success();
     snap("edit_changed", &out);
-    assert_eq!(get(&env, "prod/db/password"), "value-1line-2\n");
+    assert_eq!(get(&env, "prod/db/password"), "value-1line-2");
     // The editor got a 0600 file in a 0700 directory under SESTO_EDIT_DIR.
     let saw = std::fs::read_to_string(&seen).unwrap();
     let mut lines = saw.lines();
@@ -691,7 +691,7 @@ fn edit_with_a_fake_editor() {
     out.assert_code(1);
     snap("edit_editor_fails", &out);
     assert_unchanged(&before, &state(&env), "failed edit");
-    assert_eq!(get(&env, "prod/db/password"), "value-1line-2\n");
+    assert_eq!(get(&env, "prod/db/password"), "value-1line-2");
 
     let out = edit(&noop, "prod/db");
     out.assert_code(1);
@@ -706,6 +706,103 @@ fn edit_with_a_fake_editor() {
     let out = edit(&append, "prod/new");
     out.assert_success();
     assert_eq!(get(&env, "prod/new"), "line-2\n");
+}
+
+#[test]
+fn issue11_case7_edit_keeps_bytes_and_never_saves_broken_fields_silently() {
+    let env = small_store();
+    let edit = |script: &str, path: &str| {
+        let editor = env.write_script("editor", script);
+        let mut cmd = env.sesto(&["edit", path]);
+        cmd.env("EDITOR", editor);
+        let out = run_cmd(cmd);
+        assert_eq!(env.edit_dir_entries(), Vec::<String>::new());
+        out
+    };
+    // vim's habit, by hand: the saved file ends with a newline the value lacked.
+    edit("printf 'value-1-x\\n' > \"$1\"", "prod/db/password").assert_success();
+    assert_eq!(get(&env, "prod/db/password"), "value-1-x");
+
+    // A secret of YAML fields edited into something that does not parse:
+    // with no terminal to offer another edit, nothing is saved.
+    let before = state(&env);
+    let out = edit("printf 'user: [app\\n' > \"$1\"", "prod/db/login");
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("held YAML fields and it no longer parses as YAML (line")
+            && out.stderr.contains("nothing was saved"),
+        "{}",
+        snapshot_text(&out)
+    );
+    assert!(!out.stderr.contains("app") && !out.stderr.contains("value-2"));
+    assert_unchanged(&before, &state(&env), "broken YAML edit");
+    edit(
+        "printf 'user: app\\npassword: value-5\\n' > \"$1\"",
+        "prod/db/login",
+    )
+    .assert_success();
+    assert_eq!(get(&env, "prod/db/login"), "user: app\npassword: value-5\n");
+
+    // A binary value is refused before any editor runs.
+    set(&env, "prod/bin", b"\xff\x00\xfe");
+    let marker = env.root.join("editor-ran");
+    let out = edit(&format!("touch '{}'", marker.display()), "prod/bin");
+    out.assert_code(1);
+    assert!(out.stderr.contains("binary"), "{}", snapshot_text(&out));
+    assert!(!marker.exists());
+}
+
+/// issue 11 case 8: an editor killed in raw mode leaves the terminal as it
+/// found it. sesto's stdin is a pseudo-terminal the test holds.
+#[test]
+fn issue11_case8_edit_restores_the_terminal_after_the_editor_dies() {
+    let env = small_store();
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    let modes = |fd| {
+        // SAFETY: a zeroed termios filled by tcgetattr on our descriptor.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(fd, &mut t), 0);
+            (
+                t.c_lflag & (libc::ICANON | libc::ECHO),
+                t.c_iflag & libc::ICRNL,
+            )
+        }
+    };
+    let before = modes(slave);
+    assert_ne!(before.0, 0, "a fresh pty is in cooked mode");
+    // The editor puts the terminal in raw mode and dies there.
+    let editor = env.write_script("raw", "stty raw -echo\nkill -9 $$");
+    let mut cmd = env.sesto(&["edit", "prod/db/password"]);
+    // SAFETY: dup gives a new descriptor for the child's stdin.
+    let stdin = unsafe { std::os::fd::FromRawFd::from_raw_fd(libc::dup(slave)) };
+    cmd.env("EDITOR", editor).stdin::<std::fs::File>(stdin);
+    let out = run_cmd(cmd);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("nothing was saved"),
+        "{}",
+        snapshot_text(&out)
+    );
+    assert_eq!(modes(slave), before, "the terminal's modes after the edit");
+    assert_eq!(env.edit_dir_entries(), Vec::<String>::new());
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(slave);
+        libc::close(master);
+    }
 }
 
 // --- errors ------------------------------------------------------------------------
