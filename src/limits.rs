@@ -10,6 +10,8 @@
 //! | node plaintext | [`crate::node::MAX_PLAINTEXT`] (16 MiB) |
 //! | roster, roster.sig | 1 MiB each |
 //! | identity file | [`crate::crypto::MAX_IDENTITY_FILE`] (64 KiB), regular files only |
+//! | template | [`crate::template::MAX_TEMPLATE`] (16 MiB), a regular file or stdin |
+//! | env file | 1 MiB, a regular file |
 //! | signature document | 8 KiB, read by a line parser (never YAML) |
 //! | YAML nesting | [`MAX_DEPTH`] levels, [`MAX_INDENT`] columns of indentation |
 //!
@@ -113,6 +115,35 @@ pub fn check_yaml(bytes: &[u8]) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// Reads a file named on the command line (a template, an env file): a
+/// regular file only, opened without blocking (a FIFO or device is refused
+/// rather than waited on; pipe data in through stdin, `-`, instead), and at
+/// most `cap` bytes. Errors say which of these it was.
+pub fn read_regular(path: &std::path::Path, cap: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, device or directory); pipe it to stdin as `-` instead",
+        ));
+    }
+    let too_big = || std::io::Error::other(format!("larger than the {} MiB limit", cap >> 20));
+    if meta.len() > cap as u64 {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file).take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -129,14 +129,45 @@ pub enum Piece<'a> {
 /// is a reference; any other `{{` (Helm, Jinja, GitHub expressions) is text.
 /// `name` is used in errors, which give its line.
 pub fn parse_template<'a>(name: &str, text: &'a [u8]) -> Result<Vec<Piece<'a>>> {
+    let mut pieces = Vec::new();
+    scan_template(name, text, &mut |piece| {
+        pieces.push(piece);
+        Ok(())
+    })?;
+    Ok(pieces)
+}
+
+/// Checks a template without keeping anything: what [`parse_template`]
+/// would refuse, in constant memory.
+pub fn check_template(name: &str, text: &[u8]) -> Result<()> {
+    scan_template(name, text, &mut |_| Ok(()))
+}
+
+/// [`parse_template`], handing each piece to `each` as it is found (empty
+/// text pieces left out), so a caller keeps only what it needs.
+fn scan_template<'a>(
+    name: &str,
+    text: &'a [u8],
+    each: &mut dyn FnMut(Piece<'a>) -> Result<()>,
+) -> Result<()> {
     if text.len() > MAX_TEMPLATE {
         return Err(Error::Value(format!(
             "{name}: the template is larger than {} MiB",
             MAX_TEMPLATE >> 20
         )));
     }
-    let line_of = |at: usize| text[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut pieces = Vec::new();
+    // Lines are counted onwards from the last reference, never from the
+    // start again: the parse stays linear in the template (issue 11 case 5).
+    let (mut line, mut counted) = (1, 0);
+    let mut line_of = |at: usize| {
+        line += text[counted..at].iter().filter(|&&b| b == b'\n').count();
+        counted = at;
+        line
+    };
+    let mut emit = |piece: Piece<'a>| match piece {
+        Piece::Text([]) => Ok(()),
+        piece => each(piece),
+    };
     let (mut copied, mut at) = (0, 0);
     while let Some(found) = find(&text[at..], b"{{") {
         let open = at + found;
@@ -166,37 +197,43 @@ pub fn parse_template<'a>(name: &str, text: &'a [u8]) -> Result<Vec<Piece<'a>>> 
                 ))
             })?
             .trim();
-        let reference = Reference::parse(inner)
-            .map_err(|e| Error::Value(format!("{name}:{}: {e}", line_of(open))))?;
-        pieces.push(Piece::Text(&text[copied..open]));
-        pieces.push(Piece::Ref(reference, line_of(open)));
+        let here = line_of(open);
+        let reference =
+            Reference::parse(inner).map_err(|e| Error::Value(format!("{name}:{here}: {e}")))?;
+        emit(Piece::Text(&text[copied..open]))?;
+        emit(Piece::Ref(reference, here))?;
         copied = inner_start + close + 2;
         at = copied;
     }
-    pieces.push(Piece::Text(&text[copied..]));
-    pieces.retain(|p| !matches!(p, Piece::Text(t) if t.is_empty()));
-    Ok(pieces)
+    emit(Piece::Text(&text[copied..]))
 }
 
-/// Renders a template with the store's values.
+/// Renders a template with the store's values, in two passes over it: the
+/// first collects each distinct reference once (with its first line, for
+/// errors), the second writes text and values. Memory grows with the
+/// distinct references and the output, not with how often each is named.
 pub fn render(store: &Store, name: &str, text: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let pieces = parse_template(name, text)?;
-    let places: Vec<(&Reference, String)> = pieces
-        .iter()
-        .filter_map(|p| match p {
-            Piece::Ref(r, line) => Some((r, format!("{name}:{line}"))),
-            Piece::Text(_) => None,
-        })
-        .collect();
-    let refs: Vec<(&Reference, &str)> = places.iter().map(|(r, at)| (*r, at.as_str())).collect();
-    let mut values = resolve(store, &refs)?.into_iter();
-    let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
-    for p in &pieces {
-        match p {
-            Piece::Text(t) => out.extend_from_slice(t),
-            Piece::Ref(..) => out.extend_from_slice(&values.next().expect("one value per ref")),
+    let mut index: HashMap<Reference, usize> = HashMap::new();
+    let mut places: Vec<(Reference, String)> = Vec::new();
+    scan_template(name, text, &mut |piece| {
+        if let Piece::Ref(r, line) = piece {
+            if !index.contains_key(&r) {
+                index.insert(r.clone(), places.len());
+                places.push((r, format!("{name}:{line}")));
+            }
         }
-    }
+        Ok(())
+    })?;
+    let refs: Vec<(&Reference, &str)> = places.iter().map(|(r, at)| (r, at.as_str())).collect();
+    let values = resolve(store, &refs)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
+    scan_template(name, text, &mut |piece| {
+        match piece {
+            Piece::Text(t) => out.extend_from_slice(t),
+            Piece::Ref(r, _) => out.extend_from_slice(&values[index[&r]]),
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -1898,3 +1898,44 @@ fn issue11_case4_a_roster_of_a_newer_format_says_to_upgrade() {
         ],
     );
 }
+
+#[test]
+fn issue11_case5_render_of_131072_references_is_exact_and_templates_never_block() {
+    // The time is measured by bench/limits.sh; here, that each reference is
+    // replaced, each secret read once, and nothing is kept per reference.
+    let f = Fixture::new();
+    let dir = f.env.root.join("templates");
+    fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("many.txt");
+    let lines = 131_072;
+    fs::write(
+        &template,
+        "user={{ sesto://prod/db/user }} pw={{sesto://prod/db/password}}\n".repeat(lines),
+    )
+    .unwrap();
+    let out = f.env.run(&["render", &template.display().to_string()]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        format!("user={USER} pw={PASSWORD}\n").repeat(lines)
+    );
+
+    // A FIFO (no writer) or a device is refused at once, naming the way in.
+    let fifo = dir.join("fifo");
+    Damage::Fifo.apply(&fifo);
+    for path in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        for args in [
+            vec!["render", path.as_str()],
+            vec!["exec", "--env-file", path.as_str(), "--", "true"],
+        ] {
+            let (out, _) = run_with_deadline(f.env.sesto(&args), Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(out.code, 1, "{args:?}:\n{}", snapshot_text(&out));
+            assert!(
+                out.stderr.contains(&path) && out.stderr.contains("not a regular file"),
+                "{args:?}:\n{}",
+                snapshot_text(&out)
+            );
+        }
+    }
+}

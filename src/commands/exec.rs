@@ -96,8 +96,8 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
     }
     let mut lines = Vec::new();
     for file in env_files {
-        let text =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = sesto::limits::read_regular(file, sesto::env::MAX_ENV_FILE)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         lines.extend(sesto::env::parse_env_file(file, &text)?);
     }
     let store = super::open(g)?;

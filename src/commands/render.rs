@@ -42,17 +42,12 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             .context("cannot read the template from stdin")?;
         ("<stdin>".to_string(), text)
     } else {
-        let mut text = Vec::new();
-        std::fs::File::open(&args.template)
-            .and_then(|f| {
-                f.take(sesto::template::MAX_TEMPLATE as u64 + 1)
-                    .read_to_end(&mut text)
-            })
+        let text = sesto::limits::read_regular(&args.template, sesto::template::MAX_TEMPLATE)
             .with_context(|| format!("cannot read {}", args.template.display()))?;
         (args.template.display().to_string(), text)
     };
     // The template is checked before the store is opened: a typo costs no key.
-    sesto::template::parse_template(&name, &text)?;
+    sesto::template::check_template(&name, &text)?;
     let store = super::open(g)?;
     let rendered = sesto::template::render(&store, &name, &text)?;
     match &args.output {
