@@ -150,6 +150,29 @@ fn scan_template<'a>(
     text: &'a [u8],
     each: &mut dyn FnMut(Piece<'a>) -> Result<()>,
 ) -> Result<()> {
+    scan_raw(name, text, &mut |raw| match raw {
+        Raw::Text(t) => each(Piece::Text(t)),
+        Raw::Ref(inner, line) => {
+            let reference =
+                Reference::parse(inner).map_err(|e| Error::Value(format!("{name}:{line}: {e}")))?;
+            each(Piece::Ref(reference, line))
+        }
+    })
+}
+
+/// A piece before its reference is parsed: the text between the braces.
+enum Raw<'a> {
+    Text(&'a [u8]),
+    Ref(&'a str, usize),
+}
+
+/// The scanner under [`scan_template`]: finds references without parsing
+/// them, so a caller can parse each distinct one once.
+fn scan_raw<'a>(
+    name: &str,
+    text: &'a [u8],
+    each: &mut dyn FnMut(Raw<'a>) -> Result<()>,
+) -> Result<()> {
     if text.len() > MAX_TEMPLATE {
         return Err(Error::Value(format!(
             "{name}: the template is larger than {} MiB",
@@ -164,8 +187,8 @@ fn scan_template<'a>(
         counted = at;
         line
     };
-    let mut emit = |piece: Piece<'a>| match piece {
-        Piece::Text([]) => Ok(()),
+    let mut emit = |piece: Raw<'a>| match piece {
+        Raw::Text([]) => Ok(()),
         piece => each(piece),
     };
     let (mut copied, mut at) = (0, 0);
@@ -198,14 +221,12 @@ fn scan_template<'a>(
             })?
             .trim();
         let here = line_of(open);
-        let reference =
-            Reference::parse(inner).map_err(|e| Error::Value(format!("{name}:{here}: {e}")))?;
-        emit(Piece::Text(&text[copied..open]))?;
-        emit(Piece::Ref(reference, here))?;
+        emit(Raw::Text(&text[copied..open]))?;
+        emit(Raw::Ref(inner, here))?;
         copied = inner_start + close + 2;
         at = copied;
     }
-    emit(Piece::Text(&text[copied..]))
+    emit(Raw::Text(&text[copied..]))
 }
 
 /// Renders a template with the store's values, in two passes over it: the
@@ -213,12 +234,16 @@ fn scan_template<'a>(
 /// errors), the second writes text and values. Memory grows with the
 /// distinct references and the output, not with how often each is named.
 pub fn render(store: &Store, name: &str, text: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let mut index: HashMap<Reference, usize> = HashMap::new();
+    // Keyed by the text between the braces: a reference named again is
+    // neither parsed nor hashed as a path again.
+    let mut index: HashMap<&str, usize> = HashMap::new();
     let mut places: Vec<(Reference, String)> = Vec::new();
-    scan_template(name, text, &mut |piece| {
-        if let Piece::Ref(r, line) = piece {
-            if !index.contains_key(&r) {
-                index.insert(r.clone(), places.len());
+    scan_raw(name, text, &mut |raw| {
+        if let Raw::Ref(inner, line) = raw {
+            if !index.contains_key(inner) {
+                let r = Reference::parse(inner)
+                    .map_err(|e| Error::Value(format!("{name}:{line}: {e}")))?;
+                index.insert(inner, places.len());
                 places.push((r, format!("{name}:{line}")));
             }
         }
@@ -227,10 +252,10 @@ pub fn render(store: &Store, name: &str, text: &[u8]) -> Result<Zeroizing<Vec<u8
     let refs: Vec<(&Reference, &str)> = places.iter().map(|(r, at)| (r, at.as_str())).collect();
     let values = resolve(store, &refs)?;
     let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
-    scan_template(name, text, &mut |piece| {
-        match piece {
-            Piece::Text(t) => out.extend_from_slice(t),
-            Piece::Ref(r, _) => out.extend_from_slice(&values[index[&r]]),
+    scan_raw(name, text, &mut |raw| {
+        match raw {
+            Raw::Text(t) => out.extend_from_slice(t),
+            Raw::Ref(inner, _) => out.extend_from_slice(&values[index[inner]]),
         }
         Ok(())
     })?;
