@@ -229,3 +229,38 @@ proptest! {
         let _ = sesto::otp::current_code(text.as_bytes(), std::time::SystemTime::UNIX_EPOCH);
     }
 }
+
+/// Found by `damaged_bodies_never_panic` at 200,000 cases: the fast path
+/// took `updated: 2026-01-01T00:00:00:` plain, though serde_yaml quotes it,
+/// so one body had two encodings.
+#[test]
+fn a_timestamp_of_the_wrong_shape_is_not_canonical() {
+    let mut body = Body::new(
+        "5f0c1e9e2f1b4c6d8a7b3c2d1e0f9a8b",
+        node_id([7; 16]),
+        Kind::Secret,
+        "x",
+    );
+    body.value = Some(Value::new(b"v".to_vec()));
+    body.updated = Some("2026-01-01T00:00:00Z".into());
+    let good = node::encode_body(&body).to_vec();
+    assert_eq!(node::decode_body(&good).unwrap(), body);
+    let bad = String::from_utf8(good).unwrap().replace(
+        "updated: 2026-01-01T00:00:00Z",
+        "updated: 2026-01-01T00:00:00:",
+    );
+    assert!(node::decode_body(bad.as_bytes()).is_err());
+}
+
+/// Found by `references_round_trip`: a name holding `%` was written as it
+/// was, and did not read back.
+#[test]
+fn references_with_special_names_read_back() {
+    for text in ["sesto://a/b%25c", "sesto://a/b%20c#f%23g", "sesto://a%7Db"] {
+        let r = sesto::template::Reference::parse(text).unwrap();
+        assert_eq!(
+            sesto::template::Reference::parse(&r.to_string()).unwrap(),
+            r
+        );
+    }
+}

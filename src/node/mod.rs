@@ -521,9 +521,17 @@ fn decode_simple(bytes: &[u8]) -> Option<Body> {
         ));
     }
     if let Some(v) = take(lines, "updated") {
+        // Exactly `YYYY-MM-DDTHH:MM:SSZ`, which serde_yaml writes plain; any
+        // other shape takes the slow path (found by tests/properties.rs: a
+        // trailing `:` was taken here though serde_yaml quotes it).
         let ok = v.len() == 20
-            && v.bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b':' | b'T' | b'Z'));
+            && v.bytes().enumerate().all(|(i, c)| match i {
+                4 | 7 => c == b'-',
+                10 => c == b'T',
+                13 | 16 => c == b':',
+                19 => c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
         if !ok {
             return None;
         }
