@@ -134,7 +134,12 @@ pub fn read_regular(path: &std::path::Path, cap: usize) -> std::io::Result<Vec<u
             "not a regular file (a FIFO, device or directory); pipe it to stdin as `-` instead",
         ));
     }
-    let too_big = || std::io::Error::other(format!("larger than the {} MiB limit", cap >> 20));
+    let limit = if cap >= 1 << 20 {
+        format!("{} MiB", cap >> 20)
+    } else {
+        format!("{} KiB", cap >> 10)
+    };
+    let too_big = || std::io::Error::other(format!("larger than the {limit} limit"));
     if meta.len() > cap as u64 {
         return Err(too_big());
     }

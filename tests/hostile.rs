@@ -1939,3 +1939,36 @@ fn issue11_case5_render_of_131072_references_is_exact_and_templates_never_block(
         }
     }
 }
+
+#[test]
+fn key_and_recipient_files_are_capped_and_never_block() {
+    let f = Fixture::new();
+    let dir = f.env.root.join("keys");
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    Damage::Fifo.apply(&fifo);
+    let big = dir.join("big.pub");
+    fs::write(&big, vec![b'a'; 70 << 10]).unwrap();
+    for (path, phrase) in [
+        (fifo.display().to_string(), "not a regular file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (big.display().to_string(), "larger than the 64 KiB limit"),
+    ] {
+        for args in [
+            vec!["member", "add", "mallory", "--key-file", path.as_str()],
+            vec!["share", "prod/db/password", "--to-file", path.as_str()],
+        ] {
+            let (out, _) = run_with_deadline(f.env.sesto(&args), Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_ne!(out.code, 0, "{args:?}:\n{}", snapshot_text(&out));
+            // 70 KiB is over a key file's cap, not over a recipients file's
+            // (1 MiB), which is then refused as not holding recipients.
+            let capped = args[0] == "member" || !path.ends_with(".pub");
+            assert!(
+                out.stderr.contains(&path) && (out.stderr.contains(phrase) || !capped),
+                "{args:?}:\n{}",
+                snapshot_text(&out)
+            );
+        }
+    }
+}

@@ -85,16 +85,10 @@ fn add(g: &Global, args: AddArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let key = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(f)) => {
-            let meta =
-                std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
-            anyhow::ensure!(
-                meta.len() <= 64 * 1024,
-                "{} is {} bytes; a public key file is far smaller (is it the right file?)",
-                f.display(),
-                meta.len()
-            );
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {} as text", f.display()))?
+            let bytes = sesto::limits::read_regular(f, 64 << 10)
+                .with_context(|| format!("cannot read {} (a public key file)", f.display()))?;
+            String::from_utf8(bytes)
+                .with_context(|| format!("{} is not text: not a public key", f.display()))?
         }
         (None, None) => unreachable!("clap requires one of them"),
     };

@@ -51,8 +51,10 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             .push(sesto::share::parse_recipient(text).map_err(|e| anyhow::anyhow!("--to: {e}"))?);
     }
     for path in &args.to_file {
-        let text = std::fs::read_to_string(path)
+        let bytes = sesto::limits::read_regular(path, 1 << 20)
             .with_context(|| format!("failed to read {}", path.display()))?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("{} is not text: not a recipients file", path.display()))?;
         recipients.extend(sesto::share::parse_recipients(
             &text,
             &path.display().to_string(),
