@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{snapshot_text, KeyKind, Output, TestEnv};
+use common::{run_cmd, snapshot_text, KeyKind, Output, TestEnv};
 use sesto::crypto::{self, NoPassphrase};
 use sesto::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster};
 use sha2::{Digest, Sha256};
@@ -1971,4 +1971,98 @@ fn key_and_recipient_files_are_capped_and_never_block() {
             );
         }
     }
+}
+
+// The merge driver's three inputs (issue 11): whatever git hands it, and
+// whatever a pusher put in the files, it refuses without a panic, leaves the
+// store alone, and never writes an unverified side into the result.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #[test]
+    fn the_merge_driver_refuses_hostile_inputs_without_a_panic(
+        damage in proptest::collection::vec(
+            (0usize..3, 0usize..4096, proptest::prelude::any::<u8>()), 0..6),
+        cut in proptest::option::of((0usize..3, 0usize..4096)),
+        noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+    ) {
+        let f = merge_fixture();
+        let secret = &f.1;
+        let real = fs::read(f.0.node_path(secret)).unwrap();
+        let mut files = [real.clone(), real.clone(), real.clone()];
+        for (which, at, byte) in damage {
+            let file = &mut files[which];
+            if !file.is_empty() {
+                let at = at % file.len();
+                file[at] = byte;
+            }
+        }
+        if let Some((which, at)) = cut {
+            let len = files[which].len();
+            files[which].truncate(at % (len + 1));
+        }
+        files[2].extend_from_slice(&noise);
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["base", "ours", "theirs"].map(|n| dir.path().join(n));
+        for (path, bytes) in names.iter().zip(&files) {
+            fs::write(path, bytes).unwrap();
+        }
+        let rel = format!(".sesto/{}", secret.rel_path());
+        // theirs as a pusher would have it: committed, so the driver finds
+        // the commit holding it and reads that commit as theirs' side.
+        let theirs = commit_beside_head(&f.0.env, &rel, &names[2]);
+        let mut cmd = f.0.env.sesto(&[
+            "merge-driver",
+            &names[0].display().to_string(),
+            &names[1].display().to_string(),
+            &names[2].display().to_string(),
+            &rel,
+        ]);
+        cmd.env("SESTO_MERGE_THEIRS", &theirs);
+        let out = run_cmd(cmd);
+        proptest::prop_assert_ne!(out.code, 101, "panic:\n{}", snapshot_text(&out));
+        if files.iter().any(|b| *b != real) && out.code == 0 {
+            // Accepted only if ours and theirs still verify: the result opens.
+            f.0.assert_healthy();
+        }
+        assert_no_secrets(&["merge-driver"], &out);
+    }
+}
+
+/// A commit on top of `HEAD` whose tree holds `file`'s bytes at `rel`, made
+/// without touching the work tree or the index.
+fn commit_beside_head(env: &TestEnv, rel: &str, file: &Path) -> String {
+    let git = |args: &[&str], index: &Path| {
+        let mut cmd = env.command("git");
+        cmd.env("GIT_INDEX_FILE", index).args(args);
+        let out = run_cmd(cmd);
+        out.assert_success();
+        out.stdout.trim().to_string()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let blob = git(&["hash-object", "-w", &file.display().to_string()], &index);
+    git(&["read-tree", "HEAD"], &index);
+    git(
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{blob},{rel}"),
+        ],
+        &index,
+    );
+    let tree = git(&["write-tree"], &index);
+    git(
+        &["commit-tree", &tree, "-p", "HEAD", "-m", "theirs"],
+        &index,
+    )
+}
+
+/// One store for all the driver's cases (they change no file of it).
+fn merge_fixture() -> &'static (Fixture, NodeId) {
+    static FIXTURE: std::sync::OnceLock<(Fixture, NodeId)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let f = Fixture::new();
+        let id = f.resolve("prod/db/password").id;
+        (f, id)
+    })
 }
