@@ -228,7 +228,11 @@ fn member_add_checks_keys_and_names() {
     fs::write(&huge, vec![b'A'; 1 << 20]).unwrap();
     let out = env.run(&["member", "add", "eve", "--key-file", huge.to_str().unwrap()]);
     out.assert_code(1);
-    assert!(out.stderr.contains("larger than the 64 KiB limit"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("larger than the 64 KiB limit"),
+        "{}",
+        out.stderr
+    );
 
     let out = t.ok(&["member", "list"]);
     snap("member_list", &out);
