@@ -1832,16 +1832,23 @@ fn root_bytes(f: &Fixture, root: &Found) -> Vec<u8> {
     .unwrap()
 }
 
-#[test]
-fn issue11_case2_identity_files_are_capped_and_never_block() {
-    let f = Fixture::new();
-    let dir = f.env.root.join("ids");
+/// A directory `sub` holding a FIFO with no writer and a 70 KiB file `big`
+/// (mode 0600): inputs a command must refuse without blocking or reading.
+fn files_that_must_not_be_read(f: &Fixture, sub: &str, big: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = f.env.root.join(sub);
     fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("fifo");
     Damage::Fifo.apply(&fifo);
-    let big = dir.join("big");
-    fs::write(&big, vec![b'#'; 70 << 10]).unwrap();
+    let big = dir.join(big);
+    fs::write(&big, vec![b'a'; 70 << 10]).unwrap();
     fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+    (dir, fifo, big)
+}
+
+#[test]
+fn issue11_case2_identity_files_are_capped_and_never_block() {
+    let f = Fixture::new();
+    let (dir, fifo, big) = files_that_must_not_be_read(&f, "ids", "big");
     for (path, phrase) in [
         (PathBuf::from("/dev/zero"), "not a regular file"),
         (fifo, "not a regular file"),
@@ -1943,12 +1950,7 @@ fn issue11_case5_render_of_131072_references_is_exact_and_templates_never_block(
 #[test]
 fn key_and_recipient_files_are_capped_and_never_block() {
     let f = Fixture::new();
-    let dir = f.env.root.join("keys");
-    fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("fifo");
-    Damage::Fifo.apply(&fifo);
-    let big = dir.join("big.pub");
-    fs::write(&big, vec![b'a'; 70 << 10]).unwrap();
+    let (_, fifo, big) = files_that_must_not_be_read(&f, "keys", "big.pub");
     for (path, phrase) in [
         (fifo.display().to_string(), "not a regular file"),
         ("/dev/zero".to_string(), "not a regular file"),
