@@ -45,12 +45,11 @@ cap = 16 << 20
 line = "{{ sesto://prod/x }} {{ sesto://prod/db#password }}\n"
 open(f"{d}/render-100k.txt", "w").write(line * 50_000)
 open(f"{d}/render-cap.txt", "w").write((line * (cap // len(line)))[:cap - 1] + "\n")
-env = "".join(f"V{i}={{{{ sesto://prod/x }}}}\n" for i in range(100_000))
-# The env-file cap is 1 MiB: as many reference lines as fit.
-fit = env[: (1 << 20)]
-open(f"{d}/env-cap.env", "w").write(fit[: fit.rfind("\n") + 1])
+# The env-file caps: 10,000 variables, in at most 1 MiB.
+open(f"{d}/env-cap.env", "w").write("".join(f"V{i}=sesto://prod/x\n" for i in range(10_000)))
 lit = "".join(f"L{i}=x\n" for i in range(100_000))
 open(f"{d}/env-100k-literals.env", "w").write(lit)
+open(f"{d}/env-10k-literals.env", "w").write("".join(f"L{i}=x\n" for i in range(10_000)))
 scan = "".join(f"line {i}: nothing here, value-one-x once in a while\n" if i % 1000 == 0
                else f"line {i}: nothing here at all\n" for i in range(100_000))
 open(f"{d}/scan-100k.txt", "w").write(scan)
@@ -102,8 +101,9 @@ echo "== $runs runs per row" >&2
 row "render, 100,000 references" "$store" "${s[@]}" render "$inputs/render-100k.txt"
 row "render, 16 MiB template (the cap, ~630,000 references)" "$store" "${s[@]}" render "$inputs/render-cap.txt"
 row "render, 16 MiB of \`{{\`" "$store" "${s[@]}" render "$inputs/template-brackets.txt"
-row "exec --env-file, 1 MiB of references (the cap, ~42,000)" "$store" "${s[@]}" exec --env-file "$inputs/env-cap.env" -- true
-row "exec --env-file, 100,000 literal lines" "$store" "${s[@]}" exec --env-file "$inputs/env-100k-literals.env" -- true
+row "exec --env-file, 10,000 references (the variable cap)" "$store" "${s[@]}" exec --env-file "$inputs/env-cap.env" -- true
+row "exec --env-file, 10,000 literal lines (the variable cap)" "$store" "${s[@]}" exec --env-file "$inputs/env-10k-literals.env" -- true
+row "exec --env-file, 100,000 literal lines (past the 10,000-variable cap)" "$store" "${s[@]}" exec --env-file "$inputs/env-100k-literals.env" -- true
 row "scan, a file of 100,000 lines" "$store" "${s[@]}" scan "$inputs/scan-100k.txt"
 row "export prod" "$store" "${s[@]}" export prod
 row "root node: 16 MiB of \`[\`, unsigned" "$deep_root" "${s[@]}" ls

@@ -176,6 +176,11 @@ pub enum EnvValue {
 /// Largest env file read.
 pub const MAX_ENV_FILE: usize = 1 << 20;
 
+/// Most variables the env files of one command may set, together. Far more
+/// than any program reads, and far fewer than would strain memory or the
+/// kernel's limit on an environment's size.
+pub const MAX_ENV_VARS: usize = 10_000;
+
 /// Parses an env file: `NAME=sesto://path[#field]` or `NAME=literal` per
 /// line, `export ` allowed before a name, `#` comments and blank lines
 /// ignored, a literal optionally in matching single or double quotes (taken
@@ -214,9 +219,20 @@ pub fn parse_env_file(file: &Path, text: &[u8]) -> Result<Vec<(String, String, E
                 .unwrap_or(value);
             EnvValue::Literal(unquoted.to_string())
         };
+        if out.len() == MAX_ENV_VARS {
+            return Err(too_many_vars(&at));
+        }
         out.push((name.to_string(), at, value));
     }
     Ok(out)
+}
+
+/// The error for an env file line past [`MAX_ENV_VARS`]; `at` names it.
+pub fn too_many_vars(at: &str) -> Error {
+    Error::Value(format!(
+        "{at}: env files may set at most {MAX_ENV_VARS} variables together; \
+         split the command's settings, or take a whole folder with `sesto exec FOLDER`"
+    ))
 }
 
 /// An output format of `sesto export`.
@@ -526,5 +542,20 @@ mod tests {
         }
         let huge = vec![b'#'; MAX_ENV_FILE + 1];
         assert!(parse_env_file(Path::new("app.env"), &huge).is_err());
+        let at_cap: String = (0..MAX_ENV_VARS).map(|i| format!("V{i}=x\n")).collect();
+        assert_eq!(
+            parse_env_file(Path::new("app.env"), at_cap.as_bytes())
+                .unwrap()
+                .len(),
+            MAX_ENV_VARS
+        );
+        let past = format!("{at_cap}# a comment does not count\nW=x\n");
+        let e = parse_env_file(Path::new("app.env"), past.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("app.env:10002") && e.contains("at most 10000"),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! | roster, roster.sig | 1 MiB each |
 //! | identity file | [`crate::crypto::MAX_IDENTITY_FILE`] (64 KiB), regular files only |
 //! | template | [`crate::template::MAX_TEMPLATE`] (16 MiB), a regular file or stdin |
-//! | env file | 1 MiB, a regular file |
+//! | env file | 1 MiB, a regular file; [`crate::env::MAX_ENV_VARS`] (10,000) variables from all env files together |
 //! | signature document | 8 KiB, read by a line parser (never YAML) |
 //! | YAML nesting | [`MAX_DEPTH`] levels, [`MAX_INDENT`] columns of indentation |
 //!

@@ -159,6 +159,27 @@ fn env_files_name_fields_secrets_and_literals() {
 }
 
 #[test]
+fn env_files_together_set_at_most_ten_thousand_variables() {
+    let env = store();
+    let lines =
+        |prefix: &str, n: usize| -> String { (0..n).map(|i| format!("{prefix}{i}=x\n")).collect() };
+    std::fs::write(env.repo.join("a.env"), lines("A", 6_000)).unwrap();
+    std::fs::write(env.repo.join("b.env"), lines("B", 4_000)).unwrap();
+    let args = ["exec", "--env-file", "a.env", "--env-file", "b.env"];
+    let out = env.run(&[&args[..], &["--", "true"]].concat());
+    out.assert_code(0);
+    // One more line in the second file is one too many, and named.
+    std::fs::write(env.repo.join("b.env"), lines("B", 4_001)).unwrap();
+    let out = env.run(&[&args[..], &["--", "true"]].concat());
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("b.env:4001") && out.stderr.contains("at most 10000"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn names_that_collide_or_are_invalid_fail_before_the_command_runs() {
     let env = store();
     env.run_stdin(&["set", "clash/db-password"], b"first-value")

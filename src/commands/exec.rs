@@ -98,7 +98,11 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
     for file in env_files {
         let text = sesto::limits::read_regular(file, sesto::env::MAX_ENV_FILE)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        lines.extend(sesto::env::parse_env_file(file, &text)?);
+        let more = sesto::env::parse_env_file(file, &text)?;
+        if let Some((_, at, _)) = more.get(sesto::env::MAX_ENV_VARS - lines.len()) {
+            return Err(sesto::env::too_many_vars(at).into());
+        }
+        lines.extend(more);
     }
     let store = super::open(g)?;
     let mut vars = Vars::default();
