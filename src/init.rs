@@ -79,8 +79,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
     let roster = Roster::new(members);
     let roster_bytes = roster.encode();
     // One prepared key signs the roster and the root.
-    let key = crypto::Signer::new(signer.signing_key(ids.prompt())?)
-        .map_err(|e| Error::Denied(format!("cannot sign: {e}")))?;
+    let key = signer.signer(ids.prompt())?;
     let roster_sig = key
         .sign(crypto::ROSTER_NAMESPACE, &roster_bytes)
         .map_err(|e| Error::Denied(format!("cannot sign the roster: {e}")))?;

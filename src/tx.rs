@@ -982,18 +982,19 @@ pub(crate) fn signer_for(store: &Store, member: &str) -> Result<crypto::Signer> 
             "{member} has only an age key and cannot sign; an admin can add an SSH signing_key for {member}"
         )));
     };
+    // A key that needs no passphrase (an agent's) before one that does.
     let id = store
         .ids
         .iter()
-        .find(|i| i.public() == Some(want.as_str()) && i.can_sign())
+        .filter(|i| i.public() == Some(want.as_str()) && i.can_sign())
+        .min_by_key(|i| i.is_locked())
         .ok_or_else(|| {
             Error::Denied(format!(
                 "writing needs {member}'s SSH key ({}); pass it with -i",
                 crypto::fingerprint(&want)
             ))
         })?;
-    crypto::Signer::new(id.signing_key(store.ids.prompt())?)
-        .map_err(|e| Error::Denied(format!("cannot sign: {e}")))
+    Ok(id.signer(store.ids.prompt())?)
 }
 
 /// Encodes many nodes, spread over the machine's cores when there are

@@ -127,6 +127,7 @@ impl Fixture {
             .next()
             .unwrap()
             .age_identity(&NoPassphrase)
+            .unwrap()
             .unwrap();
         let mut found = self.open_node(self.roster().root, None, admin);
         for name in path.split('/').filter(|n| !n.is_empty()) {

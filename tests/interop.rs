@@ -386,7 +386,11 @@ fn library_decrypt(
 ) -> Result<Vec<u8>, sesto::crypto::CryptoError> {
     let ids: Vec<&dyn age::Identity> = ids
         .iter()
-        .map(|i| i.age_identity(&sesto::crypto::NoPassphrase).unwrap())
+        .map(|i| {
+            i.age_identity(&sesto::crypto::NoPassphrase)
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     sesto::crypto::decrypt(ciphertext, &ids).map(|p| p.to_vec())
 }

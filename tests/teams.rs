@@ -719,6 +719,7 @@ fn resolve(t: &Team, path: &str) -> (NodeId, Option<String>, Vec<u8>) {
         .next()
         .unwrap()
         .age_identity(&crypto::NoPassphrase)
+        .unwrap()
         .unwrap();
     let root = t.roster().root;
     let open = |id: &NodeId, with: &dyn age::Identity| {

@@ -10,7 +10,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use ssh_key::{LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
-use super::{normalize_ssh_public, KeyError};
+use super::{normalize_ssh_public, KeyError, Signer};
 
 /// Asks for the passphrase of an encrypted key. The library has no terminal:
 /// the binary supplies an implementation that prompts.
@@ -42,6 +42,20 @@ enum Material {
         key: Box<PrivateKey>,
         unlocked: OnceLock<Result<Box<SshUnlocked>, String>>,
     },
+    External(Box<dyn ExternalKey>),
+}
+
+/// A key held outside this process (by the sesto agent or an ssh-agent),
+/// which decrypts and signs by asking its holder, so the private key never
+/// enters this process.
+pub trait ExternalKey: Send + Sync {
+    /// The age identity that unwraps file keys through the holder;
+    /// `Ok(None)` when this key cannot decrypt (an ssh-agent key only signs).
+    fn age_identity(&self) -> Result<Option<&dyn age::Identity>, KeyError>;
+    /// Whether the holder signs with this key.
+    fn can_sign(&self) -> bool;
+    /// A signer that asks the holder for each signature.
+    fn signer(&self) -> Result<Signer, KeyError>;
 }
 
 /// One identity: a private key the user holds, with where it came from.
@@ -132,6 +146,16 @@ impl Identity {
         Ok(out)
     }
 
+    /// An identity whose key is held elsewhere (see [`ExternalKey`]).
+    /// `public` is its normalized public key where known.
+    pub fn external(source: String, public: Option<String>, key: Box<dyn ExternalKey>) -> Identity {
+        Identity {
+            source,
+            public,
+            material: Material::External(key),
+        }
+    }
+
     /// Where this identity came from (a path or an environment variable).
     pub fn source(&self) -> &str {
         &self.source
@@ -178,22 +202,52 @@ impl Identity {
     }
 
     /// The age identity, unlocking an encrypted SSH key through `prompt`.
-    pub fn age_identity(&self, prompt: &dyn Passphrase) -> Result<&dyn age::Identity, KeyError> {
+    /// `Ok(None)` for a key that cannot decrypt (one an ssh-agent holds).
+    pub fn age_identity(
+        &self,
+        prompt: &dyn Passphrase,
+    ) -> Result<Option<&dyn age::Identity>, KeyError> {
         match &self.material {
-            Material::X25519(id) => Ok(id),
-            Material::Plugin(id) => Ok(id.as_ref()),
-            Material::Ssh { .. } => Ok(&self.unlock(prompt)?.age),
+            Material::X25519(id) => Ok(Some(id)),
+            Material::Plugin(id) => Ok(Some(id.as_ref())),
+            Material::Ssh { .. } => Ok(Some(&self.unlock(prompt)?.age)),
+            Material::External(key) => key.age_identity(),
         }
     }
 
-    /// The SSH private key for signing, unlocking it through `prompt`.
-    pub fn signing_key(&self, prompt: &dyn Passphrase) -> Result<&PrivateKey, KeyError> {
+    /// The unlocked SSH private key, unlocking it through `prompt` (for
+    /// handing it to the sesto agent).
+    pub fn ssh_private_key(&self, prompt: &dyn Passphrase) -> Result<&PrivateKey, KeyError> {
         self.unlock(prompt).map(|u| &u.private)
     }
 
-    /// Whether this identity is an SSH key (and so can sign).
+    /// A signer for this SSH key, unlocking it through `prompt`.
+    pub fn signer(&self, prompt: &dyn Passphrase) -> Result<Signer, KeyError> {
+        match &self.material {
+            Material::External(key) => key.signer(),
+            _ => Signer::new(self.ssh_private_key(prompt)?)
+                .map_err(|e| KeyError(format!("{}: cannot sign: {e}", self.source))),
+        }
+    }
+
+    /// Whether this identity can sign (an SSH key, here or in an agent).
     pub fn can_sign(&self) -> bool {
+        match &self.material {
+            Material::Ssh { .. } => true,
+            Material::External(key) => key.can_sign(),
+            _ => false,
+        }
+    }
+
+    /// Whether this is an SSH private key held in this process (the kind
+    /// `sesto unlock` can hand to the agent).
+    pub fn is_ssh_file_key(&self) -> bool {
         matches!(self.material, Material::Ssh { .. })
+    }
+
+    /// Whether the key is held by an agent rather than this process.
+    pub fn is_external(&self) -> bool {
+        matches!(self.material, Material::External(_))
     }
 }
 
@@ -453,7 +507,8 @@ impl Identities {
                 continue;
             }
             match id.age_identity(self.prompt.as_ref()) {
-                Ok(a) => out.push(a),
+                Ok(Some(a)) => out.push(a),
+                Ok(None) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }

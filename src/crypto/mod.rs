@@ -14,7 +14,7 @@ use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
 
 mod identity;
 pub use identity::{
-    Identities, Identity, IdentitySources, NoPassphrase, Passphrase, MAX_IDENTITY_FILE,
+    ExternalKey, Identities, Identity, IdentitySources, NoPassphrase, Passphrase, MAX_IDENTITY_FILE,
 };
 
 /// Decrypted bytes, wiped on drop.
@@ -328,6 +328,14 @@ enum SignerKind {
     Rsa(Box<rsa::pkcs1v15::SigningKey<sha2::Sha512>>),
     /// Any other kind: left to ssh-key.
     Other(Box<PrivateKey>),
+    /// A key an agent holds.
+    Agent(Box<dyn SignRaw>),
+}
+
+/// Signs SSHSIG's signed data with a key held elsewhere (an agent).
+pub trait SignRaw: Send + Sync {
+    /// The SSH signature over `data` (RSA keys: rsa-sha2-512).
+    fn sign_raw(&self, data: &[u8]) -> Result<ssh_key::Signature, String>;
 }
 
 impl Signer {
@@ -365,8 +373,18 @@ impl Signer {
         })
     }
 
+    /// A signer whose key `public` an agent holds; each signature is asked
+    /// of `agent` and checked before it is used.
+    pub fn agent(public: ssh_key::public::KeyData, agent: Box<dyn SignRaw>) -> Signer {
+        Signer {
+            public,
+            kind: SignerKind::Agent(agent),
+        }
+    }
+
     /// Signs `msg` under `namespace`, returning the armored SSHSIG.
     pub fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
+        let agent_failed = std::cell::Cell::new(String::new());
         let sig = (|| -> ssh_key::Result<SshSig> {
             let data = || SshSig::signed_data(namespace, HashAlg::Sha512, msg);
             let signature = match &self.kind {
@@ -388,11 +406,24 @@ impl Signer {
                     )?
                 }
                 SignerKind::Other(key) => return key.sign(namespace, HashAlg::Sha512, msg),
+                SignerKind::Agent(agent) => {
+                    let signature = agent.sign_raw(&data()?).map_err(|why| {
+                        agent_failed.set(why);
+                        ssh_key::Error::Crypto
+                    })?;
+                    // An agent's answer is checked like any signature: a
+                    // wrong one would be refused by every reader later.
+                    let sig =
+                        SshSig::new(self.public.clone(), namespace, HashAlg::Sha512, signature)?;
+                    PublicKey::new(self.public.clone(), "").verify(namespace, msg, &sig)?;
+                    return Ok(sig);
+                }
             };
             SshSig::new(self.public.clone(), namespace, HashAlg::Sha512, signature)
         })();
+        let why = agent_failed.take();
         sig.and_then(|sig| sig.to_pem(LineEnding::LF))
-            .map_err(|e| CryptoError::Signature(e.to_string()))
+            .map_err(|e| CryptoError::Signature(if why.is_empty() { e.to_string() } else { why }))
     }
 }
 
@@ -432,11 +463,11 @@ mod tests {
         let (id, public) = x25519_identity();
         let r = Recipient::parse(&public).unwrap().to_age().unwrap();
         let ct = encrypt(b"hello", &[r.as_ref()]).unwrap();
-        let pt = decrypt(&ct, &[id.age_identity(&NoPassphrase).unwrap()]).unwrap();
+        let pt = decrypt(&ct, &[id.age_identity(&NoPassphrase).unwrap().unwrap()]).unwrap();
         assert_eq!(&pt[..], b"hello");
         let (other, _) = x25519_identity();
         assert!(matches!(
-            decrypt(&ct, &[other.age_identity(&NoPassphrase).unwrap()]),
+            decrypt(&ct, &[other.age_identity(&NoPassphrase).unwrap().unwrap()]),
             Err(CryptoError::NoMatchingKeys)
         ));
     }
@@ -446,7 +477,7 @@ mod tests {
         let (id, public) = x25519_identity();
         let r = Recipient::parse(&public).unwrap().to_age().unwrap();
         let ct = encrypt(&[7u8; 3000], &[r.as_ref()]).unwrap();
-        let ids = [id.age_identity(&NoPassphrase).unwrap()];
+        let ids = [id.age_identity(&NoPassphrase).unwrap().unwrap()];
         for cut in [0, 10, 100, ct.len() / 2, ct.len() - 1] {
             assert!(decrypt(&ct[..cut], &ids).is_err(), "cut at {cut}");
         }
