@@ -39,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod crypto;
 pub mod editor;
 pub mod env;

@@ -4,21 +4,93 @@ use std::io::IsTerminal;
 
 use age::secrecy::SecretString;
 
-/// Prompts on the controlling terminal; fails at once where there is none.
+/// Prompts on the controlling terminal (three tries), or through
+/// `SSH_ASKPASS` where there is no terminal but a display (or where
+/// `SSH_ASKPASS_REQUIRE=force`), as ssh does; fails at once where there is
+/// neither, so nothing ever hangs.
 pub struct TtyPassphrase;
+
+/// How the passphrase is asked, if it can be.
+enum Asker {
+    Tty,
+    Askpass(std::ffi::OsString),
+}
+
+fn asker() -> Option<Asker> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let askpass = var("SSH_ASKPASS");
+    let require = std::env::var("SSH_ASKPASS_REQUIRE").unwrap_or_default();
+    let display = var("DISPLAY").is_some() || var("WAYLAND_DISPLAY").is_some();
+    match (askpass, require.as_str()) {
+        (Some(a), "force") => return Some(Asker::Askpass(a)),
+        (_, "never") => {}
+        (Some(a), _) if display && std::fs::File::open("/dev/tty").is_err() => {
+            return Some(Asker::Askpass(a))
+        }
+        _ => {}
+    }
+    std::fs::File::open("/dev/tty")
+        .is_ok()
+        .then_some(Asker::Tty)
+}
+
+/// Runs the askpass program with `prompt` and reads the passphrase it prints.
+fn askpass(program: &std::ffi::OsStr, prompt: &str) -> Result<SecretString, String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let shown = std::path::Path::new(program).display().to_string();
+    let mut child = Command::new(program)
+        .arg(prompt)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("SSH_ASKPASS ({shown}) cannot run: {e}"))?;
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    let read = child
+        .stdout
+        .take()
+        .expect("piped")
+        .take(4096)
+        .read_to_end(&mut out);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    read.map_err(|e| format!("reading from SSH_ASKPASS ({shown}): {e}"))?;
+    if !status.success() {
+        return Err(format!("SSH_ASKPASS ({shown}) was cancelled"));
+    }
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    let text = std::str::from_utf8(&out).map_err(|_| "the passphrase is not UTF-8".to_string())?;
+    Ok(SecretString::from(text.to_string()))
+}
 
 impl sesto::Passphrase for TtyPassphrase {
     fn passphrase(&self, source: &str) -> Result<SecretString, String> {
-        if std::fs::File::open("/dev/tty").is_err() {
-            return Err(
-                "there is no terminal to ask for its passphrase; use an unencrypted deploy key \
-                        in SESTO_IDENTITY, or remove the passphrase with `ssh-keygen -p`"
+        let prompt = format!("Enter passphrase for {source}: ");
+        match asker() {
+            None => Err(
+                "there is no terminal to ask for its passphrase; unlock it once with \
+                 `sesto unlock` on a terminal, load it in ssh-agent for signing, or use an \
+                 unencrypted deploy key in SESTO_IDENTITY"
                     .into(),
-            );
+            ),
+            Some(Asker::Askpass(program)) => askpass(&program, &prompt),
+            Some(Asker::Tty) => rpassword::prompt_password(prompt)
+                .map(SecretString::from)
+                .map_err(|e| format!("reading the passphrase failed: {e}")),
         }
-        rpassword::prompt_password(format!("Enter passphrase for {source}: "))
-            .map(SecretString::from)
-            .map_err(|e| format!("reading the passphrase failed: {e}"))
+    }
+
+    fn tries(&self) -> usize {
+        3
+    }
+
+    fn wrong(&self, _source: &str) {
+        if matches!(asker(), Some(Asker::Tty)) {
+            if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+                let _ = std::io::Write::write_all(&mut tty, b"Wrong passphrase; try again.\n");
+            }
+        }
     }
 }
 

@@ -718,13 +718,18 @@ fn passphrase_key_on_terminal(kind: KeyKind) {
     out.assert_success();
     assert_eq!(prompts(&out), 1, "fsck:\n{}", out.stdout);
 
-    // A wrong passphrase: one prompt, a clear error naming the key, no retry loop.
-    let out = on_terminal(&env, &format!("{sesto} get a/b/c"), "not it\n", &[]);
+    // Wrong passphrases: three tries, as ssh gives, then a clear error naming the key.
+    let out = on_terminal(
+        &env,
+        &format!("{sesto} get a/b/c"),
+        "not it\nnor this\nno\n",
+        &[],
+    );
     out.assert_code(1);
-    assert_eq!(prompts(&out), 1, "wrong passphrase:\n{}", out.stdout);
+    assert_eq!(prompts(&out), 3, "wrong passphrase:\n{}", out.stdout);
     assert!(
         out.stdout
-            .contains(&format!("{}: wrong passphrase", key.display())),
+            .contains(&format!("{}: wrong passphrase (3 tries)", key.display())),
         "the error should name the key and say the passphrase is wrong:\n{}",
         out.stdout
     );

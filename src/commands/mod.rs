@@ -1,6 +1,7 @@
 //! One module per command: its clap `Args` and its `run`. Dispatch is one match.
 
 pub mod access;
+pub mod agent;
 pub mod completions;
 pub mod edit;
 pub mod exec;
@@ -74,6 +75,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Revoke(a) => grant::revoke(g, a, out),
         Command::Access(a) => access::run(g, a, out),
         Command::Whoami(a) => whoami::run(g, a, out),
+        Command::Unlock(a) => agent::unlock(g, a, out),
+        Command::Lock(a) => agent::lock(g, a, out),
+        Command::Agent(a) => agent::agent(g, a, out),
         Command::Verify(a) => verify::run(g, a, out),
         Command::Stale(a) => stale::run(g, a, out),
         Command::Share(a) => share::run(g, a, out),

@@ -56,6 +56,9 @@ pub struct TextconvArgs {
 
 pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let mut store = super::open(g)?;
+    // git runs the merge driver once per node both sides changed; each is
+    // a sesto process that would ask for the passphrase again.
+    let _agent = super::agent::serve_children(&store)?;
     let report = store.sync(args.remote_branch.as_deref())?;
     for copy in &report.copies {
         writeln!(out, "kept both values: theirs is at {copy}")?;

@@ -18,6 +18,15 @@ pub trait Passphrase: Send + Sync {
     /// Returns the passphrase for the key at `source`, or an error saying why
     /// none can be had (for example: no terminal).
     fn passphrase(&self, source: &str) -> Result<SecretString, String>;
+
+    /// How many passphrases to try before giving up (ssh tries three on a
+    /// terminal).
+    fn tries(&self) -> usize {
+        1
+    }
+
+    /// Says that the passphrase for `source` was wrong, before asking again.
+    fn wrong(&self, _source: &str) {}
 }
 
 /// A [`Passphrase`] that never prompts: encrypted keys fail at once.
@@ -177,11 +186,31 @@ impl Identity {
         };
         let result = unlocked.get_or_init(|| {
             let private = if key.is_encrypted() {
-                let pass = prompt
-                    .passphrase(&self.source)
-                    .map_err(|why| format!("{} is passphrase-protected and {why}", self.source))?;
-                key.decrypt(pass.expose_secret().as_bytes())
-                    .map_err(|_| format!("{}: wrong passphrase", self.source))?
+                let tries = prompt.tries().max(1);
+                let mut attempt = 0;
+                loop {
+                    let pass = prompt.passphrase(&self.source).map_err(|why| {
+                        format!("{} is passphrase-protected and {why}", self.source)
+                    })?;
+                    match key.decrypt(pass.expose_secret().as_bytes()) {
+                        Ok(k) => break k,
+                        Err(_) => {
+                            attempt += 1;
+                            if attempt == tries {
+                                return Err(format!(
+                                    "{}: wrong passphrase{}",
+                                    self.source,
+                                    if tries > 1 {
+                                        format!(" ({tries} tries)")
+                                    } else {
+                                        String::new()
+                                    }
+                                ));
+                            }
+                            prompt.wrong(&self.source);
+                        }
+                    }
+                }
             } else {
                 (**key).clone()
             };
@@ -281,6 +310,10 @@ pub struct IdentitySources {
     pub env_files: Vec<PathBuf>,
     /// Defaults, skipped when missing.
     pub defaults: Vec<PathBuf>,
+    /// The sesto agent's socket: the keys it holds stand in for locked
+    /// keys of the same public key, and are used beside the sources (with
+    /// `-i`, only for the keys named).
+    pub agent: Option<PathBuf>,
 }
 
 impl IdentitySources {
@@ -310,12 +343,14 @@ impl IdentitySources {
                     .collect()
             })
             .unwrap_or_default();
+        let agent = Some(crate::agent::socket_path());
         // The first kind of source that is given is the only one used: `-i` means
         // exactly these keys (so a deploy key can be tried alone), and CI's
         // SESTO_IDENTITY does not fall back to whatever ~/.ssh holds.
         if !explicit.is_empty() {
             return IdentitySources {
                 explicit,
+                agent,
                 ..IdentitySources::default()
             };
         }
@@ -323,11 +358,13 @@ impl IdentitySources {
             return IdentitySources {
                 key_text,
                 env_files,
+                agent,
                 ..IdentitySources::default()
             };
         }
         IdentitySources {
             defaults,
+            agent,
             ..IdentitySources::default()
         }
     }
@@ -451,6 +488,23 @@ impl Identities {
                 Identity::parse(&text, &path.display().to_string())?,
             );
             tried.push(path.display().to_string());
+        }
+        if let Some(client) = sources.agent.as_deref().and_then(crate::agent::try_connect) {
+            let client = Arc::new(client);
+            if let Ok(status) = client.status() {
+                for held in crate::agent::identities(client.clone(), &status) {
+                    match list.iter().position(|i| i.public == held.public) {
+                        // The agent's copy needs no passphrase.
+                        Some(at) if list[at].is_locked() => list[at] = held,
+                        Some(_) => {}
+                        None if sources.explicit.is_empty() => list.push(held),
+                        None => {}
+                    }
+                }
+                if !status.keys.is_empty() {
+                    tried.push(format!("the sesto agent ({})", client.path().display()));
+                }
+            }
         }
         Ok(Identities {
             list,

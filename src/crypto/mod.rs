@@ -382,48 +382,63 @@ impl Signer {
         }
     }
 
+    /// Signs `data` as it is (SSHSIG's signed data): what the sesto agent
+    /// does for its clients. Ed25519 and RSA (rsa-sha2-512) keys only.
+    pub fn sign_raw(&self, data: &[u8]) -> Result<ssh_key::Signature, CryptoError> {
+        let failed = |e: ssh_key::Error| CryptoError::Signature(e.to_string());
+        match &self.kind {
+            SignerKind::Ed25519(key) => {
+                use ed25519_dalek::Signer as _;
+                ssh_key::Signature::new(
+                    ssh_key::Algorithm::Ed25519,
+                    key.sign(data).to_bytes().to_vec(),
+                )
+                .map_err(failed)
+            }
+            SignerKind::Rsa(key) => {
+                use rsa::signature::{SignatureEncoding, Signer as _};
+                let raw = key
+                    .try_sign(data)
+                    .map_err(|_| CryptoError::Signature("RSA signing failed".into()))?;
+                ssh_key::Signature::new(
+                    ssh_key::Algorithm::Rsa {
+                        hash: Some(HashAlg::Sha512),
+                    },
+                    raw.to_vec(),
+                )
+                .map_err(failed)
+            }
+            SignerKind::Other(key) => Err(CryptoError::Signature(format!(
+                "{} keys cannot sign for an agent",
+                key.algorithm()
+            ))),
+            SignerKind::Agent(agent) => agent.sign_raw(data).map_err(CryptoError::Signature),
+        }
+    }
+
     /// Signs `msg` under `namespace`, returning the armored SSHSIG.
     pub fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String, CryptoError> {
-        let agent_failed = std::cell::Cell::new(String::new());
-        let sig = (|| -> ssh_key::Result<SshSig> {
-            let data = || SshSig::signed_data(namespace, HashAlg::Sha512, msg);
-            let signature = match &self.kind {
-                SignerKind::Ed25519(key) => {
-                    use ed25519_dalek::Signer as _;
-                    ssh_key::Signature::new(
-                        ssh_key::Algorithm::Ed25519,
-                        key.sign(&data()?).to_bytes().to_vec(),
-                    )?
+        let failed = |e: ssh_key::Error| CryptoError::Signature(e.to_string());
+        let sig = match &self.kind {
+            SignerKind::Other(key) => key.sign(namespace, HashAlg::Sha512, msg).map_err(failed)?,
+            kind => {
+                let data = SshSig::signed_data(namespace, HashAlg::Sha512, msg).map_err(failed)?;
+                let signature = self.sign_raw(&data)?;
+                let sig = SshSig::new(self.public.clone(), namespace, HashAlg::Sha512, signature)
+                    .map_err(failed)?;
+                // An agent's answer is checked like any signature: a wrong one
+                // would be refused by every reader later.
+                if matches!(kind, SignerKind::Agent(_)) {
+                    PublicKey::new(self.public.clone(), "")
+                        .verify(namespace, msg, &sig)
+                        .map_err(|_| {
+                            CryptoError::Signature("the agent's signature does not verify".into())
+                        })?;
                 }
-                SignerKind::Rsa(key) => {
-                    use rsa::signature::{SignatureEncoding, Signer as _};
-                    let raw = key.try_sign(&data()?).map_err(|_| ssh_key::Error::Crypto)?;
-                    ssh_key::Signature::new(
-                        ssh_key::Algorithm::Rsa {
-                            hash: Some(HashAlg::Sha512),
-                        },
-                        raw.to_vec(),
-                    )?
-                }
-                SignerKind::Other(key) => return key.sign(namespace, HashAlg::Sha512, msg),
-                SignerKind::Agent(agent) => {
-                    let signature = agent.sign_raw(&data()?).map_err(|why| {
-                        agent_failed.set(why);
-                        ssh_key::Error::Crypto
-                    })?;
-                    // An agent's answer is checked like any signature: a
-                    // wrong one would be refused by every reader later.
-                    let sig =
-                        SshSig::new(self.public.clone(), namespace, HashAlg::Sha512, signature)?;
-                    PublicKey::new(self.public.clone(), "").verify(namespace, msg, &sig)?;
-                    return Ok(sig);
-                }
-            };
-            SshSig::new(self.public.clone(), namespace, HashAlg::Sha512, signature)
-        })();
-        let why = agent_failed.take();
-        sig.and_then(|sig| sig.to_pem(LineEnding::LF))
-            .map_err(|e| CryptoError::Signature(if why.is_empty() { e.to_string() } else { why }))
+                sig
+            }
+        };
+        sig.to_pem(LineEnding::LF).map_err(failed)
     }
 }
 
