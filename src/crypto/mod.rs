@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
 
+pub mod agent_identity;
 mod identity;
+pub mod ssh_agent;
 pub use identity::{
     ExternalKey, Identities, Identity, IdentitySources, NoPassphrase, Passphrase, MAX_IDENTITY_FILE,
 };
