@@ -192,9 +192,12 @@ impl Identity {
         self.public.as_deref()
     }
 
-    /// Whether using this key needs a passphrase not yet given.
+    /// Whether using this key needs a passphrase not yet given, or one that
+    /// could not be had (a failed unlock is remembered and stays locked: a
+    /// read that tried it must not make a write prefer it to an agent's key).
     pub fn is_locked(&self) -> bool {
-        matches!(&self.material, Material::Ssh { key, unlocked } if key.is_encrypted() && unlocked.get().is_none())
+        matches!(&self.material, Material::Ssh { key, unlocked }
+            if key.is_encrypted() && !matches!(unlocked.get(), Some(Ok(_))))
     }
 
     fn unlock(&self, prompt: &dyn Passphrase) -> Result<&SshUnlocked, KeyError> {
