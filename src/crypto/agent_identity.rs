@@ -241,8 +241,10 @@ pub(crate) fn agent_signing_identities(
     let Ok(keys) = agent.keys() else {
         return Vec::new();
     };
+    // FIDO2 keys sign too (each signature asks for a touch); they are
+    // never used to derive an identity, their signatures being unique.
     keys.iter()
-        .filter(|k| check_kind(&k.key).is_ok())
+        .filter(|k| check_kind(&k.key).is_ok() || matches!(k.key, KeyData::SkEd25519(_)))
         .filter_map(|k| {
             let public = openssh(&k.key).ok()?;
             wanted(&public).then(|| {
