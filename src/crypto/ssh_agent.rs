@@ -157,9 +157,9 @@ impl Agent {
         let reused = guard.is_some();
         let result = match guard.take() {
             Some(stream) => match exchange(&stream, msg, timeout) {
-                Err(Failure::Closed) => self.connect().and_then(|s| {
+                Err(Failure::Closed) => self.connect().map(|s| {
                     let out = exchange(&s, msg, timeout);
-                    Ok((s, out))
+                    (s, out)
                 }),
                 out => Ok((stream, out)),
             },
