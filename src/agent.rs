@@ -548,9 +548,15 @@ pub fn serve(listener: UnixListener, options: &ServeOptions) -> Result<(), Strin
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("accepting on {}: {e}", options.socket.display())),
         };
-        match peer_uid(&conn) {
-            Ok(uid) if uid == me => {}
+        let state = state.clone();
+        let options = options.clone();
+        std::thread::spawn(move || match peer_uid(&conn) {
+            Ok(uid) if uid == me => handle(conn, &state, &options, memory_locked),
             Ok(uid) => {
+                // Its first request is read (briefly) and answered with the
+                // refusal, so the client sees why rather than a broken pipe.
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = read_msg::<serde_json::Value>(&mut conn);
                 let _ = write_msg(
                     &mut conn,
                     &Response {
@@ -558,13 +564,9 @@ pub fn serve(listener: UnixListener, options: &ServeOptions) -> Result<(), Strin
                         ..Response::default()
                     },
                 );
-                continue;
             }
-            Err(_) => continue,
-        }
-        let state = state.clone();
-        let options = options.clone();
-        std::thread::spawn(move || handle(conn, &state, &options, memory_locked));
+            Err(_) => {}
+        });
     }
     Ok(())
 }

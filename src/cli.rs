@@ -17,7 +17,8 @@ use crate::commands;
 )]
 #[command(after_help = "Exit codes: 0 success, 1 failure, 2 usage error.\n\
 Identities: the -i files if given; else SESTO_IDENTITY (key text) and\n\
-SESTO_IDENTITY_FILE if set; else ~/.config/sesto/identity, ~/.ssh/id_ed25519, ~/.ssh/id_rsa.")]
+SESTO_IDENTITY_FILE if set; else ~/.config/sesto/identity, ~/.ssh/id_ed25519, ~/.ssh/id_rsa.\n\
+Keys in ssh-agent (SSH_AUTH_SOCK) sign writes too; with -i, only those of the -i files.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -64,6 +65,7 @@ pub enum Command {
     Stale(commands::stale::Args),
     Share(commands::share::Args),
     Trust(commands::trust::Args),
+    SshAgentIdentity(commands::ssh_agent_identity::Args),
     Sync(commands::sync::SyncArgs),
     Resolve(commands::sync::ResolveArgs),
     SetupGit(commands::sync::SetupGitArgs),

@@ -67,13 +67,19 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         .public()
         .expect("SSH identities know their public key")
         .to_string();
+    // An agent-derived age identity decrypts as its age key and signs as
+    // its SSH key: both go into the roster.
+    let signing_key = signer
+        .signing_public()
+        .filter(|s| *s != public)
+        .map(str::to_string);
     let mut members = BTreeMap::new();
     members.insert(
         name.clone(),
         Member {
             key: public,
             admin: true,
-            signing_key: None,
+            signing_key,
         },
     );
     let roster = Roster::new(members);

@@ -170,15 +170,7 @@ impl Tx<'_> {
         self.require_admin("add members")?;
         node::check_member_name(name).map_err(Error::Value)?;
         let key = crypto::check_member_key(key)?;
-        let signing_key = match signing_key {
-            Some(k) if k.trim().starts_with("ssh-") => Some(crypto::check_member_key(k)?),
-            Some(_) => {
-                return Err(Error::Value(
-                    "a signing key must be an SSH public key (ssh-ed25519 or ssh-rsa)".into(),
-                ))
-            }
-            None => None,
-        };
+        let signing_key = signing_key.map(crypto::check_signing_key).transpose()?;
         if self.roster().members.contains_key(name) {
             return Err(Error::Exists {
                 path: format!("member {name}"),

@@ -986,11 +986,11 @@ pub(crate) fn signer_for(store: &Store, member: &str) -> Result<crypto::Signer> 
     let id = store
         .ids
         .iter()
-        .filter(|i| i.public() == Some(want.as_str()) && i.can_sign())
+        .filter(|i| i.signing_public() == Some(want.as_str()) && i.can_sign())
         .min_by_key(|i| i.is_locked())
         .ok_or_else(|| {
             Error::Denied(format!(
-                "writing needs {member}'s SSH key ({}); pass it with -i",
+                "writing needs {member}'s SSH key ({}); pass it with -i, or add it to ssh-agent",
                 crypto::fingerprint(&want)
             ))
         })?;

@@ -41,6 +41,7 @@ const COMMANDS: &[&str] = &[
     "stale",
     "share",
     "trust",
+    "ssh-agent-identity",
     "sync",
     "resolve",
     "setup-git",

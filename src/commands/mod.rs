@@ -25,6 +25,7 @@ pub mod rm;
 pub mod scan;
 pub mod set;
 pub mod share;
+pub mod ssh_agent_identity;
 pub mod stale;
 pub mod sync;
 pub mod tree;
@@ -82,6 +83,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Stale(a) => stale::run(g, a, out),
         Command::Share(a) => share::run(g, a, out),
         Command::Trust(a) => trust::run(g, a, out),
+        Command::SshAgentIdentity(a) => ssh_agent_identity::run(g, a, out),
         Command::Sync(a) => sync::sync(g, a, out),
         Command::Resolve(a) => sync::resolve(g, a, out),
         Command::SetupGit(a) => sync::setup_git(g, a, out),

@@ -71,6 +71,9 @@ pub trait ExternalKey: Send + Sync {
 pub struct Identity {
     source: String,
     public: Option<String>,
+    /// The SSH public key this identity signs as, where it is not `public`
+    /// (an agent-derived age identity signs with its SSH key).
+    signing_public: Option<String>,
     material: Material,
 }
 
@@ -104,6 +107,7 @@ impl Identity {
             return Ok(vec![Identity {
                 source: source.to_string(),
                 public: Some(public),
+                signing_public: None,
                 material: Material::Ssh {
                     key: Box::new(key),
                     unlocked: OnceLock::new(),
@@ -127,6 +131,7 @@ impl Identity {
                 out.push(Identity {
                     source: source.to_string(),
                     public: Some(id.to_public().to_string()),
+                    signing_public: None,
                     material: Material::X25519(id),
                 });
             } else if line.starts_with("AGE-PLUGIN-") {
@@ -139,9 +144,16 @@ impl Identity {
                     out.push(Identity {
                         source: source.to_string(),
                         public: None,
+                        signing_public: None,
                         material: Material::Plugin(id),
                     });
                 }
+            } else if line.starts_with(super::agent_identity::LINE_PREFIX) {
+                out.push(super::agent_identity::parse_line(
+                    line,
+                    &format!("{source}:{}", n + 1),
+                    None,
+                )?);
             } else {
                 return Err(KeyError(format!(
                     "{source}:{}: not an OpenSSH private key or age identity",
@@ -161,8 +173,22 @@ impl Identity {
         Identity {
             source,
             public,
+            signing_public: None,
             material: Material::External(key),
         }
+    }
+
+    /// This identity, signing as the SSH public key `public` (normalized)
+    /// rather than as its own public key.
+    pub fn signing_as(mut self, public: String) -> Identity {
+        self.signing_public = Some(public);
+        self
+    }
+
+    /// The normalized SSH public key this identity signs as, where known:
+    /// its own public key unless [`Identity::signing_as`] set another.
+    pub fn signing_public(&self) -> Option<&str> {
+        self.signing_public.as_deref().or(self.public.as_deref())
     }
 
     /// Where this identity came from (a path or an environment variable).
@@ -175,9 +201,12 @@ impl Identity {
         self.public.as_deref()
     }
 
-    /// Whether using this key needs a passphrase not yet given.
+    /// Whether using this key needs a passphrase not yet given, or one that
+    /// could not be had (a failed unlock is remembered and stays locked: a
+    /// read that tried it must not make a write prefer it to an agent's key).
     pub fn is_locked(&self) -> bool {
-        matches!(&self.material, Material::Ssh { key, unlocked } if key.is_encrypted() && unlocked.get().is_none())
+        matches!(&self.material, Material::Ssh { key, unlocked }
+            if key.is_encrypted() && !matches!(unlocked.get(), Some(Ok(_))))
     }
 
     fn unlock(&self, prompt: &dyn Passphrase) -> Result<&SshUnlocked, KeyError> {
@@ -286,6 +315,30 @@ pub struct Identities {
     tried: Vec<String>,
     prompt: Arc<dyn Passphrase>,
     warnings: Vec<String>,
+    agent: AgentKeys,
+}
+
+/// The keys of the ssh-agent of `SSH_AUTH_SOCK`, as signing-only identities,
+/// listed only when first needed so that reads never wait on the agent.
+#[derive(Default)]
+struct AgentKeys {
+    agent: Option<Arc<super::ssh_agent::Agent>>,
+    /// With `-i`: only the agent keys among these SSH public keys.
+    only: Option<Vec<String>>,
+    list: OnceLock<Vec<Identity>>,
+}
+
+impl AgentKeys {
+    fn get(&self) -> &[Identity] {
+        self.list.get_or_init(|| match &self.agent {
+            Some(agent) => super::agent_identity::agent_signing_identities(agent, |p| {
+                self.only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == p))
+            }),
+            None => Vec::new(),
+        })
+    }
 }
 
 impl fmt::Debug for Identities {
@@ -506,11 +559,23 @@ impl Identities {
                 }
             }
         }
+        // Agent keys sign after the files' keys; with `-i`, only the agent
+        // keys of the files given (an encrypted key's public half is readable).
+        let agent = AgentKeys {
+            agent: super::ssh_agent::from_env().ok(),
+            only: (!sources.explicit.is_empty()).then(|| {
+                list.iter()
+                    .filter_map(|i| i.signing_public().map(str::to_string))
+                    .collect()
+            }),
+            list: OnceLock::new(),
+        };
         Ok(Identities {
             list,
             tried,
             prompt,
             warnings,
+            agent,
         })
     }
 
@@ -528,12 +593,17 @@ impl Identities {
             tried,
             prompt,
             warnings: Vec::new(),
+            agent: AgentKeys::default(),
         }
     }
 
-    /// Every identity, in order.
+    /// Every identity, in order: the files' keys, then the keys ssh-agent
+    /// holds (signing only), which are listed only if the iteration gets
+    /// that far.
     pub fn iter(&self) -> impl Iterator<Item = &Identity> {
-        self.list.iter()
+        self.list
+            .iter()
+            .chain(std::iter::once(&self.agent).flat_map(|a| a.get().iter()))
     }
 
     /// The sources that were read, for "which keys were tried" messages.

@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::node::{MAX_NODE_FILE, MAX_PLAINTEXT};
 
+pub mod agent_identity;
 mod identity;
+pub mod ssh_agent;
 pub use identity::{
     ExternalKey, Identities, Identity, IdentitySources, NoPassphrase, Passphrase, MAX_IDENTITY_FILE,
 };
@@ -203,7 +205,7 @@ impl Recipient {
 /// its comment, or an age recipient as is.
 pub fn normalize_public(text: &str) -> Result<String, KeyError> {
     let text = text.trim();
-    if text.starts_with("ssh-") {
+    if text.starts_with("ssh-") || text.starts_with(SK_ED25519) {
         normalize_ssh_public(text)
     } else {
         Recipient::parse(text).map(|_| text.to_string())
@@ -251,6 +253,12 @@ pub fn check_member_key(text: &str) -> Result<String, KeyError> {
                     )));
                 }
             }
+            ssh_key::public::KeyData::SkEd25519(_) => {
+                return Err(KeyError(format!(
+                    "{SK_ED25519} keys cannot be encrypted to by age; give it as --signing-key \
+                     beside an ssh-ed25519 or age key"
+                )))
+            }
             other => {
                 return Err(KeyError(format!(
                     "{} keys cannot be encrypted to by age; use an ssh-ed25519 (or ssh-rsa) key",
@@ -261,6 +269,26 @@ pub fn check_member_key(text: &str) -> Result<String, KeyError> {
         return normalize_ssh_public(text);
     }
     normalize_public(text)
+}
+
+/// The type of FIDO2 Ed25519 SSH keys (`ssh-keygen -t ed25519-sk`).
+pub const SK_ED25519: &str = "sk-ssh-ed25519@openssh.com";
+
+/// Checks an SSH public key offered as a member's signing key and returns it
+/// normalized: what [`check_member_key`] takes, plus FIDO2 `sk-ssh-ed25519`
+/// keys, which sign but cannot be encrypted to.
+pub fn check_signing_key(text: &str) -> Result<String, KeyError> {
+    let text = text.trim();
+    if text.starts_with(SK_ED25519) && !looks_private(text) && text.lines().count() == 1 {
+        return normalize_ssh_public(text);
+    }
+    if !text.starts_with("ssh-") {
+        return Err(KeyError(
+            "a signing key must be an SSH public key (ssh-ed25519, ssh-rsa or sk-ssh-ed25519@openssh.com)"
+                .into(),
+        ));
+    }
+    check_member_key(text)
 }
 
 /// Whether `text` looks like a private key (OpenSSH, PEM or PuTTY, an age
@@ -456,6 +484,20 @@ pub fn verify(signature_pem: &str, namespace: &str, msg: &[u8]) -> Result<String
     let key = PublicKey::new(sig.public_key().clone(), "");
     key.verify(namespace, msg, &sig)
         .map_err(|_| CryptoError::Signature("does not verify".into()))?;
+    // A FIDO2 signature made without the user's touch is refused, as
+    // `ssh-keygen -Y verify` does by default. ssh-key keeps the flags byte
+    // after the 64 signature bytes; bit 0 is user presence.
+    if sig.signature().algorithm() == ssh_key::Algorithm::SkEd25519
+        && sig
+            .signature()
+            .as_bytes()
+            .get(64)
+            .is_none_or(|f| f & 1 == 0)
+    {
+        return Err(CryptoError::Signature(
+            "the FIDO2 key signed without user presence (no touch)".into(),
+        ));
+    }
     key.to_openssh()
         .map(|s| s.trim().to_string())
         .map_err(|e| CryptoError::Signature(e.to_string()))
@@ -571,5 +613,71 @@ mod tests {
         );
         assert!(verify(&pem, ROSTER_NAMESPACE, b"other").is_err());
         assert!(verify(&pem, NODE_NAMESPACE, b"roster").is_err());
+    }
+
+    /// A software FIDO2 authenticator, written from OpenSSH's PROTOCOL.u2f
+    /// (no hardware here): it signs SHA256(application) || flags || counter
+    /// || SHA256(data) with an Ed25519 key. `flags` bit 0 is user presence.
+    struct SoftFido {
+        key: ed25519_dalek::SigningKey,
+        public: ssh_key::public::KeyData,
+        flags: u8,
+    }
+
+    impl SignRaw for SoftFido {
+        fn sign_raw(&self, data: &[u8]) -> Result<ssh_key::Signature, String> {
+            use ed25519_dalek::Signer as _;
+            use sha2::Digest;
+            let counter = 7u32.to_be_bytes();
+            let mut signed = sha2::Sha256::digest(b"ssh:").to_vec();
+            signed.push(self.flags);
+            signed.extend_from_slice(&counter);
+            signed.extend_from_slice(&sha2::Sha256::digest(data));
+            let mut raw = self.key.sign(&signed).to_bytes().to_vec();
+            raw.push(self.flags);
+            raw.extend_from_slice(&counter);
+            ssh_key::Signature::new(ssh_key::Algorithm::SkEd25519, raw).map_err(|e| e.to_string())
+        }
+    }
+
+    fn soft_fido(flags: u8) -> SoftFido {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let public = ssh_key::public::KeyData::SkEd25519(ssh_key::public::SkEd25519::new(
+            ssh_key::public::Ed25519PublicKey(key.verifying_key().to_bytes()),
+            "ssh:",
+        ));
+        SoftFido { key, public, flags }
+    }
+
+    #[test]
+    fn fido2_ed25519_signatures_verify_and_need_user_presence() {
+        let fido = soft_fido(1);
+        let public = fido.public.clone();
+        let signer = Signer::agent(public.clone(), Box::new(fido));
+        let pem = signer.sign(NODE_NAMESPACE, b"msg").unwrap();
+        let who = verify(&pem, NODE_NAMESPACE, b"msg").unwrap();
+        assert!(who.starts_with(SK_ED25519), "{who}");
+        assert_eq!(normalize_public(&who).unwrap(), who);
+        assert!(verify(&pem, NODE_NAMESPACE, b"other").is_err());
+        assert!(verify(&pem, ROSTER_NAMESPACE, b"msg").is_err());
+        // A member may sign with it, not be encrypted to it.
+        assert_eq!(check_signing_key(&who).unwrap(), who);
+        assert!(check_member_key(&who)
+            .unwrap_err()
+            .0
+            .contains("--signing-key"));
+        // No touch: Signer::agent's own check passes (ssh-key ignores the
+        // flags), and verify refuses it.
+        let untouched = soft_fido(0);
+        let public = untouched.public.clone();
+        let pem = Signer::agent(public, Box::new(untouched))
+            .sign(NODE_NAMESPACE, b"msg")
+            .unwrap();
+        let err = verify(&pem, NODE_NAMESPACE, b"msg")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user presence"), "{err}");
     }
 }
