@@ -519,6 +519,9 @@ pub fn serve(listener: UnixListener, options: &ServeOptions) -> Result<(), Strin
         idle: options.idle,
         last_used: Instant::now(),
     }));
+    if options.harden {
+        wipe_on_signals(state.clone(), options.socket.clone());
+    }
     let started = Instant::now();
     {
         let state = state.clone();
@@ -569,6 +572,31 @@ pub fn serve(listener: UnixListener, options: &ServeOptions) -> Result<(), Strin
         });
     }
     Ok(())
+}
+
+/// An agent process of its own stops on SIGTERM, SIGINT or SIGHUP (a
+/// service manager's stop, a logout) by wiping its keys and removing its
+/// socket first. The signals are blocked before any other thread starts, so
+/// only the waiting thread takes them.
+fn wipe_on_signals(state: Arc<Mutex<State>>, socket: PathBuf) {
+    // SAFETY: plain libc calls on a sigset_t owned here.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: sigwait writes the signal number into `sig`.
+        while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+        state.lock().unwrap_or_else(|p| p.into_inner()).keys.clear();
+        let _ = std::fs::remove_file(&socket);
+        std::process::exit(0);
+    });
 }
 
 fn handle(mut conn: UnixStream, state: &Mutex<State>, options: &ServeOptions, memory_locked: bool) {

@@ -413,3 +413,25 @@ fn a_terminal_gets_three_tries() {
     s.bare(&["get", "prod/db"], b"").assert_success();
     s.bare(&["lock"], b"").assert_success();
 }
+
+/// `sesto agent` in the foreground, as a service manager runs it: `unlock`
+/// uses it rather than starting another, and SIGTERM ends it with its keys
+/// wiped and its socket removed.
+#[test]
+fn a_foreground_agent_serves_unlock_and_stops_cleanly_on_sigterm() {
+    let Some(s) = setup() else { return };
+    let mut cmd = s.env.sesto(&["agent", "--for", "1h"]);
+    cmd.stderr(std::process::Stdio::piped());
+    let mut agent = cmd.spawn().unwrap();
+    eventually("the agent listens", || s.socket().exists());
+    let out = s.asked(&["unlock"], b"");
+    out.assert_success();
+    s.bare(&["get", "prod/db"], b"").assert_success();
+    // SAFETY: kill on the child's pid.
+    unsafe { libc::kill(agent.id() as libc::pid_t, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!s.socket().exists(), "the socket is removed");
+    let out = s.bare(&["get", "prod/db"], b"");
+    out.assert_code(1);
+}
