@@ -89,7 +89,7 @@ cat >"$work/bin/change" <<EOF
 # change CLONE [sync]
 set -e
 "$work/bin/new-value" "$work/value-a"
-"$sesto" --store "\$1" -i "$admin_key" set -f "$work/value-a" "$get_path"
+"$sesto" --store "\$1" -i "$admin_key" set --file "$work/value-a" "$get_path"
 [ "\${2:-}" != sync ] || "$sesto" --store "\$1" -i "$admin_key" sync >/dev/null
 EOF
 chmod +x "$work/bin/new-value" "$work/bin/change"
@@ -131,7 +131,7 @@ load_before=$(uptime)
 
 # ---- 1, 2: one secret changed and committed ----------------------------------
 store_index_before=$(index_info "$store")
-set_cmd="$sesto --store $store -i $admin_key set -f $value $get_path"
+set_cmd="$sesto --store $store -i $admin_key set --file $value $get_path"
 sesto_set="sesto set (index as setup-git leaves it)"
 sesto_set_trust="sesto set, SESTO_TRUST instead of the pin"
 sesto_set_v4="sesto set, index converted to version 4"
@@ -251,7 +251,7 @@ pass_version=$(pass version | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p' | head -1)
     echo
     echo "| what | command | mean ± σ | median | CPU | runs | target | result |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-    row "one secret changed and committed" "\`sesto -i KEY set -f VALUE $get_path\`, index as \`sesto setup-git\` leaves it" sesto-set "$sesto_set" 0.2 "< 200 ms"
+    row "one secret changed and committed" "\`sesto -i KEY set --file VALUE $get_path\`, index as \`sesto setup-git\` leaves it" sesto-set "$sesto_set" 0.2 "< 200 ms"
     row "" "the same, with \`SESTO_TRUST\` (CI's trust) instead of the pin" sesto-set "$sesto_set_trust" 0.2 "< 200 ms"
     row "" "the same, after \`git update-index --index-version 4\`" sesto-set-v4 "$sesto_set_v4" 0.2 "< 200 ms"
     row "sync, pushing side" "\`sesto sync\` in clone A after one \`sesto set\` there" sync-push "$sync_a"

@@ -22,8 +22,9 @@ Keys in ssh-agent (SSH_AUTH_SOCK) sign writes too; with -i, only those of the -i
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Without a command, in a store: the tree of what you can read
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options for every command.
@@ -48,8 +49,10 @@ pub enum Command {
     Tree(commands::tree::Args),
     Mkdir(commands::mkdir::Args),
     Mv(commands::mv::Args),
+    Cp(commands::cp::Args),
     Rm(commands::rm::Args),
     Find(commands::find::Args),
+    Grep(commands::grep::Args),
     Generate(commands::generate::Args),
     Otp(commands::otp::Args),
     Fsck(commands::fsck::Args),

@@ -74,10 +74,12 @@ pub enum Error {
     #[error(transparent)]
     Id(#[from] BadId),
     /// None of the identities can read the store.
-    #[error("no identity can decrypt this store; tried: {}", tried_list(.tried))]
+    #[error("{}", no_identity(.tried, .public.as_deref()))]
     NoIdentity {
         /// Sources that were read.
         tried: Vec<String>,
+        /// The public key to send an admin (an SSH key where there is one).
+        public: Option<String>,
     },
     /// The current identity is not allowed to do this.
     #[error("{0}")]
@@ -143,6 +145,19 @@ pub enum Error {
     Git(git2::Error),
 }
 
+fn no_identity(tried: &[String], public: Option<&str>) -> String {
+    match public {
+        Some(_) => format!(
+            "you are not a member of this store: none of your keys opens it (tried: {})",
+            tried_list(tried)
+        ),
+        None => format!(
+            "no identity can decrypt this store; tried: {}",
+            tried_list(tried)
+        ),
+    }
+}
+
 fn tried_list(tried: &[String]) -> String {
     if tried.is_empty() {
         "nothing (no -i, SESTO_IDENTITY, SESTO_IDENTITY_FILE, ~/.config/sesto/identity, ~/.ssh/id_ed25519 or ~/.ssh/id_rsa)".into()
@@ -164,8 +179,13 @@ impl Error {
             }
             Error::NotFound { .. } => "`sesto ls` or `sesto find` shows what exists".into(),
             Error::NotEmpty { .. } => "use `sesto rm -r` to remove it with everything in it".into(),
-            Error::NoIdentity { .. } => {
-                "pass the key that was added to the store with -i FILE, or set SESTO_IDENTITY"
+            Error::NoIdentity { public: Some(key), .. } => format!(
+                "send an admin your public key and ask them to add you:\n  sesto member add YOUR-NAME --key '{key}'\n\
+                 or pass the key that was added with -i FILE"
+            ),
+            Error::NoIdentity { public: None, .. } => {
+                "pass the key that was added to the store with -i FILE, or set SESTO_IDENTITY; \
+                 without a key, make one with `ssh-keygen -t ed25519` and send an admin its .pub line"
                     .into()
             }
             Error::Node { .. } | Error::Refused { .. } => {

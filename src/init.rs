@@ -52,17 +52,17 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
     if std::fs::symlink_metadata(&dir).is_ok() {
         return Err(Error::AlreadyInitialized(dir));
     }
-    let name = match &options.name {
-        Some(n) => n.clone(),
-        None => default_member_name(),
-    };
-    node::check_member_name(&name).map_err(Error::Value)?;
     let signer = ids.iter().find(|i| i.can_sign()).ok_or_else(|| {
         Error::Denied(format!(
             "sesto init needs an SSH key to sign with (tried: {}); make one with `ssh-keygen -t ed25519` or pass -i",
             if ids.tried().is_empty() { "none found".to_string() } else { ids.tried().join(", ") }
         ))
     })?;
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => default_member_name(&repo, signer.comment()),
+    };
+    node::check_member_name(&name).map_err(Error::Value)?;
     let public = signer
         .public()
         .expect("SSH identities know their public key")
@@ -173,21 +173,33 @@ fn build(
     Ok(store)
 }
 
-fn default_member_name() -> String {
-    let raw = std::env::var("USER")
+/// The first member's name when none is given: git's `user.name`, else
+/// the key's comment (`alice@laptop`), else `$USER`, made a valid member
+/// name (spaces become `-`); `admin` where none of them gives one.
+fn default_member_name(repo: &git2::Repository, key_comment: Option<&str>) -> String {
+    let git_name = repo
+        .config()
+        .ok()
+        .and_then(|c| c.get_string("user.name").ok());
+    let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
-    let cleaned: String = raw
+        .ok();
+    let found = [git_name.as_deref(), key_comment, user.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(member_name_from)
+        .find(|n| node::check_member_name(n).is_ok());
+    found.unwrap_or_else(|| "admin".into())
+}
+
+fn member_name_from(raw: &str) -> String {
+    raw.trim()
         .chars()
+        .map(|c| if c.is_whitespace() { '-' } else { c })
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
         .collect::<String>()
         .trim_start_matches(['-', '.'])
         .chars()
         .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "admin".into()
-    } else {
-        cleaned
-    }
+        .collect()
 }

@@ -208,7 +208,9 @@ impl Tx<'_> {
     /// Grants `member` access to the folder at `path` and everything below:
     /// its node is re-encrypted to the member's key, nothing else is touched.
     /// Lowering write to read re-signs what the member wrote there.
-    pub fn grant(&mut self, member: &str, path: &SPath, access: Access) -> Result<bool> {
+    /// Returns the access the member had there before (`None`: none); the
+    /// same access as before changes nothing.
+    pub fn grant(&mut self, member: &str, path: &SPath, access: Access) -> Result<Option<Access>> {
         self.require_admin("grant access")?;
         let m = self
             .roster()
@@ -239,7 +241,7 @@ impl Tx<'_> {
             .and_then(|g| g.get(member))
             .copied();
         if before == Some(access) {
-            return Ok(false);
+            return Ok(before);
         }
         self.next_roster()
             .grants
@@ -250,7 +252,7 @@ impl Tx<'_> {
         if before == Some(Access::Write) {
             self.resign_below(id)?;
         }
-        Ok(true)
+        Ok(before)
     }
 
     /// Takes `member`'s grant on the folder at `path` away and rotates the

@@ -512,6 +512,7 @@ impl Store {
                 if ids.is_empty() {
                     return Err(Error::NoIdentity {
                         tried: self.ids.tried().to_vec(),
+                        public: self.ids.member_key_to_send(),
                     });
                 }
                 crypto::decrypt(bytes, &ids).map_err(|e| match e {
@@ -528,6 +529,7 @@ impl Store {
                     ),
                     crypto::CryptoError::NoMatchingKeys => Error::NoIdentity {
                         tried: self.ids.tried().to_vec(),
+                        public: self.ids.member_key_to_send(),
                     },
                     other => self.reject(id, other),
                 })?

@@ -94,6 +94,32 @@ impl sesto::Passphrase for TtyPassphrase {
     }
 }
 
+/// Asks a yes/no question on the terminal (stdin); only "y" or "yes" is yes.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    let mut tty = std::fs::OpenOptions::new().write(true).open("/dev/tty")?;
+    std::io::Write::write_all(&mut tty, format!("{question} [y/N] ").as_bytes())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// Throws away input typed (or pasted) on the terminal but not yet read;
+/// returns whether there was any.
+pub fn discard_pending_input() -> bool {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int; tcflush takes our own descriptor.
+    unsafe {
+        if libc::ioctl(0, libc::FIONREAD, &mut pending) != 0 || pending <= 0 {
+            return false;
+        }
+        libc::tcflush(0, libc::TCIFLUSH);
+    }
+    true
+}
+
 /// Whether stdin is a terminal (then values are prompted for, not read).
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()

@@ -72,6 +72,11 @@ impl Store {
 }
 
 impl<'s> Tx<'s> {
+    /// How many nodes committing would write or remove (for a dry run).
+    pub fn pending_nodes(&self) -> usize {
+        self.dirty.union(&self.removed).count()
+    }
+
     /// The roster this transaction writes under: its pending change, or the
     /// store's.
     pub(crate) fn roster(&self) -> &Roster {

@@ -307,7 +307,10 @@ fn init_in_an_empty_repository_commits_each_change() {
     );
     assert_eq!(env.git(&["status", "--porcelain"]).stdout, "");
     let roster = std::fs::read_to_string(env.repo.join(".sesto/roster.yaml")).unwrap();
-    assert!(roster.contains("carol"), "member named after $USER");
+    assert!(
+        roster.contains("Test-User:"),
+        "member named after git's user.name, before $USER"
+    );
 
     // The next change is committed too.
     set(&env, "a", b"value-1");

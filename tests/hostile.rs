@@ -1366,13 +1366,25 @@ fn no_identity_that_can_decrypt_says_which_keys_were_tried() {
     // With the member's default key moved away, only `other` is tried.
     let away = f.env.root.join("id_ed25519.away");
     fs::rename(&f.key, &away).unwrap();
+    // The key to send an admin is printed with the command they run.
+    let other_pub = common::pub_key(&other);
+    let other_pub = other_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     f.refused(
         &["-i", &other_path, "get", "prod/db/password"],
-        &["no identity can decrypt", &other_path],
+        &[
+            "not a member of this store",
+            &other_path,
+            "sesto member add YOUR-NAME --key",
+            &other_pub,
+        ],
     );
     f.refused(
         &["-i", &other_path, "set", "prod/db/password"],
-        &["no identity can decrypt", &other_path],
+        &["not a member of this store", &other_path],
     );
     // Nothing at all: the message lists where it looked.
     f.refused(
@@ -1384,7 +1396,7 @@ fn no_identity_that_can_decrypt_says_which_keys_were_tried() {
     let age_path = age_key.display().to_string();
     f.refused(
         &["-i", &age_path, "ls"],
-        &["no identity can decrypt", &age_path],
+        &["not a member of this store", &age_path],
     );
     // A file that is no key at all.
     let junk = f.env.root.join("junk");

@@ -939,7 +939,7 @@ fn rotating_many_nodes_shows_progress_on_a_terminal_only() {
     assert!(!out.stderr.contains("nodes"), "{}", out.stderr);
     // On a terminal: a count on stderr, the line cleared at the end.
     let mut cmd = t.env.command("script");
-    let line = format!("{} member remove dave", env!("CARGO_BIN_EXE_sesto"));
+    let line = format!("{} member remove --force dave", env!("CARGO_BIN_EXE_sesto"));
     cmd.args(["-qec", &line, "/dev/null"]);
     let out = run_cmd(cmd);
     out.assert_success();

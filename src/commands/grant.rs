@@ -32,6 +32,12 @@ pub struct RevokeArgs {
     member: String,
     /// The folder they were granted
     path: String,
+    /// Show what would be rotated and which secrets they could read; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON: {"member", "path", "files", "dry_run", "exposed": [path…]}
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
@@ -43,13 +49,20 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
-    let changed = tx.grant(&args.member, &path, access)?;
+    let before = tx.grant(&args.member, &path, access)?;
     super::commit(tx)?;
     let word = super::member::access_word(access);
-    if changed {
-        writeln!(out, "Granted {} {word} on {path}.", args.member)?;
-    } else {
-        writeln!(out, "{} has {word} on {path} already.", args.member)?;
+    let m = &args.member;
+    match before {
+        None => writeln!(out, "Granted {m} {word} on {path}.")?,
+        Some(b) if b == access => writeln!(out, "{m} has {word} on {path} already.")?,
+        Some(sesto::Access::Write) => writeln!(
+            out,
+            "Lowered {m}'s access to {path} from write to read (grant --write gives write back)."
+        )?,
+        Some(sesto::Access::Read) => {
+            writeln!(out, "Raised {m}'s access to {path} from read to write.")?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -59,12 +72,33 @@ pub fn revoke(g: &Global, args: RevokeArgs, out: &mut dyn Write) -> Result<ExitC
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
     let exposed = tx.revoke(&args.member, &path)?;
-    let files = super::commit_counted(tx)?;
-    writeln!(
-        out,
-        "Revoked {}'s access to {path}; rotated keys ({files} files written).",
-        args.member
-    )?;
+    let files = if args.dry_run {
+        tx.pending_nodes()
+    } else {
+        super::commit_counted(tx)?
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "member": args.member, "path": path.to_string(), "files": files,
+            "dry_run": args.dry_run,
+            "exposed": exposed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        writeln!(
+            out,
+            "Would revoke {}'s access to {path} and rotate keys ({files} files); nothing was changed.",
+            args.member
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Revoked {}'s access to {path}; rotated keys ({files} files written).",
+            args.member
+        )?;
+    }
     super::print_exposed(out, &args.member, &exposed)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use crate::cli::Global;
 /// (git config sesto.commit true).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Your member name (default: $USER)
+    /// Your member name (default: git's user.name, else your key's comment, else $USER)
     #[arg(long)]
     name: Option<String>,
 }
@@ -45,5 +45,9 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         writeln!(out, "Changes are staged; commit them with git as usual.")?;
     }
+    writeln!(
+        out,
+        "Next: `sesto set PATH` stores a secret; `sesto hooks install` stops commits that hold one in plain text."
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,14 +17,14 @@ pub struct LogArgs {
     json: bool,
 }
 
-/// Print a secret's value as it was at a revision
+/// Print a secret's value, now or as it was at a revision (--rev)
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// Path of the secret (as it was named then)
     path: String,
-    /// A git revision: HEAD~3, a commit, a tag
+    /// A git revision: HEAD~3, a commit, a tag (default: the current value)
     #[arg(long)]
-    rev: String,
+    rev: Option<String>,
 }
 
 /// Set a secret back to its value at a revision (a new, signed version)
@@ -67,7 +67,10 @@ pub fn log(g: &Global, args: LogArgs, out: &mut dyn Write) -> Result<ExitCode> {
 
 pub fn show(g: &Global, args: ShowArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
-    out.write_all(store.show(&args.path, &args.rev)?.expose_value())?;
+    match &args.rev {
+        Some(rev) => out.write_all(store.show(&args.path, rev)?.expose_value())?,
+        None => out.write_all(store.get(&args.path)?.expose_value())?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,6 +71,15 @@ struct ListArgs {
 struct RemoveArgs {
     /// The member to remove
     name: String,
+    /// Show what would be rotated and which secrets they could read; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask for confirmation on a terminal
+    #[arg(short, long)]
+    force: bool,
+    /// Print JSON: {"member", "files", "dry_run", "exposed": [path…]}
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
@@ -191,12 +200,44 @@ fn remove(g: &Global, args: RemoveArgs, out: &mut dyn Write) -> Result<ExitCode>
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
     let exposed = tx.remove_member(&args.name)?;
-    let files = super::commit_counted(tx)?;
-    writeln!(
-        out,
-        "Removed {}; rotated keys ({files} files written).",
-        args.name
-    )?;
+    let pending = tx.pending_nodes();
+    if !args.dry_run
+        && !args.force
+        && crate::terminal::stdin_is_terminal()
+        && !crate::terminal::confirm(&format!(
+            "Remove {} and rotate the keys of {pending} files ({} secrets they could read)?",
+            args.name,
+            exposed.len()
+        ))?
+    {
+        anyhow::bail!("{} was not removed", args.name);
+    }
+    let files = if args.dry_run {
+        pending
+    } else {
+        super::commit_counted(tx)?
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "member": args.name, "files": files, "dry_run": args.dry_run,
+            "exposed": exposed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        writeln!(
+            out,
+            "Would remove {} and rotate keys ({files} files); nothing was changed.",
+            args.name
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Removed {}; rotated keys ({files} files written).",
+            args.name
+        )?;
+    }
     super::print_exposed(out, &args.name, &exposed)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod agent;
 pub mod completions;
+pub mod cp;
 pub mod edit;
 pub mod exec;
 pub mod export;
@@ -11,6 +12,7 @@ pub mod fsck;
 pub mod generate;
 pub mod get;
 pub mod grant;
+pub mod grep;
 pub mod hooks;
 pub mod init;
 pub mod log;
@@ -57,7 +59,21 @@ pub fn original_umask() -> libc::mode_t {
 /// Runs the parsed command, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let g = &cli.global;
-    match cli.command {
+    let Some(command) = cli.command else {
+        // `sesto` alone, as `pass` alone: the tree, in a store; else usage.
+        let in_store = start_dir(g)
+            .ok()
+            .and_then(|d| sesto::find_work_tree(&d).ok())
+            .is_some_and(|w| w.join(".sesto").is_dir());
+        if in_store {
+            return tree::run(g, tree::Args::whole_store(), out);
+        }
+        // The help, as before, and the usage-error exit status.
+        let help = <Cli as clap::CommandFactory>::command().render_help();
+        eprint!("{help}");
+        return Ok(ExitCode::from(2));
+    };
+    match command {
         Command::Init(a) => init::run(g, a, out),
         Command::Set(a) => set::run(g, a, out),
         Command::Get(a) => get::run(g, a, out),
@@ -66,6 +82,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Tree(a) => tree::run(g, a, out),
         Command::Mkdir(a) => mkdir::run(g, a, out),
         Command::Mv(a) => mv::run(g, a, out),
+        Command::Cp(a) => cp::run(g, a, out),
+        Command::Grep(a) => grep::run(g, a, out),
         Command::Rm(a) => rm::run(g, a, out),
         Command::Find(a) => find::run(g, a, out),
         Command::Generate(a) => generate::run(g, a, out),
@@ -193,6 +211,29 @@ pub fn print_exposed(out: &mut dyn Write, member: &str, paths: &[sesto::SPath]) 
     if paths.is_empty() {
         return Ok(());
     }
+    // A terminal gets counts by folder; a pipe or file the whole list.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let groups = by_folder(paths);
+        writeln!(
+            out,
+            "{member} could read {} secret{} in {} folder{}; change their values:",
+            paths.len(),
+            if paths.len() == 1 { "" } else { "s" },
+            groups.len(),
+            if groups.len() == 1 { "" } else { "s" }
+        )?;
+        for (folder, n) in groups.iter().take(10) {
+            writeln!(out, "  {folder}/  {n}")?;
+        }
+        if groups.len() > 10 {
+            writeln!(out, "  … and {} more folders", groups.len() - 10)?;
+        }
+        writeln!(
+            out,
+            "`sesto stale --by-folder` lists them until then; `sesto stale` names each."
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{member} could read these secrets; change their values (`sesto stale` lists them until then):"
@@ -201,6 +242,27 @@ pub fn print_exposed(out: &mut dyn Write, member: &str, paths: &[sesto::SPath]) 
         writeln!(out, "  {p}")?;
     }
     Ok(())
+}
+
+/// Secrets counted by the folder that holds them, most first.
+pub fn by_folder<'a>(paths: impl IntoIterator<Item = &'a sesto::SPath>) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for p in paths {
+        let folder = p
+            .split_last()
+            .map(|(f, _)| f.to_string())
+            .unwrap_or_default();
+        *counts
+            .entry(if folder.is_empty() {
+                ".".into()
+            } else {
+                folder
+            })
+            .or_default() += 1;
+    }
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
 }
 
 /// Largest value accepted from a file or stdin (the library's limit).

@@ -17,6 +17,9 @@ pub struct Args {
     /// Print JSON: [{"path", "lost_access": [member…]}]
     #[arg(long)]
     json: bool,
+    /// Count them by folder instead of naming each
+    #[arg(long, conflicts_with = "json")]
+    by_folder: bool,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
@@ -34,6 +37,19 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else if report.exposed.is_empty() {
         writeln!(out, "No stale secrets.")?;
+    } else if args.by_folder {
+        let groups = super::by_folder(report.exposed.iter().map(|(p, _)| p));
+        for (folder, n) in &groups {
+            writeln!(out, "{folder}/  {n}")?;
+        }
+        writeln!(
+            out,
+            "{} stale secret{} in {} folder{}.",
+            report.exposed.len(),
+            if report.exposed.len() == 1 { "" } else { "s" },
+            groups.len(),
+            if groups.len() == 1 { "" } else { "s" }
+        )?;
     } else {
         for (p, who) in &report.exposed {
             writeln!(

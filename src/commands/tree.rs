@@ -19,6 +19,16 @@ pub struct Args {
     json: bool,
 }
 
+impl Args {
+    /// The whole store, drawn (what `sesto` alone shows).
+    pub fn whole_store() -> Args {
+        Args {
+            path: String::new(),
+            json: false,
+        }
+    }
+}
+
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let tree = store.tree(&args.path)?;

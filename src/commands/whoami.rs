@@ -19,9 +19,17 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let Some(me) = store.whoami() else {
         let tried = store.identities().tried().join(", ");
+        let send = match store.identities().member_key_to_send() {
+            Some(key) => format!(
+                "send an admin your public key and ask them to add you:\n  \
+                 sesto member add YOUR-NAME --key '{key}'"
+            ),
+            None => {
+                "make a key with `ssh-keygen -t ed25519` and send an admin its .pub line".into()
+            }
+        };
         anyhow::bail!(
-            "none of your identities is a member of this store (tried: {}); \
-             an admin adds you with `sesto member add NAME --key-file YOUR.pub`",
+            "you are not a member of this store: none of your keys is in its roster (tried: {});\n{send}",
             if tried.is_empty() {
                 "none found"
             } else {

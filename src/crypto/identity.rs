@@ -191,6 +191,14 @@ impl Identity {
         self.signing_public.as_deref().or(self.public.as_deref())
     }
 
+    /// The comment of an SSH key file (`alice@laptop`), where it has one.
+    pub fn comment(&self) -> Option<&str> {
+        match &self.material {
+            Material::Ssh { key, .. } => Some(key.comment()).filter(|c| !c.is_empty()),
+            _ => None,
+        }
+    }
+
     /// Where this identity came from (a path or an environment variable).
     pub fn source(&self) -> &str {
         &self.source
@@ -604,6 +612,16 @@ impl Identities {
         self.list
             .iter()
             .chain(std::iter::once(&self.agent).flat_map(|a| a.get().iter()))
+    }
+
+    /// The public key a newcomer sends an admin to be added: the first SSH
+    /// key held in a file (it can also sign), else the first public key.
+    pub fn member_key_to_send(&self) -> Option<String> {
+        self.list
+            .iter()
+            .find(|i| i.is_ssh_file_key())
+            .or_else(|| self.list.iter().find(|i| i.public.is_some()))
+            .and_then(|i| i.public.clone())
     }
 
     /// The sources that were read, for "which keys were tried" messages.
