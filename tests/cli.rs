@@ -630,7 +630,9 @@ fn completions_bash() {
         let out = env.run(&words);
         out.assert_success();
         assert!(
-            out.stdout.lines().any(|l| l.split('\t').next() == Some(last)),
+            out.stdout
+                .lines()
+                .any(|l| l.split('\t').next() == Some(last)),
             "completes {cmd}: {}",
             out.stdout
         );
