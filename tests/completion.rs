@@ -87,15 +87,48 @@ struct Session {
 }
 
 impl Session {
-    /// Starts `shell` in `env`'s repository with sesto's completion loaded.
+    /// Starts `shell` in `env`'s repository with sesto's completion sourced.
     fn start(env: &TestEnv, shell: Shell) -> Session {
+        Session::start_with(env, shell, false)
+    }
+
+    /// Starts `shell` with sesto's completion sourced, or `installed` where
+    /// the README says to save it (zsh: `$fpath`, fish: its completions
+    /// directory), for the shell to load on its own.
+    fn start_with(env: &TestEnv, shell: Shell, installed: bool) -> Session {
         let script = env.run(&["completions", shell.name()]);
         script.assert_success();
-        let script_file = env.root.join(format!("completion.{}", shell.name()));
+        let script_file = match (shell, installed) {
+            (Shell::Zsh, true) => env.root.join("zfunc/_sesto"),
+            (Shell::Fish, true) => env.xdg_config.join("fish/completions/sesto.fish"),
+            _ => env.root.join(format!("completion.{}", shell.name())),
+        };
+        std::fs::create_dir_all(script_file.parent().unwrap()).unwrap();
         std::fs::write(&script_file, &script.stdout).unwrap();
         let script_file = script_file.to_str().unwrap();
         let mut cmd = env.command(shell.name());
         match shell {
+            Shell::Zsh if installed => {
+                let dir = env.root.join("zdot");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    dir.join(".zshrc"),
+                    format!(
+                        "PS1='{PROMPT}'\nunset zle_bracketed_paste\n\
+                         fpath=({} $fpath)\nautoload -Uz compinit\ncompinit -u -D\n\
+                         sesto() {{ printf '[%s]' \"$@\"; echo }}\n",
+                        env.root.join("zfunc").display()
+                    ),
+                )
+                .unwrap();
+                cmd.env("ZDOTDIR", &dir).arg("-i");
+            }
+            Shell::Fish if installed => {
+                cmd.args(["-i", "-C"]).arg(format!(
+                    "function fish_prompt; printf '{PROMPT}'; end; \
+                     function sesto; printf '[%s]' $argv; echo; end"
+                ));
+            }
             Shell::Bash => {
                 let rc = env.root.join("bashrc");
                 std::fs::write(
@@ -345,6 +378,15 @@ fn a_name_with_a_space_is_quoted() {
         s.run_line("sesto rm 'prod/my\t", "[rm][prod/my secret]");
         let mut s = Session::start(&env, shell);
         s.run_line("sesto otp prod/my\\ s\t", "[otp][prod/my secret]");
+    }
+}
+
+#[test]
+fn scripts_saved_where_the_readme_says_load_on_their_own() {
+    let env = store();
+    for shell in Shell::all().into_iter().filter(|s| *s != Shell::Bash) {
+        let mut s = Session::start_with(&env, shell, true);
+        s.run_line("sesto get prod/my\t", "[get][prod/my secret]");
     }
 }
 
