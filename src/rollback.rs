@@ -210,9 +210,13 @@ impl Store {
         if checked == head {
             return Ok(());
         }
-        if let (false, crate::trust::TrustMode::Check, Ok(old), Ok(new)) = (
-            checked.is_empty(),
+        let checking = matches!(
             self.trust,
+            crate::trust::TrustMode::Check | crate::trust::TrustMode::Peek
+        );
+        if let (false, true, Ok(old), Ok(new)) = (
+            checked.is_empty(),
+            checking,
             Oid::from_str(checked),
             Oid::from_str(&head),
         ) {
@@ -221,6 +225,9 @@ impl Store {
             if !steps.is_empty() {
                 self.compare_steps(&repo, new, &steps)?;
             }
+        }
+        if self.trust == crate::trust::TrustMode::Peek {
+            return Ok(());
         }
         self.record_checked(&head)
     }
@@ -236,7 +243,10 @@ impl Store {
     /// file back in version. Refusing here keeps the clone where it was,
     /// rather than at a commit every later command refuses.
     pub(crate) fn check_incoming(&self, repo: &Repository, head: Oid, theirs: Oid) -> Result<()> {
-        if self.trust != crate::trust::TrustMode::Check {
+        if !matches!(
+            self.trust,
+            crate::trust::TrustMode::Check | crate::trust::TrustMode::Peek
+        ) {
             return Ok(());
         }
         let steps = steps(repo, head, theirs)?;

@@ -137,6 +137,12 @@ pub enum TrustMode {
     Accept,
     /// Neither check nor pin (`sesto trust` showing the state, `verify`).
     Skip,
+    /// Check as [`TrustMode::Check`] does, but record nothing: no pin on
+    /// first use, no newer roster accepted into the pin, no rollback mark.
+    /// For callers that cannot show notices (shell completion): what they
+    /// would have said stays unsaid, so the next command that can show it
+    /// still does.
+    Peek,
 }
 
 /// The admins of a roster with the SHA256 fingerprints of their signing keys.
@@ -215,7 +221,8 @@ pub(crate) fn check(
     if mode == TrustMode::Skip {
         return Ok(vec![]);
     }
-    if let Some(list) = std::env::var_os("SESTO_TRUST").filter(|_| mode == TrustMode::Check) {
+    let checking = matches!(mode, TrustMode::Check | TrustMode::Peek);
+    if let Some(list) = std::env::var_os("SESTO_TRUST").filter(|_| checking) {
         let pinned: HashSet<String> = list
             .to_string_lossy()
             .split(',')
@@ -250,11 +257,14 @@ pub(crate) fn check(
             return Ok(notices);
         }
         (TrustMode::Accept, _) | (_, None) => {
-            if mode == TrustMode::Check {
+            if checking {
                 first_use(work, roster, bytes, sig).map_err(|reason| Error::Untrusted {
                     reason,
                     file: path.clone(),
                 })?;
+            }
+            if mode == TrustMode::Peek {
+                return Ok(vec![]);
             }
             let mut pin = Pin::of(roster, bytes);
             pin.accept(work, roster, bytes, *head == HeadState::Branch);
@@ -327,6 +337,9 @@ pub(crate) fn check(
     if advance && moved == crate::rollback::Move::Own {
         // The user's own move: this roster is now where the clone stands.
         pin.clones.insert(clone_key(work), roster.version);
+    }
+    if mode == TrustMode::Peek {
+        return Ok(vec![]);
     }
     if pin.clones.get(&clone_key(work)) != Some(&here) || pin.version != newest || here == 0 {
         write_pin(&path, &pin)?;

@@ -674,7 +674,10 @@ impl<'s> Tx<'s> {
             .map(|id| self.store.node_file(id))
             .collect();
         let mut committed = write_change(self.store, writes, &removes)?;
-        let pinning = self.store.trust != crate::trust::TrustMode::Skip;
+        let pinning = matches!(
+            self.store.trust,
+            crate::trust::TrustMode::Check | crate::trust::TrustMode::Accept
+        );
         if let (Some(next), Some(bytes), true) = (&self.roster, &roster_bytes, pinning) {
             // We signed it: it is the roster we trust from now on.
             if let Err(e) = crate::trust::pin(&self.store.work, next, bytes) {

@@ -622,11 +622,24 @@ fn completions_bash() {
     let out = env.run(&["completions", "bash"]);
     out.assert_success();
     assert_eq!(out.stderr, "");
-    assert!(out.stdout.len() > 1000, "a whole script");
-    assert!(out.stdout.contains("sesto"));
+    // A small script that asks `sesto __complete` on every TAB.
+    assert!(out.stdout.contains("complete -F _sesto sesto"));
+    assert!(out.stdout.contains("sesto __complete bash"));
+    // Which completes every command, at every level.
     for cmd in COMMANDS {
-        let last = cmd.rsplit(' ').next().expect("a word");
-        assert!(out.stdout.contains(last), "completes {cmd}");
+        let mut words = vec!["__complete", "zsh", "--", "sesto"];
+        words.extend(cmd.split(' '));
+        let last = words.pop().expect("a word");
+        words.push("");
+        let out = env.run(&words);
+        out.assert_success();
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.split('\t').next() == Some(last)),
+            "completes {cmd}: {}",
+            out.stdout
+        );
     }
     // No store is needed, none is made.
     assert!(!env.repo.join(".sesto").exists());

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod complete;
 pub mod completions;
 pub mod cp;
 pub mod edit;
@@ -117,6 +118,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Scan(a) => scan::run(g, a, out),
         Command::Hooks(a) => hooks::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
+        Command::Complete(a) => complete::run(a, out),
     }
 }
 
