@@ -67,6 +67,12 @@ const TABLE: &[(&str, &str, Source)] = &[
     ("rm", "paths", Source::Store(Want::Any)),
     ("mv", "from", Source::Store(Want::Any)),
     ("mv", "to", Source::Store(Want::Any)),
+    ("cp", "from", Source::Store(Want::Any)),
+    ("cp", "to", Source::Store(Want::Any)),
+    ("grep", "pattern", Source::Nothing),
+    ("grep", "folder", Source::Store(Want::Folders)),
+    // A value on the command line is refused; nothing to offer.
+    ("set", "value", Source::Nothing),
     ("access", "path", Source::Store(Want::Any)),
     ("ls", "path", Source::Store(Want::Folders)),
     ("tree", "path", Source::Store(Want::Folders)),
