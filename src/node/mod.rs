@@ -5,6 +5,7 @@
 //! Padmé padding as a YAML comment. Signatures cover the body's exact bytes,
 //! which parsing keeps; re-serialising serves only to refuse YAML that sesto
 //! would not have written (aliases, comments, reordered or duplicate fields).
+//! `docs/format.md` is the format's specification for users.
 
 use std::fmt;
 use std::str::FromStr;
