@@ -86,6 +86,8 @@ pub enum Command {
     Scan(commands::scan::Args),
     Hooks(commands::hooks::Args),
     Completions(commands::completions::Args),
+    #[command(hide = true)]
+    ManPages(commands::man::Args),
     #[command(name = "__complete", hide = true)]
     Complete(commands::complete::Args),
 }

@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod init;
 pub mod log;
 pub mod ls;
+pub mod man;
 pub mod materialize;
 pub mod member;
 pub mod mkdir;
@@ -118,6 +119,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Scan(a) => scan::run(g, a, out),
         Command::Hooks(a) => hooks::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
+        Command::ManPages(a) => man::run(a, out),
         Command::Complete(a) => complete::run(a, out),
     }
 }
