@@ -83,6 +83,8 @@ pub enum Command {
     Scan(commands::scan::Args),
     Hooks(commands::hooks::Args),
     Completions(commands::completions::Args),
+    #[command(hide = true)]
+    ClipClear(commands::clip::ClearArgs),
 }
 
 #[cfg(test)]

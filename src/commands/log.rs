@@ -18,6 +18,9 @@ pub struct LogArgs {
 }
 
 /// Print a secret's value as it was at a revision
+///
+/// On a terminal, a newline follows a value that does not end in one; pipes and
+/// files get the exact bytes.
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// Path of the secret (as it was named then)
@@ -67,7 +70,7 @@ pub fn log(g: &Global, args: LogArgs, out: &mut dyn Write) -> Result<ExitCode> {
 
 pub fn show(g: &Global, args: ShowArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
-    out.write_all(store.show(&args.path, &args.rev)?.expose_value())?;
+    super::get::write_value(out, store.show(&args.path, &args.rev)?.expose_value())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod clip;
 pub mod completions;
 pub mod edit;
 pub mod exec;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Scan(a) => scan::run(g, a, out),
         Command::Hooks(a) => hooks::run(g, a, out),
         Command::Completions(a) => completions::run(a, out),
+        Command::ClipClear(a) => clip::clear(a),
     }
 }
 
