@@ -155,6 +155,12 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // The clearing helpers this test's sesto left waiting: a later Xvfb on the
+        // same number must not meet them.
+        for (pid, _, _) in clear_helpers(&self.display) {
+            // SAFETY: kill of a process this test started (through sesto).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -315,6 +321,12 @@ fn without_a_clipboard_nothing_is_copied_printed_or_stored() {
     let mut cmd = env.sesto(&["otp", "-c", "prod/db/password"]);
     cmd.env("WAYLAND_DISPLAY", "wayland-9").env("PATH", &empty);
     check(cmd, "`apt install wl-clipboard`");
+    // xclip there, but no X server answering: xclip's own error, and no helper
+    // left waiting to clear.
+    let mut cmd = env.sesto(&["get", "-c", "prod/db/password"]);
+    cmd.env("DISPLAY", ":9999");
+    check(cmd, "xclip failed");
+    assert!(clear_helpers(":9999").is_empty());
     // A bad SESTO_CLIP_TIME, before anything else.
     for bad in ["0", "soon", "-5", "86401"] {
         let mut cmd = env.sesto(&["get", "-c", "prod/db/password"]);
@@ -619,4 +631,61 @@ fn otp_qr_draws_a_square_on_a_terminal_only() {
     out.assert_code(1);
     assert!(qr_lines(&out.stdout).is_empty());
     assert_not_shown(&out, VALUE);
+}
+
+/// The QR code drawn on a terminal as a PGM image, 8 pixels a module.
+fn qr_pgm(lines: &[String]) -> Vec<u8> {
+    const SCALE: usize = 8;
+    let rows: Vec<Vec<bool>> = lines
+        .iter()
+        .flat_map(|l| {
+            let top = l.chars().map(|c| c == '█' || c == '▀').collect();
+            let bottom = l.chars().map(|c| c == '█' || c == '▄').collect();
+            [top, bottom]
+        })
+        .collect();
+    let (w, h) = (rows[0].len() * SCALE, rows.len() * SCALE);
+    let mut pgm = format!("P5 {w} {h} 255\n").into_bytes();
+    for row in &rows {
+        let line: Vec<u8> = row
+            .iter()
+            .flat_map(|&dark| [if dark { 0 } else { 255 }; SCALE])
+            .collect();
+        for _ in 0..SCALE {
+            pgm.extend_from_slice(&line);
+        }
+    }
+    pgm
+}
+
+#[test]
+fn otp_qr_decodes_to_the_uri_with_zbarimg() {
+    if !tools(&["script", "zbarimg"]) {
+        return;
+    }
+    let env = store();
+    let uri = format!("otpauth://totp/Example:alice?secret={RFC6238_SECRET}&issuer=Example");
+    set(&env, "otp/uri", format!("{uri}\n").as_bytes());
+    set(
+        &env,
+        "otp/base32",
+        b"gezd gnbv gy3t qojq gezd gnbv gy3t qojq\n",
+    );
+    for (path, want) in [
+        ("otp/uri", uri.clone()),
+        (
+            "otp/base32",
+            format!("otpauth://totp/otp%2Fbase32?secret={RFC6238_SECRET}"),
+        ),
+    ] {
+        let out = on_terminal(&env, &["otp", "--qr", path]);
+        out.assert_success();
+        let image = env.root.join("qr.pgm");
+        std::fs::write(&image, qr_pgm(&qr_lines(&out.stdout))).unwrap();
+        let mut cmd = env.command("zbarimg");
+        cmd.args(["-q", "--raw"]).arg(&image);
+        let decoded = run_cmd(cmd);
+        decoded.assert_success();
+        assert_eq!(decoded.stdout.trim_end(), want);
+    }
 }

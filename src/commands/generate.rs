@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::Global;
 
@@ -64,7 +64,10 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "Stored {what} at {path}.")?;
     }
     if let Some(clip) = clip {
-        clip.copy(value.as_bytes(), &path.to_string())?;
+        clip.copy(value.as_bytes(), &path.to_string())
+            .with_context(|| {
+                format!("{path} is stored, but not copied; `sesto get -c {path}` copies it")
+            })?;
     }
     Ok(ExitCode::SUCCESS)
 }

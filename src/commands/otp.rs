@@ -98,9 +98,10 @@ fn otpauth_uri(value: &[u8], label: &str) -> Option<Zeroizing<String>> {
 
 fn uri_or_base32(text: &str, label: &str) -> Option<Zeroizing<String>> {
     let text = text.trim();
+    // "otpauth://", not "otpauth:": a mapping's `otpauth: …` line is no URI.
     if text
-        .get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case("otpauth:"))
+        .get(..10)
+        .is_some_and(|p| p.eq_ignore_ascii_case("otpauth://"))
     {
         return Some(Zeroizing::new(text.to_owned()));
     }

@@ -415,6 +415,7 @@ pub fn require_tool(name: &str) -> bool {
         "ssh-keygen" | "ssh" | "ssh-add" | "ssh-agent" => "openssh-client",
         "sshd" => "openssh-server",
         "Xvfb" => "xvfb",
+        "zbarimg" => "zbar-tools",
         "wl-copy" | "wl-paste" => "wl-clipboard",
         "script" | "setpriv" => "util-linux",
         other => other,
