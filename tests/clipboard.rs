@@ -233,12 +233,15 @@ fn clipboard_is_cleared_after_sesto_clip_time() {
     let out = run_cmd(cmd);
     out.assert_success();
     assert_not_shown(&out, VALUE);
+    let returned = start.elapsed();
     let cleared = wait_for(Duration::from_secs(10), "", || x.clipboard());
     let took = start.elapsed();
-    assert!(cleared.is_some(), "the clipboard still holds the value");
+    // At least the second asked for, and soon after it: the bound is loose
+    // because a loaded CI machine may take seconds to start processes.
+    let after_return = cleared.expect("the clipboard still holds the value");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
-        "cleared after {took:?}, expected about 1 s"
+        took >= Duration::from_millis(900) && after_return < Duration::from_secs(8),
+        "cleared {took:?} after sesto started ({returned:?} to return), expected about 1 s"
     );
 }
 
@@ -247,16 +250,20 @@ fn clipboard_copied_over_by_the_user_is_not_cleared() {
     let Some(x) = x11() else { return };
     let env = store();
     let mut cmd = x.sesto(&env, &["get", "-c", "prod/db/password"]);
-    cmd.env("SESTO_CLIP_TIME", "1");
+    cmd.env("SESTO_CLIP_TIME", "2");
     run_cmd(cmd).assert_success();
     x.user_copies("something the user copied");
-    // Past the time, and past the helper's run.
-    std::thread::sleep(Duration::from_secs(3));
+    // Until the helper has looked and exited, then a little more.
+    let start = Instant::now();
+    while !clear_helpers(&x.display).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the helper never exited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(x.clipboard(), "something the user copied");
-    assert!(
-        clear_helpers(&x.display).is_empty(),
-        "the helper has exited"
-    );
 }
 
 #[test]
