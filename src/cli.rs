@@ -90,6 +90,8 @@ pub enum Command {
     ManPages(commands::man::Args),
     #[command(name = "__complete", hide = true)]
     Complete(commands::complete::Args),
+    #[command(hide = true)]
+    ClipClear(commands::clip::ClearArgs),
 }
 
 #[cfg(test)]

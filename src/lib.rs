@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod clipboard;
 pub mod complete;
 pub mod crypto;
 pub mod editor;

@@ -709,7 +709,8 @@ fn passphrase_key_on_terminal(kind: KeyKind) {
     out.assert_success();
     assert_eq!(prompts(&out), 1, "get:\n{}", out.stdout);
     assert!(
-        out.stdout.ends_with("terminal value"),
+        // On a terminal, `get` ends a value that has no newline with one.
+        out.stdout.ends_with("terminal value\r\n"),
         "get printed:\n{}",
         out.stdout
     );
@@ -792,7 +793,7 @@ fn passphrase_key_from_flag_env_text_and_env_file_on_a_terminal() {
     ] {
         let out = on_terminal(&env, &line, &typed, &vars);
         assert!(out.success(), "{what}:\n{}", out.stdout);
-        assert!(out.stdout.ends_with("v1"), "{what}:\n{}", out.stdout);
+        assert!(out.stdout.ends_with("v1\r\n"), "{what}:\n{}", out.stdout);
         assert_eq!(prompts(&out), 1, "{what}:\n{}", out.stdout);
         assert!(
             out.stdout.contains(&format!("{PROMPT} {source}")),
@@ -852,7 +853,7 @@ fn passphrase_is_asked_once_when_the_same_key_is_named_twice() {
         }
         let out = on_terminal(&env, &line, &typed, &vars);
         assert!(out.success(), "{what}:\n{}", out.stdout);
-        assert!(out.stdout.ends_with("v1"), "{what}:\n{}", out.stdout);
+        assert!(out.stdout.ends_with("v1\r\n"), "{what}:\n{}", out.stdout);
         assert_eq!(
             prompts(&out),
             1,

@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::Global;
 
 /// Generate a random password (or diceware passphrase) and store it
 ///
-/// The value is not printed; read it with `sesto get`. An existing secret is
-/// only replaced with --force.
+/// The value is not printed unless --print is given; read it with `sesto get`,
+/// or copy it with --clip. An existing secret is only replaced with --force.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Path of the secret
@@ -27,6 +27,12 @@ pub struct Args {
     /// Replace an existing secret
     #[arg(long)]
     force: bool,
+    /// Print the new value once on stdout (and "Stored …" on stderr)
+    #[arg(long, conflicts_with = "clip")]
+    print: bool,
+    /// Copy the new value to the clipboard; cleared after 45 s (SESTO_CLIP_TIME seconds)
+    #[arg(long, short = 'c')]
+    clip: bool,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
@@ -34,6 +40,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     if path.is_root() {
         anyhow::bail!("give the path of a secret, e.g. prod/api/token");
     }
+    // Before anything is stored: a missing clipboard tool fails here.
+    let clip = args.clip.then(super::clip::Clip::prepare).transpose()?;
     let value = match args.words {
         Some(n) => sesto::generate::passphrase(n)?,
         None => sesto::generate::password(args.length, !args.no_symbols)?,
@@ -49,6 +57,17 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         Some(n) => format!("a {n}-word passphrase"),
         None => format!("a {}-character password", args.length),
     };
-    writeln!(out, "Stored {what} at {path}.")?;
+    if args.print {
+        eprintln!("Stored {what} at {path}.");
+        super::get::write_value(out, value.as_bytes())?;
+    } else {
+        writeln!(out, "Stored {what} at {path}.")?;
+    }
+    if let Some(clip) = clip {
+        clip.copy(value.as_bytes(), &path.to_string())
+            .with_context(|| {
+                format!("{path} is stored, but not copied; `sesto get -c {path}` copies it")
+            })?;
+    }
     Ok(ExitCode::SUCCESS)
 }

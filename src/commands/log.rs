@@ -18,6 +18,9 @@ pub struct LogArgs {
 }
 
 /// Print a secret's value, now or as it was at a revision (--rev)
+///
+/// On a terminal, a newline follows a value that does not end in one; pipes and
+/// files get the exact bytes.
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// Path of the secret (as it was named then)
@@ -68,8 +71,8 @@ pub fn log(g: &Global, args: LogArgs, out: &mut dyn Write) -> Result<ExitCode> {
 pub fn show(g: &Global, args: ShowArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     match &args.rev {
-        Some(rev) => out.write_all(store.show(&args.path, rev)?.expose_value())?,
-        None => out.write_all(store.get(&args.path)?.expose_value())?,
+        Some(rev) => super::get::write_value(out, store.show(&args.path, rev)?.expose_value())?,
+        None => super::get::write_value(out, store.get(&args.path)?.expose_value())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod clip;
 pub mod complete;
 pub mod completions;
 pub mod cp;
@@ -121,6 +122,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Completions(a) => completions::run(a, out),
         Command::ManPages(a) => man::run(a, out),
         Command::Complete(a) => complete::run(a, out),
+        Command::ClipClear(a) => clip::clear(a),
     }
 }
 

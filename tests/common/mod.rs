@@ -414,6 +414,10 @@ pub fn require_tool(name: &str) -> bool {
         "age" | "age-keygen" => "age",
         "ssh-keygen" | "ssh" | "ssh-add" | "ssh-agent" => "openssh-client",
         "sshd" => "openssh-server",
+        "Xvfb" => "xvfb",
+        "zbarimg" => "zbar-tools",
+        "wl-copy" | "wl-paste" => "wl-clipboard",
+        "script" | "setpriv" => "util-linux",
         other => other,
     };
     eprintln!("skipping: {name} not installed (apt-get install {package})");
