@@ -139,7 +139,10 @@ fn parse_value(value: &[u8]) -> Result<Params, OtpError> {
 
 /// `Some` when `text` looks like a URI or a base32 secret, even a bad one.
 fn parse_uri_or_base32(text: &str) -> Option<Result<Params, OtpError>> {
-    if starts_with_ignore_case(text, "otpauth:") {
+    // A YAML secret may start with an `otpauth:` field (a space or the end
+    // of the line after the colon); a URI never has one there.
+    let after = text.get("otpauth:".len()..).and_then(|r| r.chars().next());
+    if starts_with_ignore_case(text, "otpauth:") && after.is_some_and(|c| !c.is_whitespace()) {
         return Some(parse_uri(text));
     }
     let looks_base32 = text
@@ -446,6 +449,9 @@ mod tests {
         assert_eq!(code(&yaml, 59).unwrap(), want);
         let yaml =
             format!("totp: nonsense\notpauth: \"otpauth://totp/a?secret={SHA1_KEY}&digits=8\"\n");
+        assert_eq!(code(&yaml, 59).unwrap().code, "94287082");
+        // The `otpauth:` field first: a mapping, not a URI.
+        let yaml = format!("otpauth: \"otpauth://totp/a?secret={SHA1_KEY}&digits=8\"\nuser: a\n");
         assert_eq!(code(&yaml, 59).unwrap().code, "94287082");
         // No OTP field, a field that is not a string, a mapping inside the field.
         for yaml in [
