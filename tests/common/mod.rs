@@ -446,8 +446,8 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The C2SP age test vectors: `SESTO_CCTV_DIR`, else `../shared/testdata/age-cctv`
-/// beside the crate. `None` (with a skip notice) where neither exists, outside CI.
+/// The C2SP age test vectors: `SESTO_CCTV_DIR`, else `tests/data/age-cctv` in the
+/// repository (always there; `Option` for callers written when it was not).
 pub fn cctv_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SESTO_CCTV_DIR") {
         let dir = PathBuf::from(dir);
@@ -458,22 +458,14 @@ pub fn cctv_dir() -> Option<PathBuf> {
         );
         return Some(dir);
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/age-cctv");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if is_ci() {
-        panic!(
-            "age test vectors not found at {} (CI runs with ../shared beside the clone; \
-             or set SESTO_CCTV_DIR)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping: age test vectors not found at {} (set SESTO_CCTV_DIR)",
+    // In the repository, with their license: they always run.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/age-cctv");
+    assert!(
+        dir.is_dir(),
+        "the age test vectors are missing from {}",
         dir.display()
     );
-    None
+    Some(dir)
 }
 
 /// What snapshots show of a command: exit code, stdout and stderr, unredacted (bind
