@@ -38,16 +38,13 @@ fn main() -> ExitCode {
 
 fn tour(bin: &Path, keep: bool) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("sesto-tour-").tempdir()?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))?;
     let mut t = Tour::new(tmp.path(), bin)?;
     // Keys as `ssh-keygen -t ed25519` makes them: alice's, bob's and a CI
     // deploy key. The store only ever sees the public halves.
-    for (name, comment) in [
-        ("alice", "alice@laptop"),
-        ("bob", "bob@desk"),
-        ("ci", "deploy"),
-    ] {
+    for name in ["alice", "bob", "ci"] {
         let mut key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)?;
-        key.set_comment(comment);
+        key.set_comment(format!("{name}@example.com"));
         let private = key.to_openssh(LineEnding::LF)?;
         write_private(&tmp.path().join(format!("{name}.key")), &private)?;
         let public = key.public_key().to_openssh()? + "\n";
@@ -160,17 +157,13 @@ fn tour(bin: &Path, keep: bool) -> Result<()> {
         println!("  unset SSH_AUTH_SOCK");
         println!("  sesto tree");
     } else {
-        println!(
-            "\nThe tour lived in {} and is gone now.",
-            tmp.path().display()
-        );
+        println!("\nThe tour's directory is gone now (--keep keeps it).");
     }
     Ok(())
 }
 
 /// Where the commands run, with what environment; the transcript goes to stdout.
 struct Tour {
-    bin: PathBuf,
     /// Set for every child, on top of the inherited environment minus
     /// SESTO_*, GIT_* and SSH_AUTH_SOCK.
     env: Vec<(String, OsString)>,
@@ -190,11 +183,12 @@ impl Tour {
             "[user]\n\tname = alice\n\temail = alice@example.com\n\
              [init]\n\tdefaultBranch = main\n",
         )?;
-        // git runs `sesto` as the merge driver during `sesto sync`: ours comes first.
-        let mut path = vec![bin.parent().unwrap_or(bin).to_path_buf()];
-        path.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
+        // `sesto` is found on PATH, by the tour and by git for the merge
+        // driver during `sesto sync`: the one just built comes first.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = [bin.parent().unwrap_or(bin).to_path_buf()]
+            .into_iter()
+            .chain(std::env::split_paths(&path));
         let env = vec![
             ("HOME".into(), home.clone().into()),
             ("XDG_CONFIG_HOME".into(), home.join(".config").into()),
@@ -205,11 +199,7 @@ impl Tour {
             ("PATH".into(), std::env::join_paths(path)?),
         ];
         let cwd = root.to_path_buf();
-        Ok(Tour {
-            bin: bin.to_path_buf(),
-            env,
-            cwd,
-        })
+        Ok(Tour { env, cwd })
     }
 
     fn cd(&mut self, dir: &str) {
@@ -240,7 +230,7 @@ impl Tour {
     /// piped in), runs it, prints its stdout and stderr as they came, and
     /// stops the tour unless it exited with `code`.
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>, code: i32) -> Result<()> {
-        let mut line = String::from("$ ");
+        let mut line = String::new();
         if let Some(value) = stdin {
             line += &format!("printf %s {} | ", shell_quote(value));
         }
@@ -249,14 +239,10 @@ impl Tour {
             line += " ";
             line += &shell_quote(arg);
         }
-        println!("{line}");
+        println!("$ {line}");
 
-        let exe = if program == "sesto" {
-            self.bin.as_os_str()
-        } else {
-            program.as_ref()
-        };
-        let mut cmd = Command::new(exe);
+        // The PATH set below is the one Command searches for `program`.
+        let mut cmd = Command::new(program);
         cmd.args(args).current_dir(&self.cwd);
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();
@@ -268,11 +254,7 @@ impl Tour {
         // One file for both streams keeps their order.
         let mut out = tempfile::tempfile()?;
         cmd.stdout(out.try_clone()?).stderr(out.try_clone()?);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        cmd.stdin(stdin.map_or_else(Stdio::null, |_| Stdio::piped()));
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("{line}: cannot run {program}: {e}"))?;
@@ -328,9 +310,7 @@ fn build_sesto() -> Result<PathBuf> {
         .status()
         .map_err(|e| format!("cannot run cargo to build sesto: {e}"))?;
     if !status.success() {
-        return Err(
-            format!("building the sesto binary failed ({status}); cargo said why above").into(),
-        );
+        return Err(format!("building sesto failed ({status}); cargo said why above").into());
     }
     let bin = profile_dir.join("sesto");
     if !bin.is_file() {
