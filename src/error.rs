@@ -194,8 +194,12 @@ impl Error {
             }
             Error::Roster(_) => "compare with `git log -p -- .sesto/roster.yaml`".into(),
             Error::NotGranted { path, member, admins } => format!(
-                "an admin ({}) can grant it: sesto grant {member} {path}; `sesto ls` shows what you can read",
-                admins.join(", ")
+                "an admin ({}) can grant the folder that holds it: sesto grant {member} {}; \
+                 `sesto ls` shows what you can read",
+                admins.join(", "),
+                // Grants are on folders: the path's folder (a folder path's
+                // parent serves as well).
+                path.rsplit_once('/').map_or(path.as_str(), |(folder, _)| folder)
             ),
             Error::Untrusted { file, .. } => format!(
                 "sesto follows roster changes only through admin signatures from a roster you \
