@@ -516,6 +516,11 @@ impl Store {
                     });
                 }
                 crypto::decrypt(bytes, &ids).map_err(|e| match e {
+                    // A key this file is encrypted to could not be unlocked
+                    // (no terminal, a wrong passphrase): that is the reason.
+                    _ if self.ids.unlock_failure().is_some() => {
+                        Error::from(self.ids.unlock_failure().expect("checked"))
+                    }
                     // The roster says we may read it, yet it is not encrypted to
                     // us: the file is at fault, not the user's keys.
                     crypto::CryptoError::NoMatchingKeys if rules.may_read(chain) => self.reject(

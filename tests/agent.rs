@@ -435,3 +435,55 @@ fn a_foreground_agent_serves_unlock_and_stops_cleanly_on_sigterm() {
     let out = s.bare(&["get", "prod/db"], b"");
     out.assert_code(1);
 }
+
+/// A member whose age key decrypts and whose passphrase-protected SSH key
+/// only signs: reads never ask for the passphrase (no file is encrypted to
+/// the signing key); a write asks once.
+#[test]
+fn a_signing_only_passphrase_key_is_asked_for_only_to_write() {
+    let Some(s) = setup() else { return };
+    let env = &s.env;
+    let age = age::x25519::Identity::generate();
+    let age_file = env.root.join("carol.age");
+    std::fs::write(
+        &age_file,
+        age::secrecy::ExposeSecret::expose_secret(&age.to_string()),
+    )
+    .unwrap();
+    let signing = env.ssh_keygen("carol_sign", KeyKind::Ed25519, Some(PASSPHRASE));
+    let signing_pub = common::pub_key(&signing);
+    s.asked(
+        &[
+            "member",
+            "add",
+            "carol",
+            "--key",
+            &age.to_public().to_string(),
+            "--signing-key",
+            &signing_pub,
+        ],
+        b"",
+    )
+    .assert_success();
+    s.asked(&["grant", "carol", "prod", "--write"], b"")
+        .assert_success();
+    let carol = |args: &[&str], input: &[u8]| {
+        let (a, k) = (
+            age_file.display().to_string(),
+            signing.display().to_string(),
+        );
+        s.asked(
+            &[&["-i", a.as_str(), "-i", k.as_str()][..], args].concat(),
+            input,
+        )
+    };
+    let before = s.prompts();
+    let out = carol(&["get", "prod/db"], b"");
+    out.assert_success();
+    assert_eq!(out.stdout, "first");
+    carol(&["ls", "prod"], b"").assert_success();
+    assert_eq!(s.prompts(), before, "reading asks for no passphrase");
+    carol(&["set", "prod/db"], b"second").assert_success();
+    assert_eq!(s.prompts(), before + 1, "writing asks once");
+    assert_eq!(carol(&["get", "prod/db"], b"").stdout, "second");
+}

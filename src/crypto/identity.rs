@@ -50,6 +50,9 @@ enum Material {
     Ssh {
         key: Box<PrivateKey>,
         unlocked: OnceLock<Result<Box<SshUnlocked>, String>>,
+        /// How to ask for the passphrase when a file needs this key (set
+        /// when the identity joins [`Identities`]).
+        prompt: OnceLock<Arc<dyn Passphrase>>,
     },
     External(Box<dyn ExternalKey>),
 }
@@ -111,6 +114,7 @@ impl Identity {
                 material: Material::Ssh {
                     key: Box::new(key),
                     unlocked: OnceLock::new(),
+                    prompt: OnceLock::new(),
                 },
             }]);
         }
@@ -213,12 +217,12 @@ impl Identity {
     /// could not be had (a failed unlock is remembered and stays locked: a
     /// read that tried it must not make a write prefer it to an agent's key).
     pub fn is_locked(&self) -> bool {
-        matches!(&self.material, Material::Ssh { key, unlocked }
+        matches!(&self.material, Material::Ssh { key, unlocked, .. }
             if key.is_encrypted() && !matches!(unlocked.get(), Some(Ok(_))))
     }
 
     fn unlock(&self, prompt: &dyn Passphrase) -> Result<&SshUnlocked, KeyError> {
-        let Material::Ssh { key, unlocked } = &self.material else {
+        let Material::Ssh { key, unlocked, .. } = &self.material else {
             return Err(KeyError(format!("{}: not an SSH key", self.source)));
         };
         let result = unlocked.get_or_init(|| {
@@ -314,6 +318,51 @@ impl Identity {
     /// Whether the key is held by an agent rather than this process.
     pub fn is_external(&self) -> bool {
         matches!(self.material, Material::External(_))
+    }
+}
+
+/// A passphrase-protected SSH key offered for decryption unlocks itself (and
+/// so asks its passphrase) only for a file that holds a stanza for it: a key
+/// that only signs, or that this file is not encrypted to, is never asked for.
+impl age::Identity for Identity {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let Material::Ssh { key, prompt, .. } = &self.material else {
+            return None;
+        };
+        // age's tag for an SSH recipient: the first 4 bytes of the SHA-256
+        // of the public key's wire encoding, base64 without padding.
+        let tag = {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let blob = key.public_key().to_bytes().ok()?;
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .encode(&sha2::Sha256::digest(&blob)[..4])
+        };
+        let ours = |s: &age_core::format::Stanza| {
+            matches!(s.tag.as_str(), "ssh-ed25519" | "ssh-rsa") && s.args.first() == Some(&tag)
+        };
+        if !stanzas.iter().any(ours) {
+            return None;
+        }
+        let prompt: &dyn Passphrase = match prompt.get() {
+            Some(p) => p.as_ref(),
+            None => &NoPassphrase,
+        };
+        match self.unlock(prompt) {
+            Ok(u) => u.age.unwrap_stanzas(stanzas),
+            // The reason stays in the identity ([`Identities::unlock_failure`]).
+            Err(e) => Some(Err(age::DecryptError::Io(std::io::Error::other(e.0)))),
+        }
     }
 }
 
@@ -578,6 +627,7 @@ impl Identities {
             }),
             list: OnceLock::new(),
         };
+        Self::share_prompt(&list, &prompt);
         Ok(Identities {
             list,
             tried,
@@ -596,6 +646,7 @@ impl Identities {
     /// Identities from already-parsed keys (library use and tests).
     pub fn from_list(list: Vec<Identity>, prompt: Arc<dyn Passphrase>) -> Identities {
         let tried = list.iter().map(|i| i.source.clone()).collect();
+        Self::share_prompt(&list, &prompt);
         Identities {
             list,
             tried,
@@ -644,10 +695,15 @@ impl Identities {
     ) -> Result<Vec<&dyn age::Identity>, KeyError> {
         let mut out = Vec::new();
         let mut first_error = None;
-        for id in &self.list {
-            if id.public.as_deref().is_some_and(|p| !wanted(p)) {
-                continue;
-            }
+        // Keys that need a passphrase come last, as themselves: they unlock
+        // only for a file that the keys before them could not open and that
+        // holds a stanza for them.
+        let (locked, ready): (Vec<&Identity>, Vec<&Identity>) = self
+            .list
+            .iter()
+            .filter(|id| !id.public.as_deref().is_some_and(|p| !wanted(p)))
+            .partition(|id| id.is_ssh_file_key() && id.is_locked());
+        for id in ready {
             match id.age_identity(self.prompt.as_ref()) {
                 Ok(Some(a)) => out.push(a),
                 Ok(None) => {}
@@ -656,9 +712,32 @@ impl Identities {
                 }
             }
         }
+        out.extend(locked.into_iter().map(|id| id as &dyn age::Identity));
         match (out.is_empty(), first_error) {
             (true, Some(e)) => Err(e),
             _ => Ok(out),
+        }
+    }
+
+    /// Why a passphrase-protected key could not be unlocked, if one was
+    /// tried and failed (no terminal, wrong passphrase): the reason a file
+    /// it should have opened did not open.
+    pub fn unlock_failure(&self) -> Option<KeyError> {
+        self.list.iter().find_map(|id| match &id.material {
+            Material::Ssh { unlocked, .. } => match unlocked.get() {
+                Some(Err(e)) => Some(KeyError(e.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// Gives each passphrase-protected key the way to ask for its passphrase.
+    fn share_prompt(list: &[Identity], prompt: &Arc<dyn Passphrase>) {
+        for id in list {
+            if let Material::Ssh { prompt: slot, .. } = &id.material {
+                let _ = slot.set(prompt.clone());
+            }
         }
     }
 }
