@@ -1,4 +1,4 @@
-# Shared by bench/run.sh, bench/teams.sh and bench/scale.sh (sourced, not
+# Shared by bench/run.sh, bench/teams.sh, bench/scale.sh and bench/growth.sh (sourced, not
 # run): the build, the temporary directory and its sealed environment, the
 # store, a pass store of the same values, and the helpers that turn
 # hyperfine's JSON into summary cells.

@@ -1,10 +1,12 @@
 //! Builds the benchmark store through the library, in one transaction.
 //!
 //! `cargo run --release --example bench-make-store -- DIR [--keys KEYDIR]
-//! [--folders N] [--secrets N]` makes a git repository in DIR (new or empty),
-//! an ed25519 key at `DIR/id_ed25519` (mode 0600, and `.pub`), a store whose
-//! only admin is that key, and N folders `app00…` of M secrets
+//! [--folders N] [--secrets N] [--big N]` makes a git repository in DIR (new
+//! or empty), an ed25519 key at `DIR/id_ed25519` (mode 0600, and `.pub`), a
+//! store whose only admin is that key, and N folders `app00…` of M secrets
 //! `secret-0000…` each (default 50 × 200 = 10,000) with 20–60 byte values.
+//! `--big N` adds one more folder, `big`, of N secrets `secret-0000…` (for
+//! bench/growth.sh: one large folder beside many ordinary ones).
 //! Timings of each step go to stderr.
 //!
 //! With `--keys KEYDIR`, every node's own age key is written to
@@ -34,24 +36,26 @@ struct Args {
     keys: Option<PathBuf>,
     folders: usize,
     secrets: usize,
+    big: usize,
 }
 
 fn parse_args() -> Res<Args> {
-    let usage = "usage: bench-make-store DIR [--keys KEYDIR] [--folders N] [--secrets N]";
+    let usage = "usage: bench-make-store DIR [--keys KEYDIR] [--folders N] [--secrets N] [--big N]";
     let mut args = std::env::args().skip(1);
     let mut dir = None;
     let mut keys = None;
-    let (mut folders, mut secrets) = (50, 200);
+    let (mut folders, mut secrets, mut big) = (50, 200, 0);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--keys" => keys = Some(PathBuf::from(args.next().ok_or(usage)?)),
             "--folders" => folders = args.next().ok_or(usage)?.parse()?,
             "--secrets" => secrets = args.next().ok_or(usage)?.parse()?,
+            "--big" => big = args.next().ok_or(usage)?.parse()?,
             _ if a.starts_with('-') || dir.is_some() => return Err(usage.into()),
             _ => dir = Some(PathBuf::from(a)),
         }
     }
-    if folders > 100 || secrets > 10_000 {
+    if folders > 100 || secrets > 10_000 || big > 10_000 {
         return Err(
             "at most 100 folders of 10,000 secrets (names are app00…, secret-0000…)".into(),
         );
@@ -61,6 +65,7 @@ fn parse_args() -> Res<Args> {
         keys,
         folders,
         secrets,
+        big,
     })
 }
 
@@ -103,8 +108,15 @@ fn main() -> Res<()> {
             tx.set(&path, value(&mut rng, f, s).as_bytes())?;
         }
     }
+    for s in 0..args.big {
+        let path = SPath::parse(&format!("big/secret-{s:04}"))?;
+        tx.set(&path, value(&mut rng, args.folders, s).as_bytes())?;
+    }
     step(
-        &format!("{} set() calls in memory", args.folders * args.secrets),
+        &format!(
+            "{} set() calls in memory",
+            args.folders * args.secrets + args.big
+        ),
         t,
     );
 
