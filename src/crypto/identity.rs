@@ -701,7 +701,7 @@ impl Identities {
         let (locked, ready): (Vec<&Identity>, Vec<&Identity>) = self
             .list
             .iter()
-            .filter(|id| !id.public.as_deref().is_some_and(|p| !wanted(p)))
+            .filter(|id| id.public.as_deref().is_none_or(&wanted))
             .partition(|id| id.is_ssh_file_key() && id.is_locked());
         for id in ready {
             match id.age_identity(self.prompt.as_ref()) {
