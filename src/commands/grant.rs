@@ -78,12 +78,14 @@ pub fn revoke(g: &Global, args: RevokeArgs, out: &mut dyn Write) -> Result<ExitC
         super::commit_counted(tx)?
     };
     if args.json {
-        let v = serde_json::json!({
-            "member": args.member, "path": path.to_string(), "files": files,
-            "dry_run": args.dry_run,
-            "exposed": exposed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        super::print_rotation_json(
+            out,
+            &args.member,
+            Some(&path),
+            files,
+            args.dry_run,
+            &exposed,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {

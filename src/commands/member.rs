@@ -218,11 +218,7 @@ fn remove(g: &Global, args: RemoveArgs, out: &mut dyn Write) -> Result<ExitCode>
         super::commit_counted(tx)?
     };
     if args.json {
-        let v = serde_json::json!({
-            "member": args.name, "files": files, "dry_run": args.dry_run,
-            "exposed": exposed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        super::print_rotation_json(out, &args.name, None, files, args.dry_run, &exposed)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {

@@ -250,6 +250,28 @@ pub fn print_exposed(out: &mut dyn Write, member: &str, paths: &[sesto::SPath]) 
     Ok(())
 }
 
+/// The JSON report of a revoke (`path` set) or a member's removal: the
+/// files the rotation writes (or would, in a dry run) and the secrets the
+/// member could read.
+pub fn print_rotation_json(
+    out: &mut dyn Write,
+    member: &str,
+    path: Option<&sesto::SPath>,
+    files: usize,
+    dry_run: bool,
+    exposed: &[sesto::SPath],
+) -> Result<()> {
+    let mut v = serde_json::json!({
+        "member": member, "files": files, "dry_run": dry_run,
+        "exposed": exposed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+    });
+    if let Some(p) = path {
+        v["path"] = p.to_string().into();
+    }
+    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    Ok(())
+}
+
 /// Secrets counted by the folder that holds them, most first.
 pub fn by_folder<'a>(paths: impl IntoIterator<Item = &'a sesto::SPath>) -> Vec<(String, usize)> {
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
