@@ -414,6 +414,7 @@ pub fn require_tool(name: &str) -> bool {
         "age" | "age-keygen" => "age",
         "ssh-keygen" | "ssh" | "ssh-add" | "ssh-agent" => "openssh-client",
         "sshd" => "openssh-server",
+        "gpg" | "gpgconf" => "gnupg",
         other => other,
     };
     eprintln!("skipping: {name} not installed (apt-get install {package})");
