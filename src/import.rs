@@ -62,6 +62,12 @@ impl Source {
     }
 }
 
+/// The root store and the mounts (name, directory) that gopass's config
+/// lists, from its text (git's config format, gopass 1.15 and later).
+pub fn gopass_mounts(config: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) {
+    stores::gopass_mounts(config)
+}
+
 /// How entries of a store are decrypted.
 pub enum Decrypter<'a> {
     /// Values are in the plan already (dotenv, JSON, YAML).

@@ -267,6 +267,18 @@ fn gpg_failing_midway_leaves_the_store_unchanged() {
     std::fs::write(pass_dir.join("entries/e06.gpg"), b"garbage, not OpenPGP").unwrap();
     let before = snapshot(&env);
 
+    // A dry run decrypts nothing, so the bad file does not stop it.
+    let out = gpg.sesto(&env, &["import", "pass", "--dry-run"]);
+    out.assert_success();
+    assert!(out.stdout.contains("entries/e06\n"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("would import 12 secrets from pass into /"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(snapshot(&env), before);
+
     let out = gpg.sesto(&env, &["import", "pass"]);
     out.assert_code(1);
     assert!(
@@ -287,35 +299,73 @@ fn gopass_root_store_and_mounts_become_folders() {
     let env = store();
     // gopass's default root, in the sealed HOME (XDG_DATA_HOME unset).
     let root = env.home.join(".local/share/gopass/stores/root");
-    let work = env.root.join("gopass-work");
     let gpg = Gpg::new(&env, &root);
     let me = gpg.key(&env, "me@example.com");
     gpg.pass(&env, &["init", &me]).assert_success();
     gpg.insert(&env, "personal/bank", b"1234\n");
-    let work_gpg = Gpg {
-        home: gpg.home.clone(),
-        store: work.clone(),
-    };
-    work_gpg.pass(&env, &["init", &me]).assert_success();
-    work_gpg.insert(&env, "aws/key", b"AKIA\nsecret: x\n");
-    work_gpg.insert(&env, "ci", b"token");
-    std::mem::forget(work_gpg); // one agent: `gpg` stops it
+    // One mount listed in gopass's config, one given with --mount.
+    let work = env.root.join("gopass-work");
+    let team = env.root.join("gopass-team");
+    for (dir, entries) in [
+        (
+            &work,
+            &[("aws/key", &b"AKIA\nsecret: x\n"[..]), ("ci", b"token")][..],
+        ),
+        (&team, &[("ops/pager", &b"555\n"[..])][..]),
+    ] {
+        let other = Gpg {
+            home: gpg.home.clone(),
+            store: dir.clone(),
+        };
+        other.pass(&env, &["init", &me]).assert_success();
+        for (path, value) in entries {
+            other.insert(&env, path, value);
+        }
+        std::mem::forget(other); // one agent: `gpg` stops it
+    }
+    std::fs::create_dir_all(env.xdg_config.join("gopass")).unwrap();
+    std::fs::write(
+        env.xdg_config.join("gopass/config"),
+        format!(
+            "[core]\n\tautoclip = false\n[mounts]\n\tpath = {}\n[mounts \"work\"]\n\tpath = {}\n",
+            root.display(),
+            work.display()
+        ),
+    )
+    .unwrap();
 
-    let mount = format!("work={}", work.display());
+    let mount = format!("team={}", team.display());
     let out = gpg.sesto(&env, &["import", "gopass", "--mount", &mount, "--json"]);
     out.assert_success();
     assert_eq!(
         strings(&json(&out)["imported"]),
-        ["personal/bank", "work/aws/key", "work/ci"]
+        ["personal/bank", "team/ops/pager", "work/aws/key", "work/ci"]
     );
     assert_eq!(get(&env, "personal/bank"), b"1234\n");
     assert_eq!(get(&env, "work/aws/key"), b"AKIA\nsecret: x\n");
     assert_eq!(get(&env, "work/ci"), b"token");
+    assert_eq!(get(&env, "team/ops/pager"), b"555\n");
     let message = env.git(&["log", "-1", "--format=%s"]).stdout;
     assert!(
-        message.starts_with("sesto: import 3 secrets from gopass"),
+        message.starts_with("sesto: import 4 secrets from gopass"),
         "{message}"
     );
+
+    // A DIR given is that store alone: the config's mounts are not read.
+    let out = gpg.sesto(
+        &env,
+        &[
+            "import",
+            "gopass",
+            root.to_str().unwrap(),
+            "--to",
+            "again",
+            "-n",
+            "--json",
+        ],
+    );
+    out.assert_success();
+    assert_eq!(strings(&json(&out)["imported"]), ["again/personal/bank"]);
 }
 
 #[test]

@@ -31,7 +31,7 @@ use crate::cli::Global;
     sesto import pass --dry-run\n  \
     sesto import pass ~/.password-store --to personal\n  \
     sesto import passage\n  \
-    sesto import gopass --mount work=~/.local/share/gopass/stores/work\n  \
+    sesto import gopass --mount old=~/old-store\n  \
     sesto import dotenv .env --to prod/app\n  \
     sops -d secrets.yaml | sesto import yaml - --to prod")]
 pub struct Args {
@@ -104,16 +104,20 @@ struct PassArgs {
 
 /// Import a gopass store (pass's layout) and its mounts
 ///
-/// The root store is read as pass's is. Mounts are not read from gopass's
-/// config: name each with --mount NAME=DIR, and it is imported into the
-/// folder NAME. Stores that use gopass's age backend are not supported.
+/// Each store is read as pass's is, and each mount is imported into the
+/// folder of its name. With no DIR, the root store and the mounts are the
+/// ones gopass's config lists ($XDG_CONFIG_HOME/gopass/config, the git-style
+/// config of gopass 1.15 and later: `[mounts]` and `[mounts "NAME"]`, each
+/// with `path = DIR`), else ~/.local/share/gopass/stores/root alone. Older
+/// YAML configs are not read (name the mounts with --mount then); stores on
+/// gopass's age backend are not supported.
 #[derive(Debug, clap::Args)]
 struct GopassArgs {
-    /// The root store [default: $XDG_DATA_HOME/gopass/stores/root, else
-    /// ~/.local/share/gopass/stores/root]
+    /// The root store alone, not gopass's config [default: as gopass's
+    /// config says]
     dir: Option<PathBuf>,
-    /// A mounted sub-store, imported into the folder NAME (repeatable);
-    /// `gopass mounts` lists them
+    /// A mounted store, imported into the folder NAME (repeatable); adds to
+    /// or replaces the config's mounts
     #[arg(long = "mount", value_name = "NAME=DIR")]
     mounts: Vec<String>,
     /// Folder to import into [default: the top of the store]
@@ -161,21 +165,44 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             import(g, plan, &Decrypter::Gpg("gpg".into()), &a.common, out)
         }
         From::Gopass(a) => {
-            let dir = match a.dir {
-                Some(d) => d,
-                None => xdg_data()?.join("gopass/stores/root"),
+            // With no DIR, gopass's config says where the root store and
+            // the mounts are.
+            let (dir, mut mounts) = match a.dir {
+                Some(d) => (d, Vec::new()),
+                None => {
+                    let default = xdg_data()?.join("gopass/stores/root");
+                    let config = xdg_config()?.join("gopass/config");
+                    match sesto::limits::read_regular(&config, 1 << 20) {
+                        Ok(bytes) => {
+                            let (root, mounts) =
+                                sesto::import::gopass_mounts(&String::from_utf8_lossy(&bytes));
+                            (root.unwrap_or(default), mounts)
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (default, Vec::new()),
+                        Err(e) => {
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "cannot read gopass's config {}",
+                                config.display()
+                            )))
+                        }
+                    }
+                }
             };
-            let mut plan = Plan::new(Source::Gopass, target(a.to.as_deref())?);
-            plan.add_store(&dir, &SPath::root())?;
             for m in &a.mounts {
                 let (name, mount_dir) = m.split_once('=').context(
                     "--mount takes NAME=DIR, e.g. --mount work=~/.local/share/gopass/stores/work",
                 )?;
-                let name = SPath::parse(name).with_context(|| format!("--mount {m}"))?;
-                if name.is_root() {
-                    anyhow::bail!("--mount {m}: give the mount's name before `=`");
+                mounts.retain(|(n, _)| n != name);
+                mounts.push((name.to_string(), expand_home(mount_dir)?));
+            }
+            let mut plan = Plan::new(Source::Gopass, target(a.to.as_deref())?);
+            plan.add_store(&dir, &SPath::root())?;
+            for (name, mount_dir) in &mounts {
+                let folder = SPath::parse(name).with_context(|| format!("gopass mount {name}"))?;
+                if folder.is_root() {
+                    anyhow::bail!("a gopass mount needs a name (--mount NAME=DIR)");
                 }
-                plan.add_store(&expand_home(mount_dir)?, &name)?;
+                plan.add_store(mount_dir, &folder)?;
             }
             import(g, plan, &Decrypter::Gpg("gpg".into()), &a.common, out)
         }
@@ -329,6 +356,13 @@ fn env_path(name: &str) -> Option<PathBuf> {
 
 fn home() -> Result<PathBuf> {
     env_path("HOME").context("HOME is not set; give the store's directory")
+}
+
+fn xdg_config() -> Result<PathBuf> {
+    match env_path("XDG_CONFIG_HOME") {
+        Some(d) => Ok(d),
+        None => Ok(home()?.join(".config")),
+    }
 }
 
 fn xdg_data() -> Result<PathBuf> {

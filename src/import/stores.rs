@@ -94,6 +94,56 @@ pub(crate) fn scan(dir: &Path, ext: &str) -> Result<(Vec<Found>, Vec<String>)> {
     Ok((found, skipped))
 }
 
+/// The stores gopass's config names: `[mounts]` with `path = DIR` is the
+/// root store, `[mounts "NAME"]` with `path = DIR` a mount (gopass 1.15 and
+/// later keep their config in git's format at `~/.config/gopass/config`).
+/// Other sections and keys are ignored; a value may be in double quotes.
+pub(crate) fn gopass_mounts(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) {
+    let mut root = None;
+    let mut mounts = Vec::new();
+    // None: outside [mounts]; Some(None): [mounts]; Some(Some(name)): a mount.
+    let mut section: Option<Option<String>> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.split(']').next().unwrap_or("").trim();
+            section = match header.split_once(char::is_whitespace) {
+                None if header == "mounts" => Some(None),
+                Some(("mounts", name)) => {
+                    let name = name.trim().trim_matches('"');
+                    Some(Some(name.to_string()))
+                }
+                _ => None,
+            };
+            continue;
+        }
+        let Some(current) = &section else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("path") {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let dir = PathBuf::from(value);
+        match current {
+            None => root = Some(dir),
+            Some(name) => {
+                mounts.retain(|(n, _): &(String, PathBuf)| n != name);
+                mounts.push((name.clone(), dir));
+            }
+        }
+    }
+    (root, mounts)
+}
+
 /// Largest gpg error text shown.
 const MAX_STDERR: u64 = 4 << 10;
 
@@ -223,6 +273,28 @@ mod tests {
                 "link.gpg"
             ]
         );
+    }
+
+    #[test]
+    fn gopass_config_names_the_root_and_mounts() {
+        let text = "# gopass\n[core]\n  autoclip = true\n  path = /not/a/mount\n\
+                    [mounts]\n  path = /home/u/.local/share/gopass/stores/root\n\
+                    [mounts \"work\"]\n\tpath = /home/u/stores/work\n\
+                    [mounts \"team/ops\"]\n  path = \"/srv/ops store\"\n\
+                    [age]\n  usekeychain = false\n";
+        let (root, mounts) = gopass_mounts(text);
+        assert_eq!(
+            root.as_deref(),
+            Some(Path::new("/home/u/.local/share/gopass/stores/root"))
+        );
+        assert_eq!(
+            mounts,
+            [
+                ("work".to_string(), PathBuf::from("/home/u/stores/work")),
+                ("team/ops".to_string(), PathBuf::from("/srv/ops store")),
+            ]
+        );
+        assert_eq!(gopass_mounts("garbage [\n=\n[mounts\n"), (None, vec![]));
     }
 
     #[test]
