@@ -81,6 +81,7 @@ pub enum Command {
     Textconv(commands::sync::TextconvArgs),
     Exec(commands::exec::Args),
     Export(commands::export::Args),
+    Import(commands::import::Args),
     Render(commands::render::Args),
     Materialize(commands::materialize::Args),
     Scan(commands::scan::Args),

@@ -50,6 +50,7 @@ pub mod fsck;
 pub mod generate;
 pub mod git;
 pub mod history;
+pub mod import;
 mod init;
 pub mod journal;
 pub mod limits;

@@ -13,6 +13,8 @@ const MIN_ITEMS: usize = 500;
 /// second; clears the line when dropped.
 pub(crate) struct Progress {
     label: &'static str,
+    /// What is counted: `nodes`, `files`.
+    unit: &'static str,
     total: usize,
     done: AtomicUsize,
     /// When the line was last drawn; `None` when progress is not shown.
@@ -21,11 +23,17 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn new(label: &'static str, total: usize) -> Progress {
+        Progress::counting(label, "nodes", total)
+    }
+
+    /// [`Progress::new`], counting `unit` (`files`) rather than nodes.
+    pub(crate) fn counting(label: &'static str, unit: &'static str, total: usize) -> Progress {
         // SAFETY: isatty only inspects the descriptor.
         let tty = unsafe { libc::isatty(2) } == 1;
         let show = tty && total >= MIN_ITEMS && std::env::var_os("SESTO_NO_PROGRESS").is_none();
         Progress {
             label,
+            unit,
             total,
             done: AtomicUsize::new(0),
             last: show.then(|| Mutex::new(Instant::now())),
@@ -42,7 +50,7 @@ impl Progress {
         if last.elapsed() >= Duration::from_millis(100) || done == self.total {
             *last = Instant::now();
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r{} {done}/{} nodes", self.label, self.total);
+            let _ = write!(err, "\r{} {done}/{} {}", self.label, self.total, self.unit);
             let _ = err.flush();
         }
     }

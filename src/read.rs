@@ -469,7 +469,7 @@ pub fn field(value: &[u8], name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
 /// Whether YAML text uses an anchor (`&a`) or alias (`*a`). Both can only
 /// start a node, and a plain scalar can never start with `&` or `*`, so a
 /// check of each node start outside quotes is exact for block YAML.
-fn has_alias(text: &str) -> bool {
+pub(crate) fn has_alias(text: &str) -> bool {
     for line in text.lines() {
         let mut rest = line.trim_start();
         loop {

@@ -735,6 +735,6 @@ pub(crate) fn finish_journal(work: &Path, state: &Path, journal: &Journal) -> Re
     let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
     // A locked git index must not make the store unreadable: what cannot be
     // staged now is kept for the next write.
-    let _ = crate::tx::stage_pending(work, state, &paths, &Default::default())?;
+    let _ = crate::tx::stage_pending(work, state, &paths, &Default::default(), None)?;
     journal.clear()
 }

@@ -36,6 +36,8 @@ pub struct Tx<'s> {
     pub(crate) log_also: Vec<(Vec<u8>, Vec<u8>)>,
     /// A warning from staging an earlier change at the start.
     warning: Option<String>,
+    /// What the commit message says the change is, where not the default.
+    summary: Option<String>,
 }
 
 impl Store {
@@ -49,7 +51,7 @@ impl Store {
             journal::remove_listed_temps(&self.state, &self.work)?;
         }
         journal::remove_state_temps(&self.state);
-        let warning = stage_pending(&self.work, &self.state, &[], &Default::default())?;
+        let warning = stage_pending(&self.work, &self.state, &[], &Default::default(), None)?;
         let mut tx = Tx {
             store: self,
             _lock: lock,
@@ -62,6 +64,7 @@ impl Store {
             roster: None,
             log_also: Vec::new(),
             warning,
+            summary: None,
         };
         for (path, node) in self.tops()? {
             tx.tops.push((path, node.id));
@@ -597,6 +600,14 @@ impl<'s> Tx<'s> {
         Ok(to)
     }
 
+    /// Says what this change is in the commit sesto makes for it (where
+    /// `sesto.commit` is set), e.g. `import 3000 secrets from pass`, in
+    /// place of `update store`. The message is as public as the repository:
+    /// give counts and kinds, never a path or value.
+    pub fn set_summary(&mut self, summary: impl Into<String>) {
+        self.summary = Some(summary.into());
+    }
+
     /// Signs, encrypts and writes every changed node, then stages (and, where
     /// configured, commits) the change.
     pub fn commit(mut self) -> Result<Committed> {
@@ -673,7 +684,7 @@ impl<'s> Tx<'s> {
             .iter()
             .map(|id| self.store.node_file(id))
             .collect();
-        let mut committed = write_change(self.store, writes, &removes)?;
+        let mut committed = write_change(self.store, writes, &removes, self.summary.as_deref())?;
         let pinning = matches!(
             self.store.trust,
             crate::trust::TrustMode::Check | crate::trust::TrustMode::Accept
@@ -731,11 +742,13 @@ impl Tx<'_> {
 /// it, and commits where `sesto.commit` is set. Files are renamed in the
 /// order given (children before parents), removals last; a change of
 /// [`journal::IN_PLACE_FROM`] files or more is written in place from the
-/// journal instead. Hold the lock.
+/// journal instead; `summary` says what the change is in sesto's commit
+/// message (see [`Tx::set_summary`]). Hold the lock.
 pub(crate) fn write_change(
     store: &Store,
     writes: Vec<(std::path::PathBuf, Vec<u8>)>,
     removes: &[std::path::PathBuf],
+    summary: Option<&str>,
 ) -> Result<Committed> {
     let mut ops = Vec::new();
     if writes.len() >= journal::IN_PLACE_FROM {
@@ -792,7 +805,7 @@ pub(crate) fn write_change(
     };
     journal::failpoint("after-renames");
     let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
-    let warning = stage_pending(&store.work, &store.state, &paths, &known)?;
+    let warning = stage_pending(&store.work, &store.state, &paths, &known, summary)?;
     journal.clear()?;
     Ok(Committed {
         files: ops.len(),
@@ -820,6 +833,7 @@ pub(crate) fn stage_pending(
     state: &Path,
     new: &[String],
     known: &crate::git::Blobs,
+    summary: Option<&str>,
 ) -> Result<Option<String>> {
     let list = state.join("unstaged");
     let mut paths: Vec<String> = match std::fs::read_to_string(&list) {
@@ -853,7 +867,12 @@ pub(crate) fn stage_pending(
         // The commit object is built while git writes the index; HEAD moves
         // only once the index holds the change too.
         let prepared = (commit && refused.is_none()).then(|| {
-            crate::git::prepare_commit(&repo, &paths, staging.blobs(), &commit_message(paths.len()))
+            crate::git::prepare_commit(
+                &repo,
+                &paths,
+                staging.blobs(),
+                &commit_message(summary, paths.len()),
+            )
         });
         staging.wait()?;
         staged = true;
@@ -952,10 +971,11 @@ fn rule_reason(rule: &str) -> &'static str {
     }
 }
 
-fn commit_message(files: usize) -> String {
+fn commit_message(summary: Option<&str>, files: usize) -> String {
     // Names no path: the message is as public as the repository.
     format!(
-        "sesto: update store ({files} file{})",
+        "sesto: {} ({files} file{})",
+        summary.unwrap_or("update store"),
         if files == 1 { "" } else { "s" }
     )
 }

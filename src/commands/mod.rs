@@ -16,6 +16,7 @@ pub mod get;
 pub mod grant;
 pub mod grep;
 pub mod hooks;
+pub mod import;
 pub mod init;
 pub mod log;
 pub mod ls;
@@ -115,6 +116,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Textconv(a) => sync::textconv(g, a, out),
         Command::Exec(a) => exec::run(g, a, out),
         Command::Export(a) => export::run(g, a, out),
+        Command::Import(a) => import::run(g, a, out),
         Command::Render(a) => render::run(g, a, out),
         Command::Materialize(a) => materialize::run(g, a, out),
         Command::Scan(a) => scan::run(g, a, out),

@@ -418,6 +418,7 @@ pub fn require_tool(name: &str) -> bool {
         "zbarimg" => "zbar-tools",
         "wl-copy" | "wl-paste" => "wl-clipboard",
         "script" | "setpriv" => "util-linux",
+        "gpg" | "gpgconf" => "gnupg",
         other => other,
     };
     eprintln!("skipping: {name} not installed (apt-get install {package})");
