@@ -602,3 +602,40 @@ fn hostile_files_fail_cleanly_naming_the_key_and_no_value() {
     assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
     assert_eq!(snapshot(&env), snap);
 }
+
+#[test]
+fn a_long_import_shows_progress_on_a_terminal_only() {
+    if !require_tool("script") {
+        return;
+    }
+    let env = store();
+    let dotenv: String = (0..600)
+        .map(|i| format!("VAR_{i:03}=value-{i}\n"))
+        .collect();
+    let file = env.home.join("big.env");
+    std::fs::write(&file, &dotenv).unwrap();
+    let file = file.to_str().unwrap();
+
+    // Without a terminal (as here): one summary line, no progress.
+    let out = env.run(&["import", "dotenv", file, "--to", "quiet"]);
+    out.assert_success();
+    assert!(!out.stderr.contains("nodes"), "{}", out.stderr);
+
+    // On a terminal: a running count of what is written, cleared at the end.
+    let mut cmd = env.command("script");
+    let line = format!(
+        "{} import dotenv {file} --to loud",
+        env!("CARGO_BIN_EXE_sesto")
+    );
+    cmd.args(["-qec", &line, "/dev/null"]);
+    cmd.current_dir(&env.repo);
+    let out = run_cmd(cmd);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("writing ") && out.stdout.contains(" nodes"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("value-"), "{}", out.stdout);
+    assert_eq!(get(&env, "loud/VAR_599"), b"value-599");
+}
