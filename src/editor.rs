@@ -197,7 +197,9 @@ pub enum EditError {
 /// other local users can see it in the editor's command line, so pass a generic or
 /// leaf name. The file is read back by path (editors that save by renaming work),
 /// then overwritten with zeros and removed with its directory on every path out.
-/// While the editor runs, sesto ignores SIGINT, SIGQUIT and SIGHUP.
+/// While the editor runs, sesto passes SIGINT on to it, ends it and the edit on
+/// SIGTERM or SIGHUP (saving nothing), and ignores SIGQUIT; a signal ignored
+/// when sesto started (SIGHUP under `nohup`) stays ignored.
 pub fn edit(initial: &[u8], file_name: &str) -> Result<Edited, EditError> {
     let editor = choose_editor(
         std::env::var_os("VISUAL"),
@@ -730,6 +732,11 @@ impl EditSignals {
         ENDING.store(0, Ordering::SeqCst);
         let mut saved: SavedActions = [None; HANDLED_SIGNALS.len()];
         for (slot, &signal) in saved.iter_mut().zip(HANDLED_SIGNALS.iter()) {
+            // A signal ignored when sesto started (SIGHUP under `nohup`) stays
+            // ignored, for sesto and the editor alike, as shells do.
+            if ignored(signal) {
+                continue;
+            }
             let handler = if FORWARDED_SIGNALS.contains(&signal) {
                 forward as extern "C" fn(libc::c_int) as libc::sighandler_t
             } else {
@@ -756,6 +763,16 @@ impl EditSignals {
 impl Drop for EditSignals {
     fn drop(&mut self) {
         restore(&self.saved);
+    }
+}
+
+/// Whether `signal` is ignored now.
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction only reads the disposition into a zeroed struct.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
     }
 }
 
@@ -1029,7 +1046,19 @@ touch "$1~""#,
     #[cfg(target_os = "linux")]
     #[test]
     fn sigterm_and_sighup_stop_the_editor_and_leave_nothing() {
-        for signal in ["TERM", "HUP"] {
+        for (signal, number) in [("TERM", libc::SIGTERM), ("HUP", libc::SIGHUP)] {
+            if ignored(number) {
+                // Run under `nohup` (or with SIGTERM ignored): the signal
+                // stays ignored, and the edit ends as the editor does.
+                let body = format!(
+                    "echo changed > \"$1\"; kill -{signal} {pid}; sleep 1; echo late >> \"$1\"",
+                    pid = std::process::id()
+                );
+                let (result, _s) = run(b"v", &body);
+                // The editor finished; its final newline goes, as the value had none.
+                assert_eq!(changed(result), b"changed\nlate", "SIG{signal} ignored");
+                continue;
+            }
             let body = format!(
                 "echo changed > \"$1\"; kill -{signal} {pid}; sleep 30; echo late >> \"$1\"",
                 pid = std::process::id()
