@@ -206,18 +206,7 @@ pub fn clear(backend: Backend) -> Result<(), Error> {
 /// can give as text (or more than 16 MiB).
 pub fn paste(backend: Backend) -> Result<Zeroizing<Vec<u8>>, Error> {
     let (tool, args) = backend.paste_command();
-    let mut errors = stderr_file(tool)?;
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(
-            errors
-                .try_clone()
-                .map_err(|source| Error::Run { tool, source })?,
-        )
-        .spawn()
-        .map_err(|source| Error::Run { tool, source })?;
+    let (mut child, mut errors) = spawn(tool, args, Stdio::null(), Stdio::piped())?;
     let mut text = Zeroizing::new(Vec::new());
     let read = child
         .stdout
@@ -304,18 +293,7 @@ impl Drop for Digest {
 /// stdout is null and stderr an unnamed temporary file: a pipe would stay open, and
 /// whoever reads sesto's own output would wait for the clipboard to change hands.
 fn run_with_input(tool: &'static str, args: &[&str], input: &[u8]) -> Result<(), Error> {
-    let mut errors = stderr_file(tool)?;
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(
-            errors
-                .try_clone()
-                .map_err(|source| Error::Run { tool, source })?,
-        )
-        .spawn()
-        .map_err(|source| Error::Run { tool, source })?;
+    let (mut child, mut errors) = spawn(tool, args, Stdio::piped(), Stdio::null())?;
     let written = child
         .stdin
         .take()
@@ -328,8 +306,24 @@ fn run_with_input(tool: &'static str, args: &[&str], input: &[u8]) -> Result<(),
     written.map_err(|source| Error::Run { tool, source })
 }
 
-fn stderr_file(tool: &'static str) -> Result<std::fs::File, Error> {
-    tempfile::tempfile().map_err(|source| Error::Run { tool, source })
+/// Starts `tool args` with its stderr in an unnamed temporary file, returned
+/// beside the child for [`failed`] to quote.
+fn spawn(
+    tool: &'static str,
+    args: &[&str],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Result<(std::process::Child, std::fs::File), Error> {
+    let run = |source| Error::Run { tool, source };
+    let errors = tempfile::tempfile().map_err(run)?;
+    let child = Command::new(tool)
+        .args(args)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(errors.try_clone().map_err(run)?)
+        .spawn()
+        .map_err(run)?;
+    Ok((child, errors))
 }
 
 /// The error of a tool that exited with `status`, with the first line of its stderr.
