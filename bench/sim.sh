@@ -16,6 +16,8 @@
 #   SIM_OUT            where failure logs go, and done.txt, one line per
 #                      finished run (default $TMPDIR/sesto-sim; emptied)
 #   SIM_JOBS           runs at a time (default: the number of CPUs)
+#   SIM_RELEASE        1: build the test and sesto in release mode (each run
+#                      then spends its time in git, not in debug-built crypto)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +31,9 @@ export SESTO_SIM_STEPS=${SESTO_SIM_STEPS:-30}
 
 cd "$repo"
 # Build once; run the test binary itself for each seed.
-bin=$(cargo test --test team_sim --no-run 2>&1 |
+profile=()
+[[ ${SIM_RELEASE:-} == 1 ]] && profile=(--release)
+bin=$(cargo test "${profile[@]}" --test team_sim --no-run 2>&1 |
     sed -n 's/.*Executable tests\/team_sim.rs (\(.*\))$/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "sim: cannot find the team_sim test binary" >&2; exit 1; }
 rm -rf "$out"
