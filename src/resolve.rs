@@ -184,9 +184,13 @@ impl Store {
         let conflicts = node_conflicts(&repo)?;
         let roster_conflict = roster_conflicted(&repo)?;
         let mut copies = merge::queued_conflict_copies(self);
-        if conflicts.is_empty() && !roster_conflict && copies.is_empty() {
+        if conflicts.is_empty() && !roster_conflict {
+            // A merge git finished (the driver may have queued values to
+            // keep beside ours, written below).
             report.rekeyed = self.settle_merged_keys(&repo)?;
-            return Ok(report);
+            if copies.is_empty() {
+                return Ok(report);
+            }
         }
         let head = repo.head()?.peel_to_commit()?;
         let their_commit = if conflicts.is_empty() && !roster_conflict {
@@ -306,7 +310,7 @@ impl Store {
         }
         let mut tx = self.transaction()?;
         if let Some(m) = &merge {
-            report.rekeyed = settle_keys(&mut tx, m)?;
+            report.rekeyed = settle_keys(&mut tx, m)? + rekey_past_rotations(&mut tx, m)?;
         }
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
@@ -425,7 +429,7 @@ impl Store {
             return Ok(0);
         };
         let mut tx = self.transaction()?;
-        let fixed = settle_keys(&mut tx, &m)?;
+        let fixed = settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
         // An entry whose file git deleted (a merge kept the entry, say for
         // a change to the folder): its file comes back from the side that
         // has it, verified there; without one, the entry goes.
@@ -706,6 +710,90 @@ fn settle_keys(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
             .filter_map(|p| p.key.clone())
             .collect()
     })
+}
+
+/// Folders a side re-keyed since the base (a revoke or member removal
+/// there): the folder's own key changed, or a key of an entry the base had.
+fn rotated_folders(side: &Side, base: &Side) -> BTreeSet<NodeId> {
+    let key = |s: &Side, id: &NodeId| {
+        s.nodes
+            .get(id)
+            .and_then(|p| p.key.as_ref())
+            .map(|k| k.expose_secret().to_owned())
+    };
+    let mut out = BTreeSet::new();
+    for (id, placed) in &side.nodes {
+        let (now, then) = (key(side, id), key(base, id));
+        if now.is_some() && then.is_some() && now != then {
+            if placed.kind == Kind::Folder {
+                out.insert(*id);
+            }
+            if let Some(parent) = placed.parent {
+                out.insert(parent);
+            }
+        }
+    }
+    out
+}
+
+/// Where one side rotated a folder's keys, what the other side added there
+/// (or kept there after this side deleted it) still holds keys from before
+/// the rotation, which the member it shut out may have read: those nodes
+/// and everything below them get fresh keys, so a rotation on one side
+/// always wins over an unrotated key on the other. Only nodes the merging
+/// member may write are re-keyed. Returns how many nodes were.
+fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
+    let Some(base) = &m.base else {
+        return Ok(0);
+    };
+    let sides = [
+        (&m.ours, rotated_folders(&m.ours, base)),
+        (&m.theirs, rotated_folders(&m.theirs, base)),
+    ];
+    if sides.iter().all(|(_, rotated)| rotated.is_empty()) {
+        return Ok(0);
+    }
+    let me = tx.store.me.clone();
+    let mut stale = Vec::new();
+    let mut todo = tx.top_ids();
+    let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
+    while let Some(folder) = todo.pop() {
+        let entries = tx.node(&folder).body.children.clone();
+        for e in entries {
+            if !seen.insert(e.id) {
+                continue;
+            }
+            let behind = sides.iter().any(|(side, rotated)| {
+                rotated.contains(&folder) && !side.nodes.contains_key(&e.id)
+            });
+            if behind {
+                stale.push((folder, e.name.clone()));
+            } else if e.kind == Kind::Folder {
+                if let Some(id) = tx.child(folder, &e.name)? {
+                    todo.push(id);
+                }
+            }
+        }
+    }
+    let mut rekeyed = 0;
+    for (folder, name) in stale {
+        let Some(top) = tx.child(folder, &name)? else {
+            continue;
+        };
+        let mut ids = vec![top];
+        ids.extend(tx.load_subtree(top, false)?);
+        for id in ids {
+            let chain = tx.chain_of(id);
+            if me
+                .as_deref()
+                .is_some_and(|me| tx.roster().may_write(me, &chain))
+            {
+                tx.rekey(id);
+                rekeyed += 1;
+            }
+        }
+    }
+    Ok(rekeyed)
 }
 
 fn git(work: &Path, args: &[&str]) -> Result<()> {

@@ -630,6 +630,56 @@ fn member_merge_over_a_rotation_keeps_the_folder_readable() {
 }
 
 #[test]
+fn a_folder_added_before_a_removal_an_admin_made_while_behind_is_rekeyed_in_the_merge() {
+    // Found by tests/team_sim.rs (seed 10062, infra mode) once the simulation
+    // checked with the `age` CLI: bob added prod/new and pushed; carol pulled
+    // and could read it; alice, behind, removed carol, rotating only what her
+    // clone had. The merge kept prod/new and prod/new/z under keys carol
+    // held, so bob's next value there was hers to read.
+    if !require_tool("age") {
+        return;
+    }
+    for way in ["member remove", "revoke"] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        let carol = team.join(&alice, "carol", Some(("prod", false)));
+        for m in [&bob, &carol] {
+            assert_ok("pull", &team.pull(m));
+        }
+        team.set_ok(&bob, "prod/new/z", "v-bob-1");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        assert_eq!(team.get(&carol, "prod/new/z").as_deref(), Some("v-bob-1"));
+        let learned =
+            team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
+
+        // alice has not pulled bob's folder.
+        match way {
+            "revoke" => team.ok(&alice, &["revoke", "carol", "prod"]),
+            _ => team.ok(&alice, &["member", "remove", "carol"]),
+        };
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("bob's sync", &team.sync(&bob));
+        team.set_ok(&bob, "prod/new/z", "v-bob-2");
+        assert_ok("bob's sync", &team.sync(&bob));
+
+        for (id, bytes) in team.remote_nodes("main") {
+            assert!(
+                team.age_open(&[&carol.key], &learned, &bytes).is_none(),
+                "{way}: after it, carol's key or a node key she had opens node {id}"
+            );
+        }
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_eq!(team.get(&alice, "prod/new/z").as_deref(), Some("v-bob-2"));
+        assert_eq!(team.get(&alice, PASSWORD).as_deref(), Some("v-alice-1"));
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify"]);
+    }
+}
+
+#[test]
 fn issue16_case2_rebase_over_a_roster_change_resolves() {
     // issue 16 case 2: `git pull --rebase` with an unpushed roster change
     // stopped, and `sesto resolve` refused it as "rolled back?".
