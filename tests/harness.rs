@@ -128,10 +128,9 @@ fn sealed_env_hides_the_host_environment() {
 }
 
 #[test]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn git_sees_only_the_test_identity_and_clock() {
-    if !require_tool("git") {
-        return;
-    }
+    require_tool("git");
     let env = TestEnv::new();
     env.init_repo();
     assert_eq!(env.git(&["config", "user.name"]).stdout, "Test User\n");
@@ -150,10 +149,12 @@ fn git_sees_only_the_test_identity_and_clock() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn ssh_keygen_makes_keys_in_the_test_home() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let env = TestEnv::new();
     let alice = env.ssh_keygen("alice", KeyKind::Ed25519, None);
     assert_eq!(alice, env.home.join(".ssh/alice"));
@@ -168,10 +169,9 @@ fn ssh_keygen_makes_keys_in_the_test_home() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn age_keygen_returns_the_recipient() {
-    if !require_tool("age-keygen") {
-        return;
-    }
+    require_tool("age-keygen");
     let env = TestEnv::new();
     let (path, recipient) = env.age_keygen("carol");
     assert!(path.starts_with(&env.home));
