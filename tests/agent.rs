@@ -25,10 +25,8 @@ struct Setup {
     count: PathBuf,
 }
 
-fn setup() -> Option<Setup> {
-    if !require_tool("ssh-keygen") {
-        return None;
-    }
+fn setup() -> Setup {
+    require_tool("ssh-keygen");
     let env = TestEnv::new();
     env.ssh_keygen("id_ed25519", KeyKind::Ed25519, Some(PASSPHRASE));
     env.init_repo();
@@ -47,7 +45,7 @@ fn setup() -> Option<Setup> {
     };
     s.asked(&["init", "--name", "alice"], b"").assert_success();
     s.asked(&["set", "prod/db"], b"first").assert_success();
-    Some(s)
+    s
 }
 
 impl Setup {
@@ -89,8 +87,12 @@ fn eventually(what: &str, done: impl Fn() -> bool) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn unlock_once_then_commands_without_a_terminal_decrypt_and_sign_until_lock() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     // Without the agent, no terminal means no passphrase: an error at once.
     let out = s.bare(&["get", "prod/db"], b"");
     out.assert_code(1);
@@ -160,8 +162,12 @@ fn unlock_once_then_commands_without_a_terminal_decrypt_and_sign_until_lock() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn keys_unused_for_the_idle_time_are_forgotten() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     s.asked(&["unlock", "--for", "2s"], b"").assert_success();
     s.bare(&["get", "prod/db"], b"").assert_success();
     // Each use restarts the clock; two seconds without one ends it.
@@ -175,8 +181,13 @@ fn keys_unused_for_the_idle_time_are_forgotten() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_python3, ignore = "needs python3: apt-get install python3")]
 fn the_agent_serves_no_other_user() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         assert!(
@@ -186,9 +197,7 @@ fn the_agent_serves_no_other_user() {
         eprintln!("skipping: switching to another user needs root");
         return;
     }
-    if !require_tool("python3") {
-        return;
-    }
+    require_tool("python3");
     s.asked(&["unlock"], b"").assert_success();
     // Open the way to the socket for everyone, as a careless chmod would:
     // the agent still checks who connects.
@@ -242,8 +251,12 @@ for req in ({"op": "hello"}, {"op": "lock"}):
 /// Two clones of one store; ten secrets changed on both sides: git runs the
 /// merge driver ten times during bob's... alice's second clone's `sync`.
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn a_sync_with_ten_conflicting_nodes_asks_once() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let env = &s.env;
     for i in 0..10 {
         s.asked(
@@ -322,8 +335,12 @@ fn a_sync_with_ten_conflicting_nodes_asks_once() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn askpass_is_used_with_a_display_and_no_terminal_and_nothing_hangs_without() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let before = s.prompts();
     let mut cmd = s.env.sesto(&["get", "prod/db"]);
     cmd.env("SSH_ASKPASS", &s.askpass).env("DISPLAY", ":0");
@@ -370,11 +387,14 @@ fn askpass_is_used_with_a_display_and_no_terminal_and_nothing_hangs_without() {
 /// On a terminal (a pseudo-terminal from util-linux `script`): two wrong
 /// passphrases, then the right one, unlock; three wrong ones do not.
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn a_terminal_gets_three_tries() {
-    let Some(s) = setup() else { return };
-    if !require_tool("script") {
-        return;
-    }
+    let s = setup();
+    require_tool("script");
     let sesto = env!("CARGO_BIN_EXE_sesto");
     let on_terminal = |typed: &str| {
         let mut cmd = s.env.command("script");
@@ -418,8 +438,12 @@ fn a_terminal_gets_three_tries() {
 /// uses it rather than starting another, and SIGTERM ends it with its keys
 /// wiped and its socket removed.
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn a_foreground_agent_serves_unlock_and_stops_cleanly_on_sigterm() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let mut cmd = s.env.sesto(&["agent", "--for", "1h"]);
     cmd.stderr(std::process::Stdio::piped());
     let mut agent = cmd.spawn().unwrap();
@@ -440,8 +464,12 @@ fn a_foreground_agent_serves_unlock_and_stops_cleanly_on_sigterm() {
 /// only signs: reads never ask for the passphrase (no file is encrypted to
 /// the signing key); a write asks once.
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn a_signing_only_passphrase_key_is_asked_for_only_to_write() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let env = &s.env;
     let age = age::x25519::Identity::generate();
     let age_file = env.root.join("carol.age");

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{require_tool, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{require_tool, require_tools, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
 
 /// A dummy value, distinctive enough to search every output for.
 const VALUE: &str = "clip-test-value-7Qm2";
@@ -23,10 +23,6 @@ const VALUE: &str = "clip-test-value-7Qm2";
 /// The RFC 6238 test secret ("12345678901234567890" in base32): a published test
 /// vector, not a secret.
 const RFC6238_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-
-fn tools(names: &[&str]) -> bool {
-    names.iter().all(|n| require_tool(n))
-}
 
 /// A store (admin alice) holding VALUE at prod/db/password.
 fn store() -> TestEnv {
@@ -166,13 +162,16 @@ impl Drop for Xvfb {
     }
 }
 
-fn x11() -> Option<Xvfb> {
-    tools(&["Xvfb", "xclip"]).then(Xvfb::start)
+fn x11() -> Xvfb {
+    require_tools(&["Xvfb", "xclip"]);
+    Xvfb::start()
 }
 
 #[test]
+#[cfg_attr(missing_xvfb, ignore = "needs Xvfb: apt-get install xvfb")]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn get_clip_copies_the_value_and_prints_nothing_of_it() {
-    let Some(x) = x11() else { return };
+    let x = x11();
     let env = store();
     let mut cmd = x.sesto(&env, &["get", "-c", "prod/db/password"]);
     cmd.env("SESTO_CLIP_TIME", "30");
@@ -224,8 +223,10 @@ fn get_clip_copies_the_value_and_prints_nothing_of_it() {
 }
 
 #[test]
+#[cfg_attr(missing_xvfb, ignore = "needs Xvfb: apt-get install xvfb")]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn clipboard_is_cleared_after_sesto_clip_time() {
-    let Some(x) = x11() else { return };
+    let x = x11();
     let env = store();
     let mut cmd = x.sesto(&env, &["get", "-c", "prod/db/password"]);
     cmd.env("SESTO_CLIP_TIME", "1");
@@ -246,8 +247,10 @@ fn clipboard_is_cleared_after_sesto_clip_time() {
 }
 
 #[test]
+#[cfg_attr(missing_xvfb, ignore = "needs Xvfb: apt-get install xvfb")]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn clipboard_copied_over_by_the_user_is_not_cleared() {
-    let Some(x) = x11() else { return };
+    let x = x11();
     let env = store();
     let mut cmd = x.sesto(&env, &["get", "-c", "prod/db/password"]);
     cmd.env("SESTO_CLIP_TIME", "2");
@@ -267,8 +270,10 @@ fn clipboard_copied_over_by_the_user_is_not_cleared() {
 }
 
 #[test]
+#[cfg_attr(missing_xvfb, ignore = "needs Xvfb: apt-get install xvfb")]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn otp_clip_copies_the_current_code() {
-    let Some(x) = x11() else { return };
+    let x = x11();
     let env = store();
     set(&env, "otp/github", RFC6238_SECRET.as_bytes());
     let printed = env.run(&["otp", "otp/github"]);
@@ -287,8 +292,10 @@ fn otp_clip_copies_the_current_code() {
 }
 
 #[test]
+#[cfg_attr(missing_xvfb, ignore = "needs Xvfb: apt-get install xvfb")]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn generate_clip_copies_the_new_value() {
-    let Some(x) = x11() else { return };
+    let x = x11();
     let env = store();
     let out = run_cmd(x.sesto(&env, &["generate", "--clip", "new/pw"]));
     out.assert_success();
@@ -302,10 +309,9 @@ fn generate_clip_copies_the_new_value() {
 }
 
 #[test]
+#[cfg_attr(missing_xclip, ignore = "needs xclip: apt-get install xclip")]
 fn without_a_clipboard_nothing_is_copied_printed_or_stored() {
-    if !tools(&["xclip"]) {
-        return;
-    }
+    require_tool("xclip");
     let env = store();
     let check = |cmd: Command, want: &str| {
         let out = run_cmd(cmd);
@@ -475,10 +481,17 @@ impl Drop for Sway {
 }
 
 #[test]
+#[cfg_attr(missing_sway, ignore = "needs sway: apt-get install sway")]
+#[cfg_attr(
+    missing_wl_clipboard,
+    ignore = "needs wl-copy, wl-paste: apt-get install wl-clipboard"
+)]
+#[cfg_attr(
+    missing_util_linux,
+    ignore = "needs setpriv, setsid, unshare: apt-get install util-linux"
+)]
 fn wayland_copy_and_clear_with_wl_clipboard() {
-    if !tools(&["sway", "wl-copy", "wl-paste", "setpriv"]) {
-        return;
-    }
+    require_tools(&["sway", "wl-copy", "wl-paste", "setpriv"]);
     let sway = Sway::start();
     let env = store();
     let mut cmd = env.sesto(&["get", "-c", "prod/db/password"]);
@@ -510,10 +523,9 @@ fn on_terminal(env: &TestEnv, args: &[&str]) -> Output {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn get_adds_a_newline_on_a_terminal_only() {
-    if !tools(&["script"]) {
-        return;
-    }
+    require_tool("script");
     let env = store();
     set(&env, "ends/with/newline", b"line-value\n");
     // A pipe gets the exact bytes.
@@ -539,10 +551,9 @@ fn get_adds_a_newline_on_a_terminal_only() {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn generate_print_prints_the_value_once() {
-    if !tools(&["script"]) {
-        return;
-    }
+    require_tool("script");
     let env = store();
     let out = env.run(&["generate", "--print", "new/pw"]);
     out.assert_success();
@@ -584,10 +595,9 @@ fn qr_lines(text: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn otp_qr_draws_a_square_on_a_terminal_only() {
-    if !tools(&["script"]) {
-        return;
-    }
+    require_tool("script");
     let env = store();
     let uri = format!("otpauth://totp/Example:alice?secret={RFC6238_SECRET}&issuer=Example");
     set(&env, "otp/uri", uri.as_bytes());
@@ -666,10 +676,10 @@ fn qr_pgm(lines: &[String]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(missing_zbar, ignore = "needs zbarimg: apt-get install zbar-tools")]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn otp_qr_decodes_to_the_uri_with_zbarimg() {
-    if !tools(&["script", "zbarimg"]) {
-        return;
-    }
+    require_tools(&["script", "zbarimg"]);
     let env = store();
     let uri = format!("otpauth://totp/Example:alice?secret={RFC6238_SECRET}&issuer=Example");
     set(&env, "otp/uri", format!("{uri}\n").as_bytes());

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{path_with_sesto, require_tool, run_cmd, without_terminal, KeyKind, TestEnv};
+use common::{path_with_sesto, require_tools, run_cmd, without_terminal, KeyKind, TestEnv};
 
 /// How long a shell may take to show what a case waits for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -63,15 +63,10 @@ impl Shell {
         }
     }
 
-    /// The shells to test here: bash always, zsh and fish where installed.
+    /// The shells to test: a test using them is ignored where zsh or fish is missing.
     fn all() -> Vec<Shell> {
-        let mut shells = vec![Shell::Bash];
-        for shell in [Shell::Zsh, Shell::Fish] {
-            if require_tool(shell.name()) {
-                shells.push(shell);
-            }
-        }
-        shells
+        require_tools(&["bash", "zsh", "fish"]);
+        vec![Shell::Bash, Shell::Zsh, Shell::Fish]
     }
 }
 
@@ -335,6 +330,9 @@ fn completes(env: &TestEnv, shell: Shell, keys: &str, expect: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn subcommands_complete_without_the_plumbing() {
     let env = store();
     for shell in Shell::all() {
@@ -356,6 +354,9 @@ fn subcommands_complete_without_the_plumbing() {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_folder_lists_its_entries_and_values_never_show() {
     let env = store();
     for shell in Shell::all() {
@@ -374,6 +375,9 @@ fn a_folder_lists_its_entries_and_values_never_show() {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn nested_folders_complete_without_a_space_after_each_folder() {
     let env = store();
     for shell in Shell::all() {
@@ -386,6 +390,9 @@ fn nested_folders_complete_without_a_space_after_each_folder() {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_name_with_a_space_is_quoted() {
     let env = store();
     for shell in Shell::all() {
@@ -401,6 +408,9 @@ fn a_name_with_a_space_is_quoted() {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn scripts_saved_where_the_readme_says_load_on_their_own() {
     let env = store();
     for shell in Shell::all().into_iter().filter(|s| *s != Shell::Bash) {
@@ -410,6 +420,9 @@ fn scripts_saved_where_the_readme_says_load_on_their_own() {
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn member_names_complete_for_member_remove_and_grant() {
     let env = store();
     for shell in Shell::all() {
@@ -440,6 +453,9 @@ fn complete_without_terminal(env: &TestEnv, line: &str, word: &str) -> (String, 
 }
 
 #[test]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_key_with_a_passphrase_and_no_agent_completes_nothing_quickly() {
     let env = store();
     let key = env.home.join(".ssh/id_ed25519");

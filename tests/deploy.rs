@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::sshd::Sshd;
-use common::{require_tool, run_cmd, snapshot_text, KeyKind, TestEnv};
+use common::{require_tools, run_cmd, snapshot_text, KeyKind, TestEnv};
 
 const DB_PASSWORD: &str = "prod-db-pw-9f3k2";
 const API_KEY: &str = "prod-api-key-77x\nsecond line";
@@ -35,10 +35,6 @@ struct Setup {
     url: String,
     deploy_key: PathBuf,
     admin_fingerprint: String,
-}
-
-fn have_tools(tools: &[&str]) -> bool {
-    tools.iter().all(|t| require_tool(t))
 }
 
 fn setup() -> Setup {
@@ -115,10 +111,14 @@ fn runner_command(env: &TestEnv, home: &Path, program: impl AsRef<std::ffi::OsSt
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_sshd, ignore = "needs sshd: apt-get install openssh-server")]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn a_deploy_key_clones_over_ssh_and_reads_prod_only_without_a_terminal() {
-    if !have_tools(&["sshd", "ssh", "ssh-keygen", "git"]) {
-        return;
-    }
+    require_tools(&["sshd", "ssh", "ssh-keygen", "git"]);
     let s = setup();
     let home = s.env.root.join("runner");
     std::fs::create_dir(&home).unwrap();
@@ -301,26 +301,38 @@ fn read_github_env(text: &str) -> Vec<(String, String)> {
     vars
 }
 
-/// What a CI example job runs besides sesto.
-const CI_JOB_TOOLS: &[&str] = &[
-    "sshd",
-    "ssh",
-    "ssh-keygen",
-    "git",
-    "curl",
-    "sha256sum",
-    "bash",
-];
+/// Panics unless what a CI example job runs besides sesto is installed.
+fn require_ci_job_tools() {
+    require_tools(&[
+        "sshd",
+        "ssh",
+        "ssh-keygen",
+        "git",
+        "curl",
+        "sha256sum",
+        "bash",
+    ]);
+}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_sshd, ignore = "needs sshd: apt-get install openssh-server")]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
+#[cfg_attr(
+    missing_coreutils,
+    ignore = "needs sha256sum, base64: apt-get install coreutils"
+)]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
+#[cfg_attr(missing_curl, ignore = "needs curl: apt-get install curl")]
 fn the_github_actions_example_runs_step_by_step() {
-    if !have_tools(CI_JOB_TOOLS) {
-        return;
-    }
+    require_ci_job_tools();
     let s = setup();
     let http = FileServer::start(Path::new(env!("CARGO_BIN_EXE_sesto")));
     let runner = s.env.root.join("gh");
@@ -439,10 +451,20 @@ fn the_github_actions_example_runs_step_by_step() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_sshd, ignore = "needs sshd: apt-get install openssh-server")]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
+#[cfg_attr(
+    missing_coreutils,
+    ignore = "needs sha256sum, base64: apt-get install coreutils"
+)]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
+#[cfg_attr(missing_curl, ignore = "needs curl: apt-get install curl")]
 fn the_gitlab_ci_example_runs_line_by_line() {
-    if !have_tools(CI_JOB_TOOLS) {
-        return;
-    }
+    require_ci_job_tools();
     let s = setup();
     let http = FileServer::start(Path::new(env!("CARGO_BIN_EXE_sesto")));
     let runner = s.env.root.join("gl");
@@ -504,11 +526,14 @@ fn the_gitlab_ci_example_runs_line_by_line() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_coreutils,
+    ignore = "needs sha256sum, base64: apt-get install coreutils"
+)]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_tampered_download_stops_the_github_job() {
     // The checksum line of the install step is what keeps a swapped binary out.
-    if !have_tools(&["sha256sum", "bash"]) {
-        return;
-    }
+    require_tools(&["sha256sum", "bash"]);
     let env = TestEnv::new();
     let text = std::fs::read_to_string(examples().join("ci/github-actions.yml")).unwrap();
     let workflow: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();

@@ -127,11 +127,10 @@ fn a_value_on_the_command_line_is_refused_without_being_repeated() {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn set_on_a_terminal_reads_several_lines_with_m_and_refuses_a_pasted_block_without_it() {
     let s = store();
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let pem = "-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----\n";
     let out = s.on_terminal(&["set", "-m", "prod/tls/key"], pem);
     out.assert_success();
@@ -153,11 +152,10 @@ fn set_on_a_terminal_reads_several_lines_with_m_and_refuses_a_pasted_block_witho
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn set_over_an_existing_secret_asks_on_a_terminal_and_force_skips() {
     let s = store();
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let out = s.on_terminal(&["set", "prod/api/token"], "n\n");
     out.assert_code(1);
     assert!(
@@ -254,11 +252,10 @@ fn grep_searches_the_values_a_member_can_read() {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn removals_ask_on_a_terminal_and_dry_runs_change_nothing() {
     let s = store();
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let out = s.on_terminal(&["rm", "-r", "prod/db"], "n\n");
     out.assert_code(1);
     assert!(

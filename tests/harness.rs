@@ -1,11 +1,19 @@
-//! Tests of the test harness itself (tests/common): redaction and the sealed
-//! environment. They run no `sesto` command.
+//! Tests of the test harness itself (tests/common): redaction, the sealed
+//! environment, and the lint that keeps tests needing a tool ignored where it is
+//! missing. They run no `sesto` command.
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use common::{insta_settings, pub_key, redact, require_tool, snapshot_text, KeyKind, TestEnv};
+use common::{
+    insta_settings, pub_key, redact, require_tool, snapshot_text, tools, KeyKind, TestEnv,
+};
+use regex::Regex;
 
 #[test]
 fn redact_replaces_ids_keys_dates_and_commits() {
@@ -128,10 +136,9 @@ fn sealed_env_hides_the_host_environment() {
 }
 
 #[test]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn git_sees_only_the_test_identity_and_clock() {
-    if !require_tool("git") {
-        return;
-    }
+    require_tool("git");
     let env = TestEnv::new();
     env.init_repo();
     assert_eq!(env.git(&["config", "user.name"]).stdout, "Test User\n");
@@ -150,10 +157,12 @@ fn git_sees_only_the_test_identity_and_clock() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn ssh_keygen_makes_keys_in_the_test_home() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let env = TestEnv::new();
     let alice = env.ssh_keygen("alice", KeyKind::Ed25519, None);
     assert_eq!(alice, env.home.join(".ssh/alice"));
@@ -168,10 +177,9 @@ fn ssh_keygen_makes_keys_in_the_test_home() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn age_keygen_returns_the_recipient() {
-    if !require_tool("age-keygen") {
-        return;
-    }
+    require_tool("age-keygen");
     let env = TestEnv::new();
     let (path, recipient) = env.age_keygen("carol");
     assert!(path.starts_with(&env.home));
@@ -202,4 +210,185 @@ fn scripts_run_with_the_sealed_environment() {
     common::run_cmd(cmd).assert_success();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "edited\n");
     assert_eq!(env.edit_dir_entries(), ["f"]);
+}
+
+/// The lint of issue 15: a test that needs a tool must be reported as ignored where
+/// the tool is missing. For every `#[test]` fn in tests/, the tools it passes to
+/// `require_tool`/`require_tools`, itself or through functions of its own test crate,
+/// must each have the annotation of their build.rs group, with that group's reason,
+/// and it must have no other such annotation.
+#[test]
+fn every_test_needing_a_tool_is_ignored_where_the_tool_is_missing() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for entry in fs::read_dir(&tests).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension() != Some(OsStr::new("rs")) {
+            continue;
+        }
+        // A test crate: tests/<name>.rs and its modules under tests/<name>/.
+        let mut files = vec![file.clone()];
+        let dir = file.with_extension("");
+        if dir.is_dir() {
+            for module in walkdir::WalkDir::new(&dir) {
+                let module = module.unwrap().into_path();
+                if module.extension() == Some(OsStr::new("rs")) {
+                    files.push(module);
+                }
+            }
+        }
+        let fns: Vec<TextFn> = files.iter().flat_map(|f| text_fns(f)).collect();
+        for f in fns.iter().filter(|f| f.is_test) {
+            checked += 1;
+            let mut needed = BTreeSet::new();
+            for tool in tools_needed(&f.name, &fns, &mut BTreeSet::new()) {
+                match tools::group_of(&tool) {
+                    Some(group) => needed.insert(group.name),
+                    None => {
+                        problems.push(format!("{}: {tool} has no group in build.rs", f.place));
+                        continue;
+                    }
+                };
+            }
+            let mut annotated = BTreeSet::new();
+            for (group, reason) in &f.ignored_if_missing {
+                match tools::GROUPS.iter().find(|g| g.name == group) {
+                    Some(g) if g.reason() == *reason => {}
+                    Some(g) => problems.push(format!(
+                        "{}: missing_{group} should say {:?}, not {reason:?}",
+                        f.place,
+                        g.reason()
+                    )),
+                    None => problems.push(format!("{}: no group {group} in build.rs", f.place)),
+                }
+                annotated.insert(group.as_str());
+            }
+            for group in needed.difference(&annotated) {
+                let reason = tools::GROUPS
+                    .iter()
+                    .find(|g| g.name == *group)
+                    .unwrap()
+                    .reason();
+                problems.push(format!(
+                    "{}: add #[cfg_attr(missing_{group}, ignore = {reason:?})]",
+                    f.place
+                ));
+            }
+            for group in annotated.difference(&needed) {
+                problems.push(format!(
+                    "{}: ignored when {group} is missing but never requires it",
+                    f.place
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "found only {checked} tests in {}",
+        tests.display()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A function as the lint sees it in a test source: lines, not syntax.
+struct TextFn {
+    name: String,
+    /// `tests/<file>.rs: <name>`, for messages.
+    place: String,
+    is_test: bool,
+    /// Its `#[cfg_attr(missing_<group>, ignore = "<reason>")]`s: (group, reason).
+    ignored_if_missing: Vec<(String, String)>,
+    /// String literals passed to `require_tool` and `require_tools` in its body.
+    tools: BTreeSet<String>,
+    /// Names it calls as `name(` or `Type::name(`, methods excluded.
+    calls: BTreeSet<String>,
+}
+
+/// The functions in `file`: each starts at a `fn` line and ends at the `}` line of
+/// the same indentation (rustfmt's layout); its attributes are the lines above it up
+/// to a blank line or the end of the previous item. Comment lines are left out.
+fn text_fns(file: &Path) -> Vec<TextFn> {
+    let fn_line = Regex::new(r"^(\s*)(?:pub(?:\([\w:]+\))? )?(?:const )?fn (\w+)").unwrap();
+    let annotation =
+        Regex::new(r#"cfg_attr\(\s*missing_(\w+),\s*ignore\s*=\s*"([^"]*)",?\s*\)"#).unwrap();
+    let require = Regex::new(r"require_tools?\(").unwrap();
+    let call = Regex::new(r"(?:^|[^.\w])(\w+)\(").unwrap();
+    let text = fs::read_to_string(file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut fns = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(m) = fn_line.captures(line) else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue;
+        }
+        let end = format!("{}}}", &m[1]);
+        let body_end = (i..lines.len())
+            .find(|&j| lines[j] == end)
+            .unwrap_or(lines.len());
+        let body: String = lines[i + 1..body_end]
+            .iter()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        let attrs_start = (0..i)
+            .rev()
+            .find(|&j| {
+                let l = lines[j].trim_end();
+                l.trim().is_empty() || l.ends_with('}') || l.ends_with(';')
+            })
+            .map_or(0, |j| j + 1);
+        let attrs = lines[attrs_start..i].join("\n");
+        let mut tools = BTreeSet::new();
+        for m in require.find_iter(&body) {
+            let args = &body[m.end()..];
+            let mut depth = 1;
+            let len = args
+                .find(|c| {
+                    depth += i32::from(c == '(') - i32::from(c == ')');
+                    depth == 0
+                })
+                .unwrap_or(args.len());
+            tools.extend(args[..len].split('"').skip(1).step_by(2).map(String::from));
+        }
+        fns.push(TextFn {
+            name: m[2].to_string(),
+            place: format!(
+                "{}: {}",
+                file.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                    .unwrap_or(file)
+                    .display(),
+                &m[2]
+            ),
+            is_test: attrs.lines().any(|l| l.trim() == "#[test]"),
+            ignored_if_missing: annotation
+                .captures_iter(&attrs)
+                .map(|c| (c[1].to_string(), c[2].to_string()))
+                .collect(),
+            tools,
+            calls: call
+                .captures_iter(&body)
+                .map(|c| c[1].to_string())
+                .collect(),
+        });
+    }
+    fns
+}
+
+/// The tools `name` requires, itself or through the functions it calls (every
+/// function of that name: the lint does not resolve types).
+fn tools_needed(name: &str, fns: &[TextFn], seen: &mut BTreeSet<String>) -> BTreeSet<String> {
+    let mut tools = BTreeSet::new();
+    if !seen.insert(name.to_string()) {
+        return tools;
+    }
+    for f in fns.iter().filter(|f| f.name == name) {
+        tools.extend(f.tools.iter().cloned());
+        for callee in &f.calls {
+            tools.extend(tools_needed(callee, fns, seen));
+        }
+    }
+    tools
 }

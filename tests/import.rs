@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require_tool, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{require_tool, require_tools, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
 
 /// A store with admin alice in an empty repository (so sesto commits).
 fn store() -> TestEnv {
@@ -181,10 +181,10 @@ const PASS_ENTRIES: &[(&str, &[u8])] = &[
 ];
 
 #[test]
+#[cfg_attr(missing_gpg, ignore = "needs gpg, gpgconf: apt-get install gnupg")]
+#[cfg_attr(missing_pass, ignore = "needs pass: apt-get install pass")]
 fn pass_store_imports_byte_for_byte_in_one_commit() {
-    if !require_tool("pass") || !require_tool("gpg") {
-        return;
-    }
+    require_tools(&["pass", "gpg"]);
     let env = store();
     let pass_dir = env.root.join("password-store");
     let gpg = Gpg::new(&env, &pass_dir);
@@ -245,10 +245,10 @@ fn pass_store_imports_byte_for_byte_in_one_commit() {
 }
 
 #[test]
+#[cfg_attr(missing_gpg, ignore = "needs gpg, gpgconf: apt-get install gnupg")]
+#[cfg_attr(missing_pass, ignore = "needs pass: apt-get install pass")]
 fn gpg_failing_midway_leaves_the_store_unchanged() {
-    if !require_tool("pass") || !require_tool("gpg") {
-        return;
-    }
+    require_tools(&["pass", "gpg"]);
     let env = store();
     env.run_stdin(&["set", "kept/one"], b"before")
         .assert_success();
@@ -292,10 +292,10 @@ fn gpg_failing_midway_leaves_the_store_unchanged() {
 }
 
 #[test]
+#[cfg_attr(missing_gpg, ignore = "needs gpg, gpgconf: apt-get install gnupg")]
+#[cfg_attr(missing_pass, ignore = "needs pass: apt-get install pass")]
 fn gopass_root_store_and_mounts_become_folders() {
-    if !require_tool("pass") || !require_tool("gpg") {
-        return;
-    }
+    require_tools(&["pass", "gpg"]);
     let env = store();
     // gopass's default root, in the sealed HOME (XDG_DATA_HOME unset).
     let root = env.home.join(".local/share/gopass/stores/root");
@@ -369,10 +369,9 @@ fn gopass_root_store_and_mounts_become_folders() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn passage_store_imports_with_age_identities() {
-    if !require_tool("age") || !require_tool("age-keygen") {
-        return;
-    }
+    require_tools(&["age", "age-keygen"]);
     let env = store();
     let (identity, recipient) = env.age_keygen("passage");
     // passage's defaults: ~/.passage/store and ~/.passage/identities.
@@ -604,10 +603,9 @@ fn hostile_files_fail_cleanly_naming_the_key_and_no_value() {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn a_long_import_shows_progress_on_a_terminal_only() {
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let env = store();
     let dotenv: String = (0..600)
         .map(|i| format!("VAR_{i:03}=value-{i}\n"))

@@ -20,7 +20,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{pub_key, redact, require_tool, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{
+    pub_key, redact, require_tool, require_tools, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv,
+};
 
 /// Passphrase of the passphrase-protected keys.
 const PASSPHRASE: &str = "open sesame 42";
@@ -33,11 +35,6 @@ const AT_ONCE: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
-
-/// Whether every tool is installed (skip notice, or panic under CI, otherwise).
-fn tools(names: &[&str]) -> bool {
-    names.iter().all(|name| require_tool(name))
-}
 
 fn default_key_name(kind: KeyKind) -> &'static str {
     match kind {
@@ -264,10 +261,15 @@ fn readme_decode_value(env: &TestEnv, keyfile: &Path, e: &Entry, rev: Option<&st
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_coreutils,
+    ignore = "needs sha256sum, base64: apt-get install coreutils"
+)]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
+#[cfg_attr(missing_sed, ignore = "needs sed: apt-get install sed")]
 fn age_cli_recovers_secrets_by_the_readme_recipe() {
-    if !tools(&["age", "bash", "base64", "sed"]) {
-        return;
-    }
+    require_tools(&["age", "bash", "base64", "sed"]);
     let env = TestEnv::new();
     alice_store(&env);
     let password = b"correct horse battery staple";
@@ -396,10 +398,13 @@ fn library_decrypt(
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn library_decrypts_files_the_age_cli_encrypted() {
-    if !tools(&["age", "age-keygen", "ssh-keygen"]) {
-        return;
-    }
+    require_tools(&["age", "age-keygen", "ssh-keygen"]);
     let env = TestEnv::new();
     // More than one 64 KiB STREAM chunk, and not a multiple of it.
     let plaintext: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -499,9 +504,7 @@ fn library_decrypts_files_the_age_cli_encrypted() {
 /// init, set and get with an unencrypted key of `kind` at its default path; the age
 /// CLI opens the root with the same key.
 fn unencrypted_key_works(kind: KeyKind) {
-    if !tools(&["ssh-keygen", "age"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age"]);
     let env = TestEnv::new();
     env.init_repo();
     let key = env.ssh_keygen(default_key_name(kind), kind, None);
@@ -535,20 +538,32 @@ fn unencrypted_key_works(kind: KeyKind) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn ssh_keygen_ed25519_key_without_passphrase_works() {
     unencrypted_key_works(KeyKind::Ed25519);
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn ssh_keygen_rsa_key_without_passphrase_works() {
     unencrypted_key_works(KeyKind::Rsa);
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn identity_from_flag_env_text_and_env_file() {
-    if !tools(&["ssh-keygen"]) {
-        return;
-    }
+    require_tool("ssh-keygen");
     let env = TestEnv::new();
     env.init_repo();
     // Not at a default path: only the source under test can supply it.
@@ -599,9 +614,7 @@ fn identity_from_flag_env_text_and_env_file() {
 
 /// With no terminal, a passphrase-protected key fails at once, naming the key.
 fn passphrase_key_without_terminal(kind: KeyKind) {
-    if !tools(&["ssh-keygen", "setsid"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "setsid"]);
     let env = TestEnv::new();
     env.init_repo();
     let key = env.ssh_keygen(default_key_name(kind), kind, None);
@@ -668,11 +681,27 @@ fn passphrase_key_without_terminal(kind: KeyKind) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(
+    missing_util_linux,
+    ignore = "needs setpriv, setsid, unshare: apt-get install util-linux"
+)]
 fn ed25519_passphrase_without_terminal_fails_at_once() {
     passphrase_key_without_terminal(KeyKind::Ed25519);
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(
+    missing_util_linux,
+    ignore = "needs setpriv, setsid, unshare: apt-get install util-linux"
+)]
 fn rsa_passphrase_without_terminal_fails_at_once() {
     passphrase_key_without_terminal(KeyKind::Rsa);
 }
@@ -680,9 +709,7 @@ fn rsa_passphrase_without_terminal_fails_at_once() {
 /// On a terminal, the passphrase is asked once per process, however many nodes the
 /// command decrypts and signs.
 fn passphrase_key_on_terminal(kind: KeyKind) {
-    if !tools(&["ssh-keygen", "script"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "script"]);
     let env = TestEnv::new();
     env.init_repo();
     let key = env.ssh_keygen(default_key_name(kind), kind, Some(PASSPHRASE));
@@ -738,20 +765,33 @@ fn passphrase_key_on_terminal(kind: KeyKind) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn ed25519_passphrase_is_asked_once_on_a_terminal() {
     passphrase_key_on_terminal(KeyKind::Ed25519);
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn rsa_passphrase_is_asked_once_on_a_terminal() {
     passphrase_key_on_terminal(KeyKind::Rsa);
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn passphrase_key_from_flag_env_text_and_env_file_on_a_terminal() {
-    if !tools(&["ssh-keygen", "script"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "script"]);
     let env = TestEnv::new();
     env.init_repo();
     // Not at a default path: only the source under test can supply it.
@@ -804,13 +844,16 @@ fn passphrase_key_from_flag_env_text_and_env_file_on_a_terminal() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn passphrase_is_asked_once_when_the_same_key_is_named_twice() {
     // The same key from two sources (`-i K -i K`, SESTO_IDENTITY and
     // SESTO_IDENTITY_FILE, or ~/.config/sesto/identity a copy of ~/.ssh/id_ed25519)
     // is still one key: its passphrase is asked once per process.
-    if !tools(&["ssh-keygen", "script"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "script"]);
     let env = TestEnv::new();
     env.init_repo();
     let key = env.ssh_keygen("id_ed25519", KeyKind::Ed25519, Some(PASSPHRASE));
@@ -868,10 +911,13 @@ fn passphrase_is_asked_once_when_the_same_key_is_named_twice() {
 // ---------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn age_key_member_reads_but_cannot_sign() {
-    if !tools(&["ssh-keygen", "age-keygen", "age"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age-keygen", "age"]);
     let env = TestEnv::new();
     env.init_repo();
     // Not at a default path, so that only -i decides who runs each command.
@@ -986,10 +1032,13 @@ impl<'a> Signers<'a> {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn roster_and_node_signatures_verify_with_ssh_keygen() {
-    if !tools(&["ssh-keygen", "age", "age-keygen"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age", "age-keygen"]);
     let env = TestEnv::new();
     let key = alice_store(&env);
     set(&env, "prod/db/password", b"pw");
@@ -1187,10 +1236,12 @@ impl Log {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn canary_values_and_names_never_leak() {
-    if !tools(&["ssh-keygen"]) {
-        return;
-    }
+    require_tool("ssh-keygen");
     let env = TestEnv::new();
     alice_store(&env);
     let yaml = format!("canaryfieldzq: {YAML_VALUE}\nuser: app\n");

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::sshd::Sshd;
 use common::{
-    path_with_sesto, require_tool, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output, TestEnv,
+    path_with_sesto, require_tools, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output, TestEnv,
 };
 
 /// alice's first secrets, chosen so that bytes must come back exactly: trailing
@@ -173,17 +173,19 @@ fn bare_remote(env: &TestEnv) -> PathBuf {
     env.bare_repo("remote.git")
 }
 
-fn have_ssh_tools() -> bool {
-    ["sshd", "ssh", "ssh-keygen", "git"]
-        .iter()
-        .all(|tool| require_tool(tool))
+fn require_ssh_tools() {
+    require_tools(&["sshd", "ssh", "ssh-keygen", "git"]);
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_sshd, ignore = "needs sshd: apt-get install openssh-server")]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn sync_over_ssh_brings_two_clones_to_one_store() {
-    if !have_ssh_tools() {
-        return;
-    }
+    require_ssh_tools();
     let env = TestEnv::new();
     let login = env.ssh_keygen("git_login", KeyKind::Ed25519, None);
     let remote = bare_remote(&env);
@@ -204,10 +206,14 @@ fn sync_over_ssh_brings_two_clones_to_one_store() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+#[cfg_attr(missing_sshd, ignore = "needs sshd: apt-get install openssh-server")]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn sync_over_ssh_with_an_unauthorized_key_is_refused_and_changes_nothing() {
-    if !have_ssh_tools() {
-        return;
-    }
+    require_ssh_tools();
     let env = TestEnv::new();
     let login = env.ssh_keygen("git_login", KeyKind::Ed25519, None);
     let stranger = env.ssh_keygen("stranger", KeyKind::Ed25519, None);

@@ -507,10 +507,12 @@ fn a_commit_sesto_makes_is_checked_first() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pre_commit,
+    ignore = "needs pre-commit: pip install pre-commit"
+)]
 fn the_pre_commit_framework_runs_the_hooks_of_this_repository() {
-    if !require_tool("pre-commit") {
-        return;
-    }
+    require_tool("pre-commit");
     let env = store();
     // pre-commit wants a git repository with a rev: this project's hook files alone.
     let hook_repo = env.root.join("hook-repo");

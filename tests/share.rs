@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use age::secrecy::ExposeSecret;
 use common::{
-    insta_settings, pub_key, require_tool, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output,
+    insta_settings, pub_key, require_tools, run_cmd, run_cmd_stdin, snapshot_text, KeyKind, Output,
     TestEnv,
 };
 
@@ -20,11 +20,6 @@ const CANARY: &str = "canary-7Qx-share";
 /// The value: the canary, bytes that are not UTF-8 and a trailing newline, all of
 /// which must come back exactly.
 const VALUE: &[u8] = b"canary-7Qx-share \xfe\xff\n";
-
-/// Whether every tool is installed (skip notice, or panic under CI, otherwise).
-fn tools(names: &[&str]) -> bool {
-    names.iter().all(|name| require_tool(name))
-}
 
 /// A store whose admin is `alice` (`~/.ssh/id_ed25519`) holding [`VALUE`] at [`PATH`]
 /// and a folder `prod/db`, everything committed.
@@ -102,9 +97,7 @@ fn snap(name: &str, out: &Output) {
 /// `share --to` a fresh SSH key of `kind`; the age CLI opens the file with its private
 /// key, and alice's key (a store member, not a recipient) cannot.
 fn shared_to_ssh_key(kind: KeyKind) {
-    if !tools(&["ssh-keygen", "age"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age"]);
     let env = store();
     let bob = env.ssh_keygen("bob", kind, None);
     let out = share(&env, &[PATH, "--to", &pub_key(&bob)]);
@@ -124,20 +117,29 @@ fn shared_to_ssh_key(kind: KeyKind) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn age_cli_opens_share_to_ssh_ed25519_key() {
     shared_to_ssh_key(KeyKind::Ed25519);
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn age_cli_opens_share_to_ssh_rsa_key() {
     shared_to_ssh_key(KeyKind::Rsa);
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn age_cli_opens_share_to_age_keygen_recipient() {
-    if !tools(&["age-keygen", "age"]) {
-        return;
-    }
+    require_tools(&["age-keygen", "age"]);
     let env = store();
     let (carol, recipient) = env.age_keygen("carol");
     let out = share(&env, &[PATH, "--to", &recipient]);
@@ -146,10 +148,13 @@ fn age_cli_opens_share_to_age_keygen_recipient() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn to_file_and_to_combine_and_every_key_opens_the_file() {
-    if !tools(&["ssh-keygen", "age-keygen", "age"]) {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age-keygen", "age"]);
     let env = store();
     let bob = env.ssh_keygen("bob", KeyKind::Ed25519, None);
     let (carol, carol_recipient) = env.age_keygen("carol");
@@ -178,11 +183,11 @@ fn to_file_and_to_combine_and_every_key_opens_the_file() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn passphrase_on_stderr_opens_the_file_with_age_cli_on_a_terminal() {
     // age reads a passphrase from the terminal only, so it runs under `script`.
-    if !tools(&["age", "script"]) {
-        return;
-    }
+    require_tools(&["age", "script"]);
     let env = store();
     let out = share(&env, &[PATH, "--passphrase"]);
     let file = armored_file(&env, &out, "passphrase");

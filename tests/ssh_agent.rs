@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pub_key, require_tool, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
+use common::{pub_key, require_tools, run_cmd, run_cmd_stdin, KeyKind, Output, TestEnv};
 
 /// An `ssh-agent -D` on `<tmp>/agent.sock`, killed when dropped.
 struct SshAgent {
@@ -20,7 +20,8 @@ struct SshAgent {
 impl SshAgent {
     fn start(env: &TestEnv) -> SshAgent {
         let sock = env.root.join("agent.sock");
-        let mut cmd = env.command(common::tool_path("ssh-agent").expect("checked by tools()"));
+        let mut cmd =
+            env.command(common::tool_path("ssh-agent").expect("checked by require_agent_tools()"));
         cmd.arg("-D")
             .arg("-a")
             .arg(&sock)
@@ -67,10 +68,8 @@ impl Drop for SshAgent {
     }
 }
 
-fn tools() -> bool {
-    ["ssh-agent", "ssh-add", "ssh-keygen", "age-keygen"]
-        .iter()
-        .all(|t| require_tool(t))
+fn require_agent_tools() {
+    require_tools(&["ssh-agent", "ssh-add", "ssh-keygen", "age-keygen"]);
 }
 
 /// How sesto runs: the environment's variables plus `vars`, with no terminal.
@@ -115,9 +114,7 @@ impl Run<'_> {
 /// ssh-agent writes (secrets, folders, the roster) with no terminal; the
 /// same writes without the agent fail for want of a terminal.
 fn passphrase_key_in_agent_signs(kind: KeyKind) {
-    if !tools() {
-        return;
-    }
+    require_agent_tools();
     let env = TestEnv::new();
     env.init_repo();
     env.ssh_keygen("id_ed25519", kind, None);
@@ -189,11 +186,21 @@ fn passphrase_key_in_agent_signs(kind: KeyKind) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn a_passphrase_ed25519_key_in_ssh_agent_signs_writes_without_a_terminal() {
     passphrase_key_in_agent_signs(KeyKind::Ed25519);
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn a_passphrase_rsa_key_in_ssh_agent_signs_writes_without_a_terminal() {
     passphrase_key_in_agent_signs(KeyKind::Rsa);
 }
@@ -202,10 +209,13 @@ fn a_passphrase_rsa_key_in_ssh_agent_signs_writes_without_a_terminal() {
 /// an admin adds him with the command it prints, and with only the identity
 /// line he reads, runs a command with secrets, writes, and syncs a conflict.
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn an_agent_derived_member_reads_writes_and_syncs_without_a_key_file() {
-    if !tools() {
-        return;
-    }
+    require_agent_tools();
     let env = TestEnv::new();
     env.init_repo();
     env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
@@ -362,10 +372,13 @@ fn an_agent_derived_member_reads_writes_and_syncs_without_a_key_file() {
 /// `sesto ssh-agent-identity` with no agent says so; with several keys it
 /// asks which; an ECDSA key is refused.
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn enrolment_errors_name_the_fix() {
-    if !tools() {
-        return;
-    }
+    require_agent_tools();
     let env = TestEnv::new();
     let none = Run {
         env: &env,

@@ -145,12 +145,11 @@ fn settle_pull(team: &Team, m: &Member, pull: &Output) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn issue10_case1_forged_value_through_git_pull_is_not_taken() {
     // issue 10 case 1: a staging writer's node for a prod secret was merged in
     // through a fake path found on another ref, and re-signed by alice.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice, mallory) = forgery_setup();
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     let planted = mallory_forges(&team, &alice, &mallory);
@@ -170,11 +169,10 @@ fn issue10_case1_forged_value_through_git_pull_is_not_taken() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn issue10_case1_forged_value_through_sesto_sync_is_not_taken() {
     // issue 10 case 1, with `sesto sync` in place of `git pull`.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice, mallory) = forgery_setup();
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     let planted = mallory_forges(&team, &alice, &mallory);
@@ -207,12 +205,11 @@ fn checkout_hint(stderr: &str) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn issue10_case2_new_value_is_not_encrypted_to_the_forgers_key() {
     // issue 10 case 2: the merged node took the key from mallory's fake tree,
     // so alice's next value was readable by mallory.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice, mallory) = forgery_setup();
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     let planted = mallory_forges(&team, &alice, &mallory);
@@ -553,12 +550,11 @@ fn issue10_case8_fresh_clone_registers_the_merge_driver() {
 // Issue 16: merges across roster changes
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn issue16_case1_merge_does_not_undo_a_revoke() {
     // issue 16 case 1: bob's concurrent write in prod, merged after alice's
     // revoke of carol, was encrypted again to what carol holds.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice) = Team::new(Mode::Commit);
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     team.set_ok(&alice, "prod/api/token", "v-token-1");
@@ -630,15 +626,14 @@ fn member_merge_over_a_rotation_keeps_the_folder_readable() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_folder_added_before_a_removal_an_admin_made_while_behind_is_rekeyed_in_the_merge() {
     // Found by tests/team_sim.rs (seed 10062, infra mode) once the simulation
     // checked with the `age` CLI: bob added prod/new and pushed; carol pulled
     // and could read it; alice, behind, removed carol, rotating only what her
     // clone had. The merge kept prod/new and prod/new/z under keys carol
     // held, so bob's next value there was hers to read.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     for way in ["member remove", "revoke"] {
         let (team, alice) = Team::new(Mode::Commit);
         team.set_ok(&alice, PASSWORD, "v-alice-1");
@@ -1205,9 +1200,7 @@ fn a_grant_merged_beside_a_change_in_the_folder_keeps_its_path() {
 /// The moved secret must open for everyone entitled to it, under the new
 /// key only.
 fn move_beside_a_rotation(way: Way, to: &str) {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice) = Team::new(Mode::Infra);
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     team.set_ok(&alice, "prod/other", "v-other-1");
@@ -1259,6 +1252,7 @@ fn move_beside_a_rotation(way: Way, to: &str) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_move_out_of_a_folder_rekeyed_meanwhile_merges_to_the_new_key() {
     // Found by tests/team_sim.rs (seed 1318, infra mode): the folder bob moved
     // the secret into was merged by the driver with the key from before the
@@ -1267,6 +1261,7 @@ fn a_move_out_of_a_folder_rekeyed_meanwhile_merges_to_the_new_key() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_move_rebased_over_a_rotation_settles_to_the_new_key() {
     // Into a folder the rotation left alone, through `git pull --rebase`:
     // git takes bob's `staging` with the old key and alice's re-keyed file,
@@ -1275,19 +1270,19 @@ fn a_move_rebased_over_a_rotation_settles_to_the_new_key() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_move_merged_over_a_rotation_into_a_folder_it_left_alone_settles() {
     move_beside_a_rotation(Way::Pull, "staging/moved");
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_members_sync_from_a_merge_commit_settles_under_the_merged_roster() {
     // Found by tests/team_sim.rs (seed 1678, infra mode): bob's `HEAD` was a
     // merge, so `sync` read his folders before merging alice's removal of
     // carol, then settled the merge on that stale copy: `prod` went out
     // re-signed but encrypted to its old key, and alice lost all of `prod`.
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (team, alice) = Team::new(Mode::Commit);
     team.set_ok(&alice, PASSWORD, "v-alice-1");
     assert_ok("push", &team.push(&alice));

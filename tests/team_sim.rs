@@ -807,18 +807,16 @@ fn simulate(mode: Mode, seeds: &[u64]) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn sim_commit_mode() {
-    if !common::require_tool("age") {
-        return;
-    }
+    common::require_tool("age");
     simulate(Mode::Commit, SEEDS);
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn sim_infra_mode() {
-    if !common::require_tool("age") {
-        return;
-    }
+    common::require_tool("age");
     simulate(Mode::Infra, INFRA_SEEDS);
 }
 

@@ -10,7 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    insta_settings, pub_key, require_tool, run_cmd, snapshot_text, KeyKind, Output, TestEnv,
+    insta_settings, pub_key, require_tool, require_tools, run_cmd, snapshot_text, KeyKind, Output,
+    TestEnv,
 };
 use sesto::crypto;
 use sesto::node::{self, NodeId, Roster};
@@ -133,10 +134,13 @@ fn snap(name: &str, out: &Output) {
 // Members and keys
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
 fn member_add_checks_keys_and_names() {
-    if !require_tool("ssh-keygen") || !require_tool("age-keygen") {
-        return;
-    }
+    require_tools(&["ssh-keygen", "age-keygen"]);
     let t = Team::new();
     let env = &t.env;
     let (_, carol_age) = env.age_keygen("carol");
@@ -372,10 +376,9 @@ fn moving_a_shared_folder_keeps_it_reachable() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn age_only_member_reads_and_needs_a_signing_key_to_write() {
-    if !require_tool("age-keygen") {
-        return;
-    }
+    require_tool("age-keygen");
     let t = Team::new();
     let (carol, carol_pub) = t.env.age_keygen("carol");
     t.ok(&["member", "add", "carol", "--key", &carol_pub]);
@@ -455,10 +458,9 @@ fn age_decrypt(t: &Team, ssh_key: &Path, keys: &BTreeSet<String>, file: &Path) -
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn a_revoked_members_kept_keys_open_nothing_written_afterwards() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let t = Team::new();
     t.ok(&["grant", "bob", "prod", "--write"]);
     t.run_as(&t.bob, &["set", "prod/db/bobs"], Some(b"bob wrote this"))
@@ -521,10 +523,9 @@ fn a_revoked_members_kept_keys_open_nothing_written_afterwards() {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn removing_an_admin_rotates_everything_and_their_keys_open_nothing() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let t = Team::new();
     let carol = t.add_admin("carol");
     let kept = learned_keys(&t, &carol);
@@ -595,6 +596,7 @@ fn plant_roster(t: &Team, bytes: &[u8], signer: &PrivateKey) {
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
 fn attack_roster_with_an_attackers_key_is_refused_until_accepted() {
     let t = Team::new();
     t.ok(&["grant", "bob", "prod"]);
@@ -681,10 +683,9 @@ fn attack_roster_with_an_attackers_key_is_refused_until_accepted() {
         mallory.to_openssh(ssh_key::LineEnding::LF).unwrap(),
     )
     .unwrap();
-    if require_tool("age") {
-        for f in t.node_files() {
-            assert!(age_decrypt(&t, &mallory_file, &BTreeSet::new(), &f).is_none());
-        }
+    require_tool("age");
+    for f in t.node_files() {
+        assert!(age_decrypt(&t, &mallory_file, &BTreeSet::new(), &f).is_none());
     }
 }
 
@@ -913,10 +914,9 @@ fn verify_history_finds_a_node_rolled_back_to_an_older_signed_copy() {
 }
 
 #[test]
+#[cfg_attr(missing_script, ignore = "needs script: apt-get install bsdutils")]
 fn rotating_many_nodes_shows_progress_on_a_terminal_only() {
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let t = Team::new();
     // 600 secrets, through the library in one transaction.
     let ids = sesto::identities_from_text(&fs::read_to_string(&t.alice).unwrap()).unwrap();

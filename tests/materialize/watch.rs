@@ -113,10 +113,9 @@ fn in_dir(env: &TestEnv, dir: &Path, program: &str, args: &[&str]) -> Command {
 }
 
 #[test]
+#[cfg_attr(missing_git, ignore = "needs git: apt-get install git")]
 fn watch_follows_a_pull_from_another_clone_and_stops_on_sigterm() {
-    if !require_tool("git") {
-        return;
-    }
+    require_tool("git");
     let env = TestEnv::new();
     tls_store(&env);
     let remote = env.publish("remote.git");
