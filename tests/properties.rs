@@ -59,28 +59,33 @@ fn body() -> impl Strategy<Value = Body> {
         proptest::collection::vec((name(), any::<bool>(), any::<[u8; 16]>()), 0..6),
         proptest::collection::vec(any::<u8>(), 0..64),
         proptest::option::of(name()),
+        proptest::collection::vec(name(), 0..3),
     )
-        .prop_map(|(id, folder, name, version, children, value, by)| {
-            let kind = if folder { Kind::Folder } else { Kind::Secret };
-            let mut body = Body::new("5f0c1e9e2f1b4c6d8a7b3c2d1e0f9a8b", node_id(id), kind, &name);
-            body.version = version;
-            if folder {
-                body.children = children
-                    .into_iter()
-                    .map(|(name, sub, id)| Entry {
-                        name,
-                        kind: if sub { Kind::Folder } else { Kind::Secret },
-                        id: node_id(id),
-                        key: NodeKey::new(age_key(id)),
-                    })
-                    .collect();
-            } else {
-                body.value = Some(Value::new(value));
-                body.updated = Some("2026-01-01T00:00:00Z".into());
-                body.updated_by = by;
-            }
-            body
-        })
+        .prop_map(
+            |(id, folder, name, version, children, value, by, exposed)| {
+                let kind = if folder { Kind::Folder } else { Kind::Secret };
+                let mut body =
+                    Body::new("5f0c1e9e2f1b4c6d8a7b3c2d1e0f9a8b", node_id(id), kind, &name);
+                body.version = version;
+                if folder {
+                    body.children = children
+                        .into_iter()
+                        .map(|(name, sub, id)| Entry {
+                            name,
+                            kind: if sub { Kind::Folder } else { Kind::Secret },
+                            id: node_id(id),
+                            key: NodeKey::new(age_key(id)),
+                        })
+                        .collect();
+                } else {
+                    body.value = Some(Value::new(value));
+                    body.updated = Some("2026-01-01T00:00:00Z".into());
+                    body.updated_by = by;
+                    body.exposed_to = exposed;
+                }
+                body
+            },
+        )
 }
 
 /// A well-formed age secret key, derived from bytes (not a real secret).

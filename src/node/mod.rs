@@ -541,6 +541,16 @@ fn decode_simple(bytes: &[u8]) -> Option<Body> {
     if let Some(v) = take(lines, "updated_by") {
         body.updated_by = Some(plain_str(v, false)?.to_string());
     }
+    if lines.peek() == Some(&"exposed_to:") {
+        lines.next();
+        while let Some(member) = lines.peek().and_then(|l| l.strip_prefix("- ")) {
+            body.exposed_to.push(plain_str(member, false)?.to_string());
+            lines.next();
+        }
+        if body.exposed_to.is_empty() {
+            return None;
+        }
+    }
     lines.next().is_none().then_some(body)
 }
 
@@ -865,7 +875,10 @@ mod tests {
             ),
         });
         let secret = secret_body(b"\x00\xffvalue");
-        for body in [plain, secret] {
+        // After a revoke: every secret lists who may have read it.
+        let mut exposed = secret_body(b"v");
+        exposed.exposed_to = vec!["bob".into(), "carol-2".into()];
+        for body in [plain, secret, exposed] {
             let bytes = encode_body(&body);
             assert_eq!(
                 decode_simple(&bytes).as_ref(),
