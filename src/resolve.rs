@@ -310,7 +310,7 @@ impl Store {
         }
         let mut tx = self.transaction()?;
         if let Some(m) = &merge {
-            report.rekeyed = settle_keys(&mut tx, m)? + rekey_past_rotations(&mut tx, m)?;
+            report.rekeyed = settle_keys(&mut tx, m)?;
         }
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
@@ -345,6 +345,10 @@ impl Store {
         }
         if !kept.is_empty() {
             tx.prune_dangling(&mut |_| false)?;
+        }
+        // What was kept or restored from a side that had not rotated.
+        if let Some(m) = &merge {
+            report.rekeyed += rekey_past_rotations(&mut tx, m)?;
         }
         if let Some(merged) = merged_roster {
             // Shared folders are encrypted to their grantees and the root to
@@ -736,37 +740,83 @@ fn rotated_folders(side: &Side, base: &Side) -> BTreeSet<NodeId> {
     out
 }
 
-/// Where one side rotated a folder's keys, what the other side added there
-/// (or kept there after this side deleted it) still holds keys from before
-/// the rotation, which the member it shut out may have read: those nodes
-/// and everything below them get fresh keys, so a rotation on one side
-/// always wins over an unrotated key on the other. Only nodes the merging
-/// member may write are re-keyed. Returns how many nodes were.
+/// After a merge, no node may keep a key a member could have read on one
+/// side (or in the base) when the merged roster no longer lets them read it,
+/// nor a key from before a rotation the other side made in its folder:
+/// a revoke or member removal made on one side re-keyed what that side had,
+/// but what only the other side has (a folder it added, a folder the
+/// revoking side deleted and the other side changed, so the merge kept it)
+/// still holds the keys from before. Those nodes get fresh keys with
+/// everything below them, so a rotation on one side always wins over an
+/// unrotated key on the other. Folders are walked from the tops (secrets
+/// are judged by their entries); only nodes the merging member may write
+/// are re-keyed. Returns how many nodes were.
 fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
-    let Some(base) = &m.base else {
-        return Ok(0);
+    // (roster, the keys its commit gives each node) of the base and sides.
+    let mut views: Vec<(&crate::node::Roster, &Side)> = vec![(&m.ours.roster, &m.ours)];
+    views.push((&m.theirs.roster, &m.theirs));
+    if let Some(base) = &m.base {
+        views.push((&base.roster, base));
+    }
+    // Members who may read less under the merged roster than under one of
+    // the others: removed, demoted, or a grant gone.
+    let lost: BTreeSet<&String> = views
+        .iter()
+        .flat_map(|(roster, _)| roster.members.keys())
+        .filter(|name| !m.roster.is_admin(name))
+        .filter(|name| {
+            !m.roster.members.contains_key(*name)
+                || views.iter().any(|(roster, _)| {
+                    roster.is_admin(name)
+                        || roster.grants.iter().any(|(folder, who)| {
+                            who.contains_key(*name)
+                                && m.roster
+                                    .grants
+                                    .get(folder)
+                                    .is_none_or(|w| !w.contains_key(*name))
+                        })
+                })
+        })
+        .collect();
+    // Folders one side re-keyed: what the other side has there and the
+    // re-keying side lacks was never re-keyed.
+    let rotated: Vec<(&Side, BTreeSet<NodeId>)> = match &m.base {
+        Some(base) => [&m.ours, &m.theirs]
+            .into_iter()
+            .map(|side| (side, rotated_folders(side, base)))
+            .collect(),
+        None => Vec::new(),
     };
-    let sides = [
-        (&m.ours, rotated_folders(&m.ours, base)),
-        (&m.theirs, rotated_folders(&m.theirs, base)),
-    ];
-    if sides.iter().all(|(_, rotated)| rotated.is_empty()) {
+    if lost.is_empty() && rotated.iter().all(|(_, folders)| folders.is_empty()) {
         return Ok(0);
     }
-    let me = tx.store.me.clone();
     let mut stale = Vec::new();
     let mut todo = tx.top_ids();
     let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
     while let Some(folder) = todo.pop() {
         let entries = tx.node(&folder).body.children.clone();
+        let chain = tx.chain_of(folder);
         for e in entries {
             if !seen.insert(e.id) {
                 continue;
             }
-            let behind = sides.iter().any(|(side, rotated)| {
-                rotated.contains(&folder) && !side.nodes.contains_key(&e.id)
+            let mut here = chain.clone();
+            here.push(e.id);
+            let exposed = lost.iter().any(|name| {
+                !m.roster.may_read(name, &here)
+                    && views.iter().any(|(roster, side)| {
+                        roster.may_read(name, &here)
+                            && side
+                                .nodes
+                                .get(&e.id)
+                                .and_then(|p| p.key.as_ref())
+                                .is_some_and(|k| k.expose_secret() == e.key.expose_secret())
+                    })
             });
-            if behind {
+            let behind = rotated.iter().any(|(side, folders)| {
+                folders.contains(&folder) && !side.nodes.contains_key(&e.id)
+            });
+            if exposed || behind {
                 stale.push((folder, e.name.clone()));
             } else if e.kind == Kind::Folder {
                 if let Some(id) = tx.child(folder, &e.name)? {
@@ -775,6 +825,7 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
             }
         }
     }
+    let me = tx.store.me.clone();
     let mut rekeyed = 0;
     for (folder, name) in stale {
         let Some(top) = tx.child(folder, &name)? else {

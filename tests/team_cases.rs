@@ -675,6 +675,56 @@ fn a_folder_added_before_a_removal_an_admin_made_while_behind_is_rekeyed_in_the_
 }
 
 #[test]
+#[cfg_attr(missing_age, ignore = "needs age, age-keygen: apt-get install age")]
+fn a_folder_the_revoking_side_removed_and_the_other_side_changed_comes_back_rekeyed() {
+    // Found by tests/team_sim.rs (seeds 10114, 10166, 10288, infra mode):
+    // alice revoked carol's prod, then removed prod and made a new one; bob,
+    // behind, changed a secret in the old prod. The merge kept the old prod
+    // for bob's edit (an edit beats a delete), under the keys carol held.
+    require_tool("age");
+    for way in ["revoke", "member remove"] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        let carol = team.join(&alice, "carol", Some(("prod", false)));
+        for m in [&bob, &carol] {
+            assert_ok("pull", &team.pull(m));
+        }
+        match way {
+            "revoke" => team.ok(&alice, &["revoke", "carol", "prod"]),
+            _ => team.ok(&alice, &["member", "remove", "carol"]),
+        };
+        team.ok(&alice, &["rm", "-r", "-f", "prod"]);
+        team.set_ok(&alice, "prod/other", "v-alice-2");
+        team.set_ok(&bob, PASSWORD, "v-bob-1");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        let learned =
+            team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
+        assert!(!learned.is_empty(), "carol read prod before");
+
+        // alice's merge is what reaches the remote first: nothing in it may
+        // open with what carol held.
+        assert_ok("alice's sync", &team.sync(&alice));
+        for (id, bytes) in team.remote_nodes("main") {
+            assert!(
+                team.age_open(&[&carol.key], &learned, &bytes).is_none(),
+                "{way}: after alice's merge, carol's key or a node key she had opens node {id}"
+            );
+        }
+        let _ = team.sync(&bob);
+        let _ = team.sync(&alice);
+        let values = team.values(&alice);
+        assert!(
+            values.iter().any(|(_, v)| v == "v-bob-1"),
+            "{way}: bob's edit is kept: {values:?}"
+        );
+        team.ok(&alice, &["fsck"]);
+    }
+}
+
+#[test]
 fn issue16_case2_rebase_over_a_roster_change_resolves() {
     // issue 16 case 2: `git pull --rebase` with an unpushed roster change
     // stopped, and `sesto resolve` refused it as "rolled back?".
