@@ -750,7 +750,9 @@ fn rotated_folders(side: &Side, base: &Side) -> BTreeSet<NodeId> {
 /// everything below them, so a rotation on one side always wins over an
 /// unrotated key on the other. Folders are walked from the tops (secrets
 /// are judged by their entries); only nodes the merging member may write
-/// are re-keyed. Returns how many nodes were.
+/// are re-keyed, and the secrets among them list the members who lost
+/// access in `exposed_to`, so `sesto stale` shows them. Returns how many
+/// nodes were re-keyed.
 fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
     // (roster, the keys its commit gives each node) of the base and sides.
     let mut views: Vec<(&crate::node::Roster, &Side)> = vec![(&m.ours.roster, &m.ours)];
@@ -802,22 +804,26 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
             }
             let mut here = chain.clone();
             here.push(e.id);
-            let exposed = lost.iter().any(|name| {
-                !m.roster.may_read(name, &here)
-                    && views.iter().any(|(roster, side)| {
-                        roster.may_read(name, &here)
-                            && side
-                                .nodes
-                                .get(&e.id)
-                                .and_then(|p| p.key.as_ref())
-                                .is_some_and(|k| k.expose_secret() == e.key.expose_secret())
-                    })
-            });
+            let exposed: Vec<String> = lost
+                .iter()
+                .filter(|name| {
+                    !m.roster.may_read(name, &here)
+                        && views.iter().any(|(roster, side)| {
+                            roster.may_read(name, &here)
+                                && side
+                                    .nodes
+                                    .get(&e.id)
+                                    .and_then(|p| p.key.as_ref())
+                                    .is_some_and(|k| k.expose_secret() == e.key.expose_secret())
+                        })
+                })
+                .map(|name| name.to_string())
+                .collect();
             let behind = rotated.iter().any(|(side, folders)| {
                 folders.contains(&folder) && !side.nodes.contains_key(&e.id)
             });
-            if exposed || behind {
-                stale.push((folder, e.name.clone()));
+            if !exposed.is_empty() || behind {
+                stale.push((folder, e.name.clone(), exposed));
             } else if e.kind == Kind::Folder {
                 if let Some(id) = tx.child(folder, &e.name)? {
                     todo.push(id);
@@ -827,7 +833,7 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
     }
     let me = tx.store.me.clone();
     let mut rekeyed = 0;
-    for (folder, name) in stale {
+    for (folder, name, exposed) in stale {
         let Some(top) = tx.child(folder, &name)? else {
             continue;
         };
@@ -841,6 +847,17 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
             {
                 tx.rekey(id);
                 rekeyed += 1;
+                // The values they could read are theirs to rotate: `sesto
+                // stale` lists them, as after a revoke.
+                let body = &mut tx.node_mut(id).body;
+                if body.kind == Kind::Secret {
+                    for name in &exposed {
+                        if !body.exposed_to.contains(name) {
+                            body.exposed_to.push(name.clone());
+                        }
+                    }
+                    body.exposed_to.sort();
+                }
             }
         }
     }

@@ -713,6 +713,14 @@ fn a_folder_the_revoking_side_removed_and_the_other_side_changed_comes_back_reke
                 "{way}: after alice's merge, carol's key or a node key she had opens node {id}"
             );
         }
+        // bob's value was there for carol to read: `stale` says so.
+        let stale = team.sesto(&alice, &["stale", "--json"]);
+        assert_eq!(stale.code, 1, "{way}: {}{}", stale.stdout, stale.stderr);
+        assert!(
+            stale.stdout.contains("db/password") && stale.stdout.contains("\"carol\""),
+            "{way}: {}",
+            stale.stdout
+        );
         let _ = team.sync(&bob);
         let _ = team.sync(&alice);
         let values = team.values(&alice);
