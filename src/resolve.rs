@@ -491,6 +491,16 @@ impl Store {
                 crate::git::stage(repo, &[sides::node_path(&id)])?;
             }
         }
+        // The parent may be listed (inside a folder restored before it)
+        // without being loaded yet; and listed there, the node needs nothing.
+        if !load_listed(tx, parent_of, parent)? {
+            return Ok(());
+        }
+        if tx.node(&parent).body.children.iter().any(|e| e.id == id) {
+            listed.insert(id);
+            parent_of.insert(id, parent);
+            return Ok(());
+        }
         let taken: BTreeSet<String> = tx
             .node(&parent)
             .body
@@ -716,6 +726,36 @@ fn settle_keys(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
     })
 }
 
+/// Loads folder `id`, listed in the merged store (`parent_of` says where),
+/// loading the folders above it first where they are not. Returns whether
+/// it is loaded.
+fn load_listed(
+    tx: &mut crate::tx::Tx,
+    parent_of: &HashMap<NodeId, NodeId>,
+    id: NodeId,
+) -> Result<bool> {
+    if tx.nodes.contains_key(&id) {
+        return Ok(true);
+    }
+    let Some(&parent) = parent_of.get(&id) else {
+        return Ok(false);
+    };
+    if parent == id || !load_listed(tx, parent_of, parent)? {
+        return Ok(false);
+    }
+    let name = tx
+        .node(&parent)
+        .body
+        .children
+        .iter()
+        .find(|e| e.id == id && e.kind == Kind::Folder)
+        .map(|e| e.name.clone());
+    match name {
+        Some(name) => Ok(tx.child(parent, &name)?.is_some()),
+        None => Ok(false),
+    }
+}
+
 /// Folders a side re-keyed since the base (a revoke or member removal
 /// there): the folder's own key changed, or a key of an entry the base had.
 fn rotated_folders(side: &Side, base: &Side) -> BTreeSet<NodeId> {
@@ -796,7 +836,10 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
     let mut todo = tx.top_ids();
     let mut seen: BTreeSet<NodeId> = todo.iter().copied().collect();
     while let Some(folder) = todo.pop() {
-        let entries = tx.node(&folder).body.children.clone();
+        // A top this member cannot read is not loaded: nothing to judge there.
+        let Some(entries) = tx.nodes.get(&folder).map(|n| n.body.children.clone()) else {
+            continue;
+        };
         let chain = tx.chain_of(folder);
         for e in entries {
             if !seen.insert(e.id) {

@@ -141,6 +141,7 @@ impl<'s> Tx<'s> {
         chain
     }
 
+    #[track_caller]
     pub(crate) fn node(&self, id: &NodeId) -> &Node {
         &self.nodes[id]
     }

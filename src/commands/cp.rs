@@ -48,7 +48,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     if store.tree(&args.to).is_ok() {
-        let (_, name) = from.split_last().expect("not the root");
+        let (_, name) = from.split_last().expect("the root was refused above");
         to = to.join(name);
     }
     if to.starts_with(&from) {
