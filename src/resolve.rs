@@ -862,9 +862,18 @@ fn rekey_past_rotations(tx: &mut crate::tx::Tx, m: &Merge) -> Result<usize> {
                 })
                 .map(|name| name.to_string())
                 .collect();
-            let behind = rotated.iter().any(|(side, folders)| {
-                folders.contains(&folder) && !side.nodes.contains_key(&e.id)
+            // Judged by the key: once re-keyed, the entry has a key no side
+            // gave it, so settling the same merge again changes nothing.
+            let key_of_a_side = views.iter().any(|(_, side)| {
+                side.nodes
+                    .get(&e.id)
+                    .and_then(|p| p.key.as_ref())
+                    .is_some_and(|k| k.expose_secret() == e.key.expose_secret())
             });
+            let behind = key_of_a_side
+                && rotated.iter().any(|(side, folders)| {
+                    folders.contains(&folder) && !side.nodes.contains_key(&e.id)
+                });
             if !exposed.is_empty() || behind {
                 stale.push((folder, e.name.clone(), exposed));
             } else if e.kind == Kind::Folder {
