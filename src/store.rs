@@ -128,8 +128,9 @@ pub struct Store {
     /// Normalized public key (encryption or signing) → member name.
     pub(crate) keys: HashMap<String, String>,
     pub(crate) me: Option<String>,
-    /// The folders the current member starts from, read once.
-    pub(crate) tops: std::sync::OnceLock<Vec<(SPath, Node)>>,
+    /// The folders the current member starts from, read once and forgotten
+    /// when a transaction commits (they may have been rewritten).
+    pub(crate) tops: std::sync::Mutex<Option<Vec<(SPath, Node)>>>,
     /// What opening found worth telling the user (a first use, new admins).
     pub(crate) notices: Vec<String>,
     /// Where `HEAD` was when the store was opened: on a branch, detached
@@ -222,7 +223,7 @@ impl Store {
             ids,
             keys: loaded.keys,
             me: None,
-            tops: std::sync::OnceLock::new(),
+            tops: Default::default(),
             notices: loaded.notices,
             head: loaded.head,
             trust,
@@ -244,7 +245,7 @@ impl Store {
         self.keys = loaded.keys;
         self.notices = loaded.notices;
         self.head = loaded.head;
-        self.tops = std::sync::OnceLock::new();
+        self.tops = Default::default();
         self.me = self.find_me();
         Ok(())
     }
@@ -386,7 +387,7 @@ impl Store {
     /// folders granted to them, each with the path its body records, sorted by
     /// path. Admins reach everything from the root, so theirs is the root alone.
     pub(crate) fn tops(&self) -> Result<Vec<(SPath, Node)>> {
-        if let Some(tops) = self.tops.get() {
+        if let Some(tops) = self.tops.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(tops.clone());
         }
         let me = match self.me.as_deref() {
@@ -418,7 +419,7 @@ impl Store {
             tops.push((path, node));
         }
         tops.sort_by(|a, b| a.0.cmp(&b.0));
-        let _ = self.tops.set(tops.clone());
+        *self.tops.lock().unwrap_or_else(|e| e.into_inner()) = Some(tops.clone());
         Ok(tops)
     }
 

@@ -618,6 +618,9 @@ impl<'s> Tx<'s> {
                 warning: self.warning.take(),
             });
         }
+        // What the store read before (its tops) may be rewritten now; a
+        // later transaction from the same store reads them again.
+        *self.store.tops.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let crate::git::HeadState::Detached(commit) = &self.store.head {
             return Err(Error::Denied(format!(
                 "this clone is reading history at commit {} (detached HEAD); \
