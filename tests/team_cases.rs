@@ -733,6 +733,148 @@ fn a_folder_the_revoking_side_removed_and_the_other_side_changed_comes_back_reke
 }
 
 #[test]
+fn a_merge_settled_once_is_not_settled_again_by_the_next_sync() {
+    // Found by tests/team_sim.rs (seed 10698, infra mode): alice, behind,
+    // removed carol; bob had added prod/new and deleted a secret alice's
+    // rotation rewrote. alice's sync merged with a conflict, re-keyed
+    // prod/new and committed the merge. Her next `resolve` (every `sync`
+    // starts with one) re-keyed prod/new again and left it staged, so each
+    // later sync stopped, or pushed a branch behind the remote.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, PASSWORD, "v-alice-1");
+    team.set_ok(&alice, "prod/a", "v-alice-a");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    for m in [&bob, &carol] {
+        assert_ok("pull", &team.pull(m));
+    }
+    team.set_ok(&bob, "prod/new/z", "v-bob-1");
+    team.ok(&bob, &["rm", "prod/a"]);
+    assert_ok("bob's sync", &team.sync(&bob));
+
+    team.ok(&alice, &["member", "remove", "carol"]);
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert!(
+        team.git_ok(&alice, &["log", "-1", "--format=%p"])
+            .contains(' '),
+        "alice's sync ends on the merge commit, which this case needs"
+    );
+    let again = team.ok(&alice, &["resolve"]);
+    assert!(again.contains("Nothing to resolve."), "{again}");
+    assert_eq!(team.git_ok(&alice, &["status", "--porcelain"]), "");
+    assert_ok("alice's next sync", &team.sync(&alice));
+    assert_ok("bob's sync", &team.sync(&bob));
+    assert_eq!(team.head(&alice), team.remote_head());
+    assert_eq!(team.get(&alice, "prod/new/z").as_deref(), Some("v-bob-1"));
+    team.ok(&alice, &["fsck"]);
+}
+
+#[test]
+fn a_members_merge_that_re_keys_and_keeps_both_values_loses_nothing() {
+    // Found by tests/team_sim.rs (seed 12258, infra mode): bob, a writer of
+    // prod and behind alice's removal of carol, changed prod/a (alice did
+    // too) and added prod/b. His sync re-keyed prod/b in one transaction,
+    // then wrote the conflict copy of prod/a into prod as his clone had
+    // read it before: prod/b's new key was lost and bob's value with it.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice) = Team::new(mode);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        team.set_ok(&alice, "prod/a", "v-alice-a1");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        let carol = team.join(&alice, "carol", Some(("prod", false)));
+        for m in [&bob, &carol] {
+            assert_ok("pull", &team.pull(m));
+        }
+        team.ok(&alice, &["member", "remove", "carol"]);
+        team.set_ok(&alice, "prod/a", "v-alice-a2");
+        team.commit(&alice, "remove carol");
+        assert_ok("alice's push", &team.push(&alice));
+
+        team.set_ok(&bob, "prod/a", "v-bob-a");
+        team.set_ok(&bob, "prod/b", "v-bob-b");
+        team.commit(&bob, "bob's values");
+        let synced = team.sync(&bob);
+        assert_ok("bob's sync", &synced);
+        assert!(
+            synced.stdout.contains("kept both values"),
+            "{}",
+            synced.stdout
+        );
+        for m in [&bob, &alice] {
+            if m.name == "alice" {
+                assert_ok("alice's sync", &team.sync(&alice));
+            }
+            let values = team.values(m);
+            assert_eq!(
+                values.get("prod/b").map(String::as_str),
+                Some("v-bob-b"),
+                "{}: {values:?}",
+                m.name
+            );
+            let a: BTreeSet<&str> = values
+                .iter()
+                .filter(|(p, _)| p.starts_with("prod/a"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(a, BTreeSet::from(["v-alice-a2", "v-bob-a"]), "{}", m.name);
+            team.ok(m, &["fsck"]);
+        }
+    }
+}
+
+#[test]
+fn a_folder_and_a_secret_in_it_both_kept_from_a_delete_come_back_together() {
+    // Found by tests/team_sim.rs (seeds 10398 and 12078 infra, 10621
+    // commit): alice removed a folder while bob, behind, changed things two
+    // levels inside it. The merge kept bob's changes (an edit beats a
+    // delete): prod/db came back, listing prod/db/conf, which was not read
+    // when prod/db/conf/port was put back in it, and `sync` and `resolve`
+    // exited 101.
+    for first in ["alice", "bob"] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, PASSWORD, "v-alice-1");
+        team.set_ok(&alice, "prod/db/conf/port", "v-alice-port");
+        team.set_ok(&alice, "prod/a", "v-alice-a");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.ok(&alice, &["rm", "-r", "-f", "prod/db"]);
+        team.set_ok(&bob, "prod/db/user", "v-bob-user");
+        team.set_ok(&bob, "prod/db/conf/host", "v-bob-host");
+        team.set_ok(&bob, "prod/db/conf/port", "v-bob-port");
+        let (one, other) = if first == "alice" {
+            (&alice, &bob)
+        } else {
+            (&bob, &alice)
+        };
+        assert_ok("the first sync", &team.sync(one));
+        assert_ok("the merging sync", &team.sync(other));
+        assert_ok("the first's next sync", &team.sync(one));
+        for m in [&alice, &bob] {
+            let values = team.values(m);
+            let expected = [
+                ("prod/a", "v-alice-a"),
+                ("prod/db/conf/host", "v-bob-host"),
+                ("prod/db/conf/port", "v-bob-port"),
+                ("prod/db/user", "v-bob-user"),
+            ];
+            assert_eq!(
+                values,
+                expected
+                    .iter()
+                    .map(|(p, v)| (p.to_string(), v.to_string()))
+                    .collect(),
+                "{first} synced first; {} sees",
+                m.name
+            );
+            team.ok(m, &["fsck"]);
+        }
+    }
+}
+
+#[test]
 fn issue16_case2_rebase_over_a_roster_change_resolves() {
     // issue 16 case 2: `git pull --rebase` with an unpushed roster change
     // stopped, and `sesto resolve` refused it as "rolled back?".
