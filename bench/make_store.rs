@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sesto::node::{self, Body, Kind};
+use sesto::format::node::{self, Body, Kind};
 use sesto::{InitOptions, SPath};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
@@ -221,7 +221,7 @@ fn export_keys(dir: &Path, ssh_key_text: &str, store: &sesto::Store, out: &Path)
 
 fn read_body(file: &Path, identity: &dyn age::Identity) -> Res<Body> {
     let bytes = std::fs::read(file)?;
-    let plaintext = sesto::crypto::decrypt(&bytes, &[identity])?;
+    let plaintext = sesto::format::crypto::decrypt(&bytes, &[identity])?;
     let parts = node::split(&plaintext)?;
     Ok(node::decode_body(parts.body)?)
 }

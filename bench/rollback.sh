@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: what the node rollback check (src/rollback.rs) costs, on a store
+# Benchmark: what the node rollback check (src/store/rollback.rs) costs, on a store
 # of 10,000 secrets in 50 folders. Two promises are measured:
 #
 #   - `sesto get` with HEAD where this clone last checked it stays within 10%

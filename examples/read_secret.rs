@@ -10,7 +10,7 @@ use std::sync::Arc;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: read_secret PATH")?;
     let sources = sesto::IdentitySources::from_env(Vec::new());
-    let ids = sesto::Identities::load(&sources, Arc::new(sesto::crypto::NoPassphrase))?;
+    let ids = sesto::Identities::load(&sources, Arc::new(sesto::format::crypto::NoPassphrase))?;
     let store = sesto::Store::open(&sesto::OpenOptions::default(), ids)?;
     let secret = store.get(&path)?;
     std::io::stdout().write_all(secret.expose_value())?;

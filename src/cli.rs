@@ -1,10 +1,12 @@
 //! Command-line definitions. Doc comments here are the `--help` text.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::commands;
+use crate::commands::{self, Global};
 
 /// sesto: secrets in your git repository, one encrypted file per folder and
 /// secret, names hidden, every write signed.
@@ -25,18 +27,6 @@ pub struct Cli {
     /// Without a command, in a store: the tree of what you can read
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// Options for every command.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Global options")]
-pub struct Global {
-    /// Use the store of this directory instead of searching upwards from here
-    #[arg(long, global = true, env = "SESTO_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
-    /// Identity file: an OpenSSH private key or an age identity file (repeatable)
-    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
-    pub identities: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +83,74 @@ pub enum Command {
     Complete(commands::complete::Args),
     #[command(hide = true)]
     ClipClear(commands::clip::ClearArgs),
+}
+
+/// Runs the parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    let g = &cli.global;
+    let Some(command) = cli.command else {
+        // `sesto` alone, as `pass` alone: the tree, in a store; else usage.
+        let in_store = commands::start_dir(g)
+            .ok()
+            .and_then(|d| sesto::find_work_tree(&d).ok())
+            .is_some_and(|w| w.join(".sesto").is_dir());
+        if in_store {
+            return commands::tree::run(g, commands::tree::Args::whole_store(), out);
+        }
+        // The help, as before, and the usage-error exit status.
+        let help = Cli::command().render_help();
+        eprint!("{help}");
+        return Ok(ExitCode::from(2));
+    };
+    match command {
+        Command::Init(a) => commands::init::run(g, a, out),
+        Command::Set(a) => commands::set::run(g, a, out),
+        Command::Get(a) => commands::get::run(g, a, out),
+        Command::Edit(a) => commands::edit::run(g, a, out),
+        Command::Ls(a) => commands::ls::run(g, a, out),
+        Command::Tree(a) => commands::tree::run(g, a, out),
+        Command::Mkdir(a) => commands::mkdir::run(g, a, out),
+        Command::Mv(a) => commands::mv::run(g, a, out),
+        Command::Cp(a) => commands::cp::run(g, a, out),
+        Command::Grep(a) => commands::grep::run(g, a, out),
+        Command::Rm(a) => commands::rm::run(g, a, out),
+        Command::Find(a) => commands::find::run(g, a, out),
+        Command::Generate(a) => commands::generate::run(g, a, out),
+        Command::Otp(a) => commands::otp::run(g, a, out),
+        Command::Fsck(a) => commands::fsck::run(g, a, out),
+        Command::Member(a) => commands::member::run(g, a, out),
+        Command::Grant(a) => commands::grant::run(g, a, out),
+        Command::Revoke(a) => commands::grant::revoke(g, a, out),
+        Command::Access(a) => commands::access::run(g, a, out),
+        Command::Whoami(a) => commands::whoami::run(g, a, out),
+        Command::Unlock(a) => commands::agent::unlock(g, a, out),
+        Command::Lock(a) => commands::agent::lock(g, a, out),
+        Command::Agent(a) => commands::agent::agent(g, a, out),
+        Command::Verify(a) => commands::verify::run(g, a, out),
+        Command::Stale(a) => commands::stale::run(g, a, out),
+        Command::Share(a) => commands::share::run(g, a, out),
+        Command::Trust(a) => commands::trust::run(g, a, out),
+        Command::SshAgentIdentity(a) => commands::ssh_agent_identity::run(g, a, out),
+        Command::Sync(a) => commands::sync::sync(g, a, out),
+        Command::Resolve(a) => commands::sync::resolve(g, a, out),
+        Command::SetupGit(a) => commands::sync::setup_git(g, a, out),
+        Command::Log(a) => commands::log::log(g, a, out),
+        Command::Show(a) => commands::log::show(g, a, out),
+        Command::Restore(a) => commands::log::restore(g, a, out),
+        Command::MergeDriver(a) => commands::sync::merge_driver(g, a, out),
+        Command::Textconv(a) => commands::sync::textconv(g, a, out),
+        Command::Exec(a) => commands::exec::run(g, a, out),
+        Command::Export(a) => commands::export::run(g, a, out),
+        Command::Import(a) => commands::import::run(g, a, out),
+        Command::Render(a) => commands::render::run(g, a, out),
+        Command::Materialize(a) => commands::materialize::run(g, a, out),
+        Command::Scan(a) => commands::scan::run(g, a, out),
+        Command::Hooks(a) => commands::hooks::run(g, a, out),
+        Command::Completions(a) => commands::completions::run(a, Cli::command(), out),
+        Command::ManPages(a) => commands::man::run(a, Cli::command(), out),
+        Command::Complete(a) => commands::complete::run(a, Cli::command(), out),
+        Command::ClipClear(a) => commands::clip::clear(a),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::node::{BadId, BadName, NodeId};
+use crate::format::node::{BadId, BadName, NodeId};
 
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ pub enum Error {
     },
     /// A key could not be read or used.
     #[error(transparent)]
-    Key(#[from] crate::crypto::KeyError),
+    Key(#[from] crate::format::crypto::KeyError),
     /// A node file was rejected.
     #[error("node {id} (.sesto/{file}) rejected: {reason}")]
     Node {

@@ -8,7 +8,7 @@
 //! it. `DESIGN.md` in the repository describes the format.
 //!
 //! The library knows nothing of terminals: passphrase prompts come in through
-//! [`crypto::Passphrase`], and errors are values.
+//! [`Passphrase`], and errors are values.
 //!
 //! # Example
 //!
@@ -39,50 +39,22 @@
 
 #![warn(missing_docs)]
 
-pub mod agent;
-pub mod clipboard;
-pub mod complete;
-pub mod crypto;
-pub mod editor;
-pub mod env;
+// The layers, from the bytes on disk up; each module says what it may use.
+pub mod deploy;
 mod error;
-pub mod fsck;
-pub mod generate;
+pub mod format;
 pub mod git;
-pub mod history;
-pub mod import;
-mod init;
-pub mod journal;
-pub mod limits;
-pub mod mask;
-pub mod materialize;
-mod members;
-pub mod merge;
-pub mod node;
-pub mod otp;
+pub mod local;
 mod par;
-mod progress;
-mod read;
-pub mod resolve;
-mod rollback;
-pub mod roster_log;
-mod roster_merge;
-pub mod scan;
-pub mod share;
-mod sides;
-mod store;
-pub mod template;
-mod time;
-mod tree_index;
-pub mod trust;
-mod tx;
+pub mod store;
+pub mod teams;
 
-pub use crypto::{Identities, Identity, IdentitySources, Passphrase};
 pub use error::{Error, Result};
-pub use init::{init, InitOptions, Initialized, GITATTRIBUTES};
-pub use members::AccessEntry;
-pub use node::Access;
-pub use read::{field, Listing, Secret, Tree};
+pub use format::crypto::{Identities, Identity, IdentitySources, Passphrase};
+pub use format::node::Access;
+pub use format::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
+pub use store::init::{init, InitOptions, Initialized, GITATTRIBUTES};
+pub use store::read::{field, Listing, Secret, Tree};
+pub use store::tx::{Committed, Tx};
 pub use store::{find_work_tree, identities_from_text, Node, OpenOptions, SPath, Store};
-pub use time::{format_rfc3339, now_rfc3339, parse_rfc3339};
-pub use tx::{Committed, Tx};
+pub use teams::AccessEntry;

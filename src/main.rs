@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     pass_identities_on(&cli.global.identities);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = commands::run(cli, &mut out).and_then(|code| {
+    let result = cli::run(cli, &mut out).and_then(|code| {
         out.flush()?;
         Ok(code)
     });

@@ -137,8 +137,8 @@ pub fn print_error(e: &anyhow::Error) {
         .and_then(sesto::Error::hint)
         .or_else(|| {
             e.chain()
-                .find_map(|c| c.downcast_ref::<sesto::materialize::Error>())
-                .and_then(sesto::materialize::Error::hint)
+                .find_map(|c| c.downcast_ref::<sesto::deploy::materialize::Error>())
+                .and_then(sesto::deploy::materialize::Error::hint)
         });
     if let Some(h) = hint {
         text.push_str(&format!("\nhint: {h}"));

@@ -224,7 +224,7 @@ fn check(vector: &Vector) -> Result<Outcome, String> {
     }
     let identities: Vec<&dyn age::Identity> = owned.iter().map(|i| i.as_ref()).collect();
 
-    let result = sesto::crypto::decrypt(&vector.file, &identities);
+    let result = sesto::format::crypto::decrypt(&vector.file, &identities);
     match (vector.expect, result) {
         (Expect::Success, Ok(plaintext)) => {
             let want = vector

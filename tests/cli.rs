@@ -509,7 +509,7 @@ fn mkdir_mv_and_rm() {
 
 /// The words `generate --words` draws from: the EFF list without hyphenated words.
 fn eff_words() -> std::collections::HashSet<&'static str> {
-    include_str!("../src/eff_large_wordlist.txt")
+    include_str!("../src/local/eff_large_wordlist.txt")
         .lines()
         .filter(|w| !w.is_empty() && !w.contains('-'))
         .collect()

@@ -214,7 +214,7 @@ fn temp_files(env: &TestEnv) -> Vec<String> {
             } else if entry
                 .file_name()
                 .to_string_lossy()
-                .starts_with(sesto::journal::TEMP_MARK)
+                .starts_with(sesto::store::journal::TEMP_MARK)
             {
                 out.push(path.strip_prefix(repo).unwrap().display().to_string());
             }
@@ -679,13 +679,13 @@ fn a_stale_branch_lock_leaves_the_change_staged_and_the_next_write_commits_it() 
 }
 
 /// Secrets in the large store: enough that a rotation of them all is written
-/// in place from the journal (more than `sesto::journal::IN_PLACE_FROM` files).
+/// in place from the journal (more than `sesto::store::journal::IN_PLACE_FROM` files).
 const LARGE: usize = 300;
 
 /// A store of [`LARGE`] secrets in three folders, built through the library
 /// (one commit), with bob granted the root; returns bob's key.
 fn setup_large() -> (TestEnv, std::path::PathBuf) {
-    const { assert!(LARGE > sesto::journal::IN_PLACE_FROM) };
+    const { assert!(LARGE > sesto::store::journal::IN_PLACE_FROM) };
     let env = TestEnv::new();
     env.init_repo();
     let alice = env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
@@ -696,7 +696,7 @@ fn setup_large() -> (TestEnv, std::path::PathBuf) {
         &sesto::OpenOptions {
             start: Some(env.repo.clone()),
             // The test's trust state lives in its sealed XDG_STATE_HOME.
-            trust: sesto::trust::TrustMode::Skip,
+            trust: sesto::store::trust::TrustMode::Skip,
         },
         ids,
     )

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{run_cmd, snapshot_text, KeyKind, Output, TestEnv};
-use sesto::crypto::{self, NoPassphrase};
-use sesto::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster};
+use sesto::format::crypto::{self, NoPassphrase};
+use sesto::format::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster};
 use sha2::{Digest, Sha256};
 use ssh_key::PrivateKey;
 
@@ -38,7 +38,7 @@ const NEW: &str = "NEW-canary-never-stored";
 
 /// Largest node file and value sesto accepts (DESIGN.md, Limits).
 const MAX_NODE_FILE: u64 = 64 << 20;
-const MAX_VALUE: u64 = sesto::node::MAX_VALUE as u64;
+const MAX_VALUE: u64 = sesto::format::node::MAX_VALUE as u64;
 
 /// A store made by the CLI: `prod/db/{password,user}` and `prod/api/token`, admin
 /// alice with the ed25519 key at `~/.ssh/id_ed25519`.
@@ -737,7 +737,7 @@ fn node_signed_by_a_member_who_may_not_write_it_is_refused() {
         &sesto::OpenOptions {
             start: Some(f.env.repo.clone()),
             // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
-            trust: sesto::trust::TrustMode::Skip,
+            trust: sesto::store::trust::TrustMode::Skip,
         },
         ids,
     )

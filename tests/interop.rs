@@ -385,16 +385,16 @@ fn parse_identity(path: &Path) -> Vec<sesto::Identity> {
 fn library_decrypt(
     ciphertext: &[u8],
     ids: &[sesto::Identity],
-) -> Result<Vec<u8>, sesto::crypto::CryptoError> {
+) -> Result<Vec<u8>, sesto::format::crypto::CryptoError> {
     let ids: Vec<&dyn age::Identity> = ids
         .iter()
         .map(|i| {
-            i.age_identity(&sesto::crypto::NoPassphrase)
+            i.age_identity(&sesto::format::crypto::NoPassphrase)
                 .unwrap()
                 .unwrap()
         })
         .collect();
-    sesto::crypto::decrypt(ciphertext, &ids).map(|p| p.to_vec())
+    sesto::format::crypto::decrypt(ciphertext, &ids).map(|p| p.to_vec())
 }
 
 #[test]
@@ -430,7 +430,7 @@ fn library_decrypts_files_the_age_cli_encrypted() {
         assert!(
             matches!(
                 library_decrypt(&ciphertext, &parse_identity(&other_key)),
-                Err(sesto::crypto::CryptoError::NoMatchingKeys)
+                Err(sesto::format::crypto::CryptoError::NoMatchingKeys)
             ),
             "another identity opened the file"
         );
@@ -471,11 +471,11 @@ fn library_decrypts_files_the_age_cli_encrypted() {
         (&ed25519, pub_key(&ed25519)),
         (&rsa, pub_key(&rsa)),
     ] {
-        let r = sesto::crypto::Recipient::parse(&public)
+        let r = sesto::format::crypto::Recipient::parse(&public)
             .unwrap()
             .to_age()
             .unwrap();
-        let ciphertext = sesto::crypto::encrypt(&plaintext, &[r.as_ref()]).unwrap();
+        let ciphertext = sesto::format::crypto::encrypt(&plaintext, &[r.as_ref()]).unwrap();
         std::fs::write(&out, ciphertext).unwrap();
         age(
             &env,
@@ -943,7 +943,7 @@ fn age_key_member_reads_but_cannot_sign() {
         &sesto::OpenOptions {
             start: Some(env.repo.clone()),
             // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
-            trust: sesto::trust::TrustMode::Skip,
+            trust: sesto::store::trust::TrustMode::Skip,
         },
         ids,
     )
@@ -1078,7 +1078,7 @@ fn roster_and_node_signatures_verify_with_ssh_keygen() {
         &sesto::OpenOptions {
             start: Some(env.repo.clone()),
             // The test's trust state lives in its sealed XDG_STATE_HOME, not here.
-            trust: sesto::trust::TrustMode::Skip,
+            trust: sesto::store::trust::TrustMode::Skip,
         },
         ids,
     )

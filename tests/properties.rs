@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use sesto::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
+use sesto::format::node::{self, Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
 
 /// A canonical roster as `sesto init` writes it, to mutate.
 const ROSTER: &str = "sesto: 1
@@ -170,7 +170,7 @@ proptest! {
         mutated(ROSTER.as_bytes().to_vec()),
         "[\\[\\]{}:\\- '\"#|>\n a]{0,200}".prop_map(String::into_bytes),
     ]) {
-        let _ = sesto::limits::check_yaml(&bytes);
+        let _ = sesto::format::limits::check_yaml(&bytes);
     }
 
     #[test]
@@ -188,18 +188,18 @@ proptest! {
 
     #[test]
     fn references_round_trip(text in "sesto://[a-z/%#0-9A-F ]{0,30}|.{0,40}") {
-        if let Ok(r) = sesto::template::Reference::parse(&text) {
-            let again = sesto::template::Reference::parse(&r.to_string()).unwrap();
+        if let Ok(r) = sesto::deploy::template::Reference::parse(&text) {
+            let again = sesto::deploy::template::Reference::parse(&r.to_string()).unwrap();
             prop_assert_eq!(again, r);
         }
     }
 
     #[test]
     fn templates_keep_their_text(text in "([a-z {}\n]|\\{\\{ ?sesto://[a-z/#%]{0,8} ?\\}\\}){0,40}") {
-        if let Ok(pieces) = sesto::template::parse_template("t", text.as_bytes()) {
+        if let Ok(pieces) = sesto::deploy::template::parse_template("t", text.as_bytes()) {
             let kept: usize = pieces.iter().map(|p| match p {
-                sesto::template::Piece::Text(t) => t.len(),
-                sesto::template::Piece::Ref(..) => 0,
+                sesto::deploy::template::Piece::Text(t) => t.len(),
+                sesto::deploy::template::Piece::Ref(..) => 0,
             }).sum();
             prop_assert!(kept <= text.len());
         }
@@ -207,7 +207,7 @@ proptest! {
 
     #[test]
     fn env_files_never_panic(text in "((export )?[A-Za-z_][A-Za-z0-9_]{0,6}=('[^'\n]*'|\"[^\"\n]*\"|\\{\\{ sesto://[a-z/]{1,8} \\}\\}|[^\n]{0,10})\n|#[^\n]*\n|.{0,10}\n){0,20}") {
-        if let Ok(vars) = sesto::env::parse_env_file(Path::new("e.env"), text.as_bytes()) {
+        if let Ok(vars) = sesto::deploy::env::parse_env_file(Path::new("e.env"), text.as_bytes()) {
             prop_assert!(vars.len() <= text.lines().count());
         }
     }
@@ -220,9 +220,9 @@ proptest! {
         "(ssh-ed25519|ssh-rsa|age1) ?[A-Za-z0-9+/=]{0,80}( [a-z@]{0,10})?",
     ]) {
         let _ = sesto::identities_from_text(&text);
-        let _ = sesto::crypto::Recipient::parse(&text);
-        let _ = sesto::crypto::normalize_public(&text);
-        let _ = sesto::share::parse_recipients(&text, "r.txt");
+        let _ = sesto::format::crypto::Recipient::parse(&text);
+        let _ = sesto::format::crypto::normalize_public(&text);
+        let _ = sesto::teams::share::parse_recipients(&text, "r.txt");
     }
 
     #[test]
@@ -231,7 +231,7 @@ proptest! {
         "totp: [A-Z2-7]{0,40}\n(digits: [0-9]{1,3}\n)?",
         ".{0,80}",
     ]) {
-        let _ = sesto::otp::current_code(text.as_bytes(), std::time::SystemTime::UNIX_EPOCH);
+        let _ = sesto::local::otp::current_code(text.as_bytes(), std::time::SystemTime::UNIX_EPOCH);
     }
 }
 
@@ -262,9 +262,9 @@ fn a_timestamp_of_the_wrong_shape_is_not_canonical() {
 #[test]
 fn references_with_special_names_read_back() {
     for text in ["sesto://a/b%25c", "sesto://a/b%20c#f%23g", "sesto://a%7Db"] {
-        let r = sesto::template::Reference::parse(text).unwrap();
+        let r = sesto::deploy::template::Reference::parse(text).unwrap();
         assert_eq!(
-            sesto::template::Reference::parse(&r.to_string()).unwrap(),
+            sesto::deploy::template::Reference::parse(&r.to_string()).unwrap(),
             r
         );
     }

@@ -10,8 +10,8 @@ use std::fs;
 
 use common::team::{Member, Mode, Team, Way, FUTURE};
 use common::{require_tool, snapshot_text, Output, NOW};
-use sesto::crypto;
-use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
+use sesto::format::crypto;
+use sesto::format::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
 
 /// mallory's value: it must never come back to anyone else.
 const FORGED: &str = "v-mallory-1";
@@ -81,8 +81,11 @@ fn mallory_forges(team: &Team, alice: &Member, mallory: &Member) -> BTreeSet<Str
             &nodes[&staging.to_string()],
         )
         .expect("mallory reads staging");
-    let real = sesto::node::split(plain.as_bytes()).unwrap().body.to_vec();
-    let mut folder = sesto::node::decode_body(&real).unwrap();
+    let real = sesto::format::node::split(plain.as_bytes())
+        .unwrap()
+        .body
+        .to_vec();
+    let mut folder = sesto::format::node::decode_body(&real).unwrap();
     folder.version += 1000;
     folder.recipient = Some(ks_pub.clone());
     folder.children.push(Entry {

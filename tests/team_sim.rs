@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use common::team::{Member, Mode, Nodes, Team, Way};
 use common::Output;
 use common::NOW;
-use sesto::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
+use sesto::format::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
 
 /// CI's seeds: about four seconds each.
 const SEEDS: &[u64] = &[1, 2, 3, 4];
@@ -540,7 +540,11 @@ impl Sim {
                 };
                 let bytes = rival.encode();
                 let key = ssh_key::PrivateKey::read_openssh_file(&m.key).unwrap();
-                let sig = sesto::crypto::sign(&key, sesto::crypto::ROSTER_NAMESPACE, &bytes);
+                let sig = sesto::format::crypto::sign(
+                    &key,
+                    sesto::format::crypto::ROSTER_NAMESPACE,
+                    &bytes,
+                );
                 changed.push((".sesto/roster.yaml".into(), bytes));
                 changed.push((".sesto/roster.sig".into(), sig.unwrap().into_bytes()));
                 "pushes a roster with no previous"

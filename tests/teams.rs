@@ -13,8 +13,8 @@ use common::{
     insta_settings, pub_key, require_tool, require_tools, run_cmd, snapshot_text, KeyKind, Output,
     TestEnv,
 };
-use sesto::crypto;
-use sesto::node::{self, NodeId, Roster};
+use sesto::format::crypto;
+use sesto::format::node::{self, NodeId, Roster};
 use ssh_key::PrivateKey;
 
 const PASSWORD: &str = "canary-Pr0d-DB-pw-7d1c";
@@ -922,7 +922,7 @@ fn rotating_many_nodes_shows_progress_on_a_terminal_only() {
     let ids = sesto::identities_from_text(&fs::read_to_string(&t.alice).unwrap()).unwrap();
     let options = sesto::OpenOptions {
         start: Some(t.env.repo.clone()),
-        trust: sesto::trust::TrustMode::Skip,
+        trust: sesto::store::trust::TrustMode::Skip,
     };
     let store = sesto::Store::open(&options, ids).unwrap();
     let mut tx = store.transaction().unwrap();
@@ -957,7 +957,7 @@ fn reload_follows_grants_and_keeps_the_last_good_roster() {
     let ids = sesto::identities_from_text(&fs::read_to_string(&t.bob).unwrap()).unwrap();
     let options = sesto::OpenOptions {
         start: Some(t.env.repo.clone()),
-        trust: sesto::trust::TrustMode::Skip,
+        trust: sesto::store::trust::TrustMode::Skip,
     };
     let mut store = sesto::Store::open(&options, ids).unwrap();
     assert!(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Show who can read and who can write a path, and why
 #[derive(Debug, clap::Args)]

@@ -8,10 +8,10 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sesto::agent;
+use sesto::local::agent;
 use zeroize::Zeroizing;
 
-use crate::cli::Global;
+use super::Global;
 
 fn duration(text: &str) -> Result<Duration, String> {
     agent::parse_duration(text)
@@ -149,7 +149,7 @@ pub fn serve_children(store: &sesto::Store) -> Result<Option<agent::ChildAgent>>
         .map(|m| {
             std::iter::once(&m.key)
                 .chain(m.signing_key.as_ref())
-                .filter_map(|k| sesto::crypto::normalize_public(k).ok())
+                .filter_map(|k| sesto::format::crypto::normalize_public(k).ok())
                 .collect()
         })
         .unwrap_or_default();

@@ -11,7 +11,7 @@ use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sesto::clipboard::{self, Backend, Digest};
+use sesto::local::clipboard::{self, Backend, Digest};
 use zeroize::Zeroizing;
 
 /// Clear the clipboard after a delay if it still holds a copied value (run by sesto)

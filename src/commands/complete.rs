@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{Arg, ArgAction, CommandFactory};
-use sesto::complete::Want;
+use clap::{Arg, ArgAction};
+use sesto::local::complete::Want;
 
 /// The shells the completion scripts are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,13 +112,14 @@ struct Seen {
     identities: Vec<std::path::PathBuf>,
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+/// `root` is sesto's whole command tree (`Cli::command()`).
+pub fn run(args: Args, mut root: clap::Command, out: &mut dyn Write) -> Result<ExitCode> {
     let (words, current, line) = match args.shell {
         Shell::Bash => {
             let (Some(text), Some(bash_word)) = (args.words.first(), args.words.get(1)) else {
                 return Ok(ExitCode::SUCCESS);
             };
-            let Some(line) = sesto::complete::split_line(text) else {
+            let Some(line) = sesto::local::complete::split_line(text) else {
                 return Ok(ExitCode::SUCCESS);
             };
             let current = line.current.clone();
@@ -127,22 +128,23 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         Shell::Zsh | Shell::Fish => {
             let mut words = args.words;
             let current = words.pop().unwrap_or_default();
-            if words.len() > sesto::complete::MAX_WORDS
-                || current.len() > sesto::complete::MAX_INPUT
+            if words.len() > sesto::local::complete::MAX_WORDS
+                || current.len() > sesto::local::complete::MAX_INPUT
             {
                 return Ok(ExitCode::SUCCESS);
             }
             (words, current, None)
         }
     };
-    let mut root = crate::cli::Cli::command();
     root.build();
     let (directive, candidates) = complete(&root, &words, &current);
     writeln!(out, "{directive}")?;
     for (value, help) in candidates {
         match (&line, args.shell) {
             (Some((line, bash_word)), _) => {
-                if let Some(text) = sesto::complete::bash_replacement(line, bash_word, &value) {
+                if let Some(text) =
+                    sesto::local::complete::bash_replacement(line, bash_word, &value)
+                {
                     writeln!(out, "{text}")?;
                 }
             }
@@ -213,12 +215,15 @@ fn complete(
                 .map(|(_, _, s)| *s);
             match source {
                 Some(Source::Store(want)) => {
-                    let names =
-                        with_store(&seen, |store| sesto::complete::paths(store, current, want));
+                    let names = with_store(&seen, |store| {
+                        sesto::local::complete::paths(store, current, want)
+                    });
                     out.extend(names.into_iter().map(|n| (n, String::new())));
                 }
                 Some(Source::Member) => {
-                    let names = with_store(&seen, |store| sesto::complete::members(store, current));
+                    let names = with_store(&seen, |store| {
+                        sesto::local::complete::members(store, current)
+                    });
                     out.extend(names.into_iter().map(|n| (n, String::new())));
                 }
                 Some(Source::Nothing) => {}
@@ -440,12 +445,13 @@ fn with_store(seen: &Seen, f: impl FnOnce(&sesto::Store) -> Vec<String>) -> Vec<
             .map(Into::into)
     });
     let sources = sesto::IdentitySources::from_env(seen.identities.clone());
-    let Ok(ids) = sesto::Identities::load(&sources, Arc::new(sesto::crypto::NoPassphrase)) else {
+    let Ok(ids) = sesto::Identities::load(&sources, Arc::new(sesto::format::crypto::NoPassphrase))
+    else {
         return Vec::new();
     };
     let options = sesto::OpenOptions {
         start,
-        trust: sesto::trust::TrustMode::Peek,
+        trust: sesto::store::trust::TrustMode::Peek,
     };
     match sesto::Store::open(&options, ids) {
         Ok(store) => f(&store),
@@ -454,180 +460,4 @@ fn with_store(seen: &Seen, f: impl FnOnce(&sesto::Store) -> Vec<String>) -> Vec<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cli() -> clap::Command {
-        let mut root = crate::cli::Cli::command();
-        root.build();
-        root
-    }
-
-    fn names(line: &str) -> (&'static str, Vec<String>) {
-        let root = cli();
-        let l = sesto::complete::split_line(line).unwrap();
-        let (d, c) = complete(&root, &l.words, &l.current);
-        (d, c.into_iter().map(|(v, _)| v).collect())
-    }
-
-    fn slot_of(line: &str) -> String {
-        let root = cli();
-        let l = sesto::complete::split_line(line).unwrap();
-        match walk(&root, &l.words, &l.current).0 {
-            Slot::Subcommand(c) => format!("subcommand of {}", c.get_name()),
-            Slot::Option(c) => format!("option of {}", c.get_name()),
-            Slot::Value(a, p) => format!("value of {} {p}", a.get_id()),
-            Slot::Positional(p, a) => format!("{p} {}", a.get_id()),
-            Slot::Unknown => "unknown".into(),
-        }
-    }
-
-    #[test]
-    fn every_table_entry_names_a_real_positional() {
-        let root = cli();
-        for (path, id, _) in TABLE {
-            let mut cmd = &root;
-            for name in path.split(' ') {
-                cmd = cmd
-                    .find_subcommand(name)
-                    .unwrap_or_else(|| panic!("no command {path}"));
-            }
-            assert!(
-                cmd.get_positionals().any(|a| a.get_id() == *id),
-                "{path} has no positional {id}"
-            );
-        }
-    }
-
-    /// A new command's positionals must be put in the table (or knowingly
-    /// left to file completion, which is what PathBuf arguments want).
-    #[test]
-    fn every_string_positional_is_decided() {
-        fn visit(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for arg in cmd.get_positionals() {
-                let names = arg.get_value_names().unwrap_or_default();
-                let file_like = names.iter().any(|n| {
-                    [
-                        "FILE", "DIR", "PATH", "TEMPLATE", "COMMAND", "BASE", "OURS", "THEIRS",
-                        "SHELL",
-                    ]
-                    .contains(&n.as_str())
-                });
-                let decided = TABLE
-                    .iter()
-                    .any(|(p, id, _)| *p == path && *id == arg.get_id());
-                if !decided && !file_like && !cmd.is_hide_set() {
-                    missing.push(format!("{path} {}", arg.get_id()));
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                let p = if path.is_empty() {
-                    sub.get_name().to_string()
-                } else {
-                    format!("{path} {}", sub.get_name())
-                };
-                visit(sub, &p, missing);
-            }
-        }
-        let mut missing = Vec::new();
-        visit(&cli(), "", &mut missing);
-        assert_eq!(
-            missing,
-            Vec::<String>::new(),
-            "positionals the table does not decide"
-        );
-    }
-
-    #[test]
-    fn the_walk_finds_the_slot() {
-        for (line, want) in [
-            ("sesto ", "subcommand of sesto"),
-            ("sesto g", "subcommand of sesto"),
-            ("sesto get ", "get path"),
-            ("sesto --store /x get prod/", "get path"),
-            ("sesto get prod/db ", "get field"),
-            ("sesto get -", "option of get"),
-            ("sesto -i ", "value of identities "),
-            ("sesto member remove ", "member remove name"),
-            ("sesto member ", "subcommand of member"),
-            ("sesto grant alice ", "grant path"),
-            ("sesto grant --write ", "grant member"),
-            ("sesto export --format ", "value of format "),
-            ("sesto export --format=d", "value of format --format="),
-            ("sesto export -fd ", "export folders"),
-            ("sesto export -fd", "option of export"),
-            ("sesto rm -r a b ", "rm paths"),
-            ("sesto exec prod -- ", "exec command"),
-            ("FOO=1 sesto ls ", "ls path"),
-            ("sesto merge-driver ", "unknown"),
-            ("sesto nope ", "unknown"),
-            ("sesto help ", "subcommand of help"),
-        ] {
-            assert_eq!(slot_of(line), want, "{line:?}");
-        }
-    }
-
-    #[test]
-    fn subcommands_leave_out_hidden_ones() {
-        let (d, subs) = names("sesto ");
-        assert_eq!(d, "names");
-        assert!(subs.contains(&"get".to_string()) && subs.contains(&"completions".to_string()));
-        for hidden in ["merge-driver", "textconv", "__complete"] {
-            assert!(!subs.contains(&hidden.to_string()), "{hidden} in {subs:?}");
-        }
-        assert_eq!(names("sesto ex").1, ["exec", "export"]);
-        assert_eq!(
-            names("sesto completions ").1,
-            ["bash", "elvish", "fish", "powershell", "zsh"]
-        );
-        assert_eq!(
-            names("sesto export --format=g").1,
-            ["--format=github-actions"]
-        );
-        assert_eq!(names("sesto render ").0, "files");
-        assert_eq!(names("sesto --store ").0, "dirs");
-        assert!(names("sesto get --").1.contains(&"--store".to_string()));
-    }
-
-    #[test]
-    fn hostile_words_never_panic() {
-        let root = cli();
-        let long = "x".repeat(100_000);
-        let lists: Vec<Vec<String>> = vec![
-            vec![],
-            vec!["sesto".into()],
-            vec!["sesto".into(), "-".into()],
-            vec!["sesto".into(), "--".into(), "--".into()],
-            vec!["sesto".into(), "--=".into(), "-=".into(), "-é".into()],
-            vec!["sesto".into(), "get".into(), "../".into()],
-            vec!["sesto".into(), long.clone(), long.clone()],
-            vec!["sesto".into(), "-i".into()],
-            vec!["sesto".into(), "export".into(), "-f".into()],
-            vec!["sesto".into(), "export".into(), "-oé".into()],
-        ];
-        for words in &lists {
-            for current in [
-                "",
-                "-",
-                "--",
-                "--=",
-                "--format=",
-                "../",
-                "/",
-                "//",
-                "é",
-                long.as_str(),
-            ] {
-                let _ = walk(&root, words, current);
-                complete_no_store(&root, words, current);
-            }
-        }
-    }
-
-    /// `complete` for a slot that needs no store (the test has none).
-    fn complete_no_store(root: &clap::Command, words: &[String], current: &str) {
-        if !matches!(walk(root, words, current).0, Slot::Positional(..)) {
-            let _ = complete(root, words, current);
-        }
-    }
-}
+mod tests;

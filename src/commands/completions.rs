@@ -7,7 +7,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::CommandFactory;
 
 /// Print a completion script for bash, zsh, fish, elvish or powershell
 ///
@@ -29,18 +28,14 @@ const BASH: &str = include_str!("completions/sesto.bash");
 const ZSH: &str = include_str!("completions/sesto.zsh");
 const FISH: &str = include_str!("completions/sesto.fish");
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+/// `root` is sesto's whole command tree (`Cli::command()`).
+pub fn run(args: Args, root: clap::Command, out: &mut dyn Write) -> Result<ExitCode> {
     use clap_complete::Shell;
     match args.shell {
         Shell::Bash => out.write_all(BASH.as_bytes())?,
         Shell::Zsh => out.write_all(ZSH.as_bytes())?,
         Shell::Fish => out.write_all(FISH.as_bytes())?,
-        shell => clap_complete::generate(
-            shell,
-            &mut visible(crate::cli::Cli::command()),
-            "sesto",
-            out,
-        ),
+        shell => clap_complete::generate(shell, &mut visible(root), "sesto", out),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,7 +72,12 @@ mod tests {
             clap_complete::Shell::PowerShell,
         ] {
             let mut out = Vec::new();
-            run(Args { shell }, &mut out).unwrap();
+            run(
+                Args { shell },
+                <crate::cli::Cli as clap::CommandFactory>::command(),
+                &mut out,
+            )
+            .unwrap();
             let text = String::from_utf8(out).unwrap();
             // How each script names a subcommand it completes.
             for hidden in ["merge-driver", "textconv", "__complete"] {

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use sesto::node::Kind;
+use sesto::format::node::Kind;
 use sesto::SPath;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Copy a secret, or with -r a folder and everything in it
 ///

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use sesto::editor::Edit;
+use sesto::local::editor::Edit;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Edit a secret in $VISUAL or $EDITOR (a new path creates the secret)
 ///
@@ -37,7 +37,7 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
     // the user saved, which broke the value's YAML.
     let mut buffer = current.clone();
     let value = loop {
-        let edited = sesto::editor::edit(&buffer, name)?;
+        let edited = sesto::local::editor::edit(&buffer, name)?;
         if let Some(w) = &edited.warning {
             eprintln!("warning: {w}");
         }
@@ -56,7 +56,7 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
             eprintln!("{}: unchanged, nothing written", args.path);
             return Ok(ExitCode::SUCCESS);
         }
-        let Some(problem) = sesto::editor::broken_mapping(&current, &saved) else {
+        let Some(problem) = sesto::local::editor::broken_mapping(&current, &saved) else {
             break saved;
         };
         if !crate::terminal::stdin_is_terminal() {

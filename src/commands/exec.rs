@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result};
-use sesto::env::{EnvValue, Vars};
-use sesto::template::Reference;
+use sesto::deploy::env::{EnvValue, Vars};
+use sesto::deploy::template::Reference;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Run a command with secrets as environment variables
 ///
@@ -84,7 +84,7 @@ pub fn run(g: &Global, args: Args, _out: &mut dyn Write) -> Result<ExitCode> {
         let e = cmd.exec();
         return Ok(cannot_run(&shown, &e));
     }
-    let masker = sesto::mask::Masker::new(vars.iter().map(|v| v.expose_value()));
+    let masker = sesto::deploy::mask::Masker::new(vars.iter().map(|v| v.expose_value()));
     drop(vars);
     run_masked(cmd, &masker, &shown)
 }
@@ -96,11 +96,11 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
     }
     let mut lines = Vec::new();
     for file in env_files {
-        let text = sesto::limits::read_regular(file, sesto::env::MAX_ENV_FILE)
+        let text = sesto::format::limits::read_regular(file, sesto::deploy::env::MAX_ENV_FILE)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        let more = sesto::env::parse_env_file(file, &text)?;
-        if let Some((_, at, _)) = more.get(sesto::env::MAX_ENV_VARS - lines.len()) {
-            return Err(sesto::env::too_many_vars(at).into());
+        let more = sesto::deploy::env::parse_env_file(file, &text)?;
+        if let Some((_, at, _)) = more.get(sesto::deploy::env::MAX_ENV_VARS - lines.len()) {
+            return Err(sesto::deploy::env::too_many_vars(at).into());
         }
         lines.extend(more);
     }
@@ -116,7 +116,7 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
             EnvValue::Literal(_) => None,
         })
         .collect();
-    let mut values = sesto::template::resolve(&store, &refs)?.into_iter();
+    let mut values = sesto::deploy::template::resolve(&store, &refs)?.into_iter();
     for (name, at, value) in lines {
         let value = match value {
             EnvValue::Ref(_) => values.next().expect("one value per reference"),
@@ -151,7 +151,11 @@ const FORWARDED: [libc::c_int; 6] = [
 ];
 
 /// Runs `cmd` with its output masked and signals forwarded; returns its code.
-fn run_masked(mut cmd: Command, masker: &sesto::mask::Masker, shown: &str) -> Result<ExitCode> {
+fn run_masked(
+    mut cmd: Command,
+    masker: &sesto::deploy::mask::Masker,
+    shown: &str,
+) -> Result<ExitCode> {
     // Blocked in this thread before any other starts, so every thread of
     // sesto leaves these signals to the one that waits for them.
     let set = super::block_signals(&FORWARDED);

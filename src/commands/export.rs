@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use rand::RngCore;
-use sesto::env::Format;
+use sesto::deploy::env::Format;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Print secrets as variables for another tool to read
 ///
@@ -67,7 +67,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             })?;
         // Masks first, then the values: the runner hides them before any step sees them.
         let mut env_block = zeroize::Zeroizing::new(Vec::new());
-        sesto::env::write(&vars, args.format, out, Some(&mut *env_block), &delimiter)?;
+        sesto::deploy::env::write(&vars, args.format, out, Some(&mut *env_block), &delimiter)?;
         out.flush()?;
         file.write_all(&env_block).with_context(|| {
             format!(
@@ -83,10 +83,10 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     match &args.output {
-        None => sesto::env::write(&vars, args.format, out, None, &delimiter)?,
+        None => sesto::deploy::env::write(&vars, args.format, out, None, &delimiter)?,
         Some(path) => {
             let mut bytes = zeroize::Zeroizing::new(Vec::new());
-            sesto::env::write(&vars, args.format, &mut *bytes, None, &delimiter)?;
+            sesto::deploy::env::write(&vars, args.format, &mut *bytes, None, &delimiter)?;
             super::render::write_private(path, &bytes)?;
         }
     }

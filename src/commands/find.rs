@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Find secrets and folders whose path matches a pattern
 ///
@@ -32,7 +32,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
     } else {
         for (p, k) in &found {
-            let slash = if *k == sesto::node::Kind::Folder {
+            let slash = if *k == sesto::format::node::Kind::Folder {
                 "/"
             } else {
                 ""

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Check the whole store: decrypt and verify every node, find orphans
 ///

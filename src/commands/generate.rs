@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Generate a random password (or diceware passphrase) and store it
 ///
@@ -43,8 +43,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     // Before anything is stored: a missing clipboard tool fails here.
     let clip = args.clip.then(super::clip::Clip::prepare).transpose()?;
     let value = match args.words {
-        Some(n) => sesto::generate::passphrase(n)?,
-        None => sesto::generate::password(args.length, !args.no_symbols)?,
+        Some(n) => sesto::local::generate::passphrase(n)?,
+        None => sesto::local::generate::password(args.length, !args.no_symbols)?,
     };
     let store = super::open(g)?;
     let mut tx = store.transaction()?;

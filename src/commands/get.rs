@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Print a secret's value, byte for byte, or copy it to the clipboard
 ///

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Search the values of every secret you can read for a pattern
 ///

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use crate::cli::Global;
+use super::Global;
 
 /// The hook, as kept in the repository's hooks/ directory.
 const HOOK: &str = include_str!("../../hooks/pre-commit");

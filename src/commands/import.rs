@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use sesto::import::{Decrypter, Plan, Source};
+use sesto::local::import::{Decrypter, Plan, Source};
 use sesto::SPath;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Import secrets from pass, gopass or passage, or from a dotenv, JSON or YAML file
 ///
@@ -172,10 +172,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
                 None => {
                     let default = xdg_data()?.join("gopass/stores/root");
                     let config = xdg_config()?.join("gopass/config");
-                    match sesto::limits::read_regular(&config, 1 << 20) {
+                    match sesto::format::limits::read_regular(&config, 1 << 20) {
                         Ok(bytes) => {
-                            let (root, mounts) =
-                                sesto::import::gopass_mounts(&String::from_utf8_lossy(&bytes));
+                            let (root, mounts) = sesto::local::import::gopass_mounts(
+                                &String::from_utf8_lossy(&bytes),
+                            );
                             (root.unwrap_or(default), mounts)
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (default, Vec::new()),
@@ -240,7 +241,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 fn file_import(g: &Global, source: Source, a: FileArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let cap = sesto::import::MAX_FILE;
+    let cap = sesto::local::import::MAX_FILE;
     let (bytes, from) = if a.file == "-" {
         let mut buf = zeroize::Zeroizing::new(Vec::new());
         std::io::stdin()
@@ -250,7 +251,7 @@ fn file_import(g: &Global, source: Source, a: FileArgs, out: &mut dyn Write) -> 
             .context("cannot read stdin")?;
         (buf, "stdin".to_string())
     } else {
-        let bytes = sesto::limits::read_regular(Path::new(&a.file), cap)
+        let bytes = sesto::format::limits::read_regular(Path::new(&a.file), cap)
             .with_context(|| format!("cannot read {}", a.file))?;
         (zeroize::Zeroizing::new(bytes), a.file.clone())
     };

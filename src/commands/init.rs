@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Create a store in this git repository, with you as its first admin
 ///
@@ -28,7 +28,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let done = sesto::init(&options, ids)?;
     let store = &done.store;
     // Concurrent changes from other clones merge through sesto's driver.
-    sesto::resolve::setup_git(store.work_tree(), false)?;
+    sesto::git::resolve::setup_git(store.work_tree(), false)?;
     let me = store.whoami().unwrap_or("?");
     let key = &store.roster().members[me].key;
     writeln!(
@@ -36,7 +36,11 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         "Created a sesto store in {}",
         store.work_tree().join(".sesto").display()
     )?;
-    writeln!(out, "Admin: {me} ({})", sesto::crypto::fingerprint(key))?;
+    writeln!(
+        out,
+        "Admin: {me} ({})",
+        sesto::format::crypto::fingerprint(key)
+    )?;
     if done.auto_commit {
         writeln!(
             out,

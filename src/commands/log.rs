@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// List the versions of one secret: date, author, commit (no values)
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// List the entries of a folder (folders end in /)
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
     } else {
         for e in &entries {
-            let slash = if e.kind == sesto::node::Kind::Folder {
+            let slash = if e.kind == sesto::format::node::Kind::Folder {
                 "/"
             } else {
                 ""

@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Cli;
-
 /// Write sesto's manual pages (sesto.1, sesto-get.1, …) into DIR
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +16,8 @@ pub struct Args {
 }
 
 /// Every page: its file name and its roff text. Hidden commands have none.
-pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
+/// `root` is sesto's whole command tree (`Cli::command()`).
+pub fn pages(root: clap::Command) -> Result<Vec<(String, Vec<u8>)>> {
     fn walk(cmd: clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
             walk(sub, out)?;
@@ -29,7 +28,7 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
         out.push((man.get_filename(), text));
         Ok(())
     }
-    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    let mut cmd = root.disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
     walk(cmd, &mut out)?;
@@ -37,10 +36,10 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+pub fn run(args: Args, root: clap::Command, out: &mut dyn Write) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let pages = pages()?;
+    let pages = pages(root)?;
     for (name, text) in &pages {
         let path = args.dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -60,7 +59,7 @@ mod tests {
     #[test]
     fn checked_in_man_pages_are_current() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
-        let pages = super::pages().unwrap();
+        let pages = super::pages(<crate::cli::Cli as clap::CommandFactory>::command()).unwrap();
         let mut stale = Vec::new();
         for (name, text) in &pages {
             if std::fs::read(dir.join(name)).ok().as_deref() != Some(text.as_slice()) {

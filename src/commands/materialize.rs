@@ -1,7 +1,7 @@
 //! `sesto materialize`: one file per secret in a directory, kept up to date with --watch.
 //!
 //! The directory rules (safety checks, lock, manifest, atomic writes) are the
-//! library's `sesto::materialize`; this file reads the store, prints what
+//! library's `sesto::deploy::materialize`; this file reads the store, prints what
 //! changed, and runs the watch loop with its signal handling.
 
 use std::io::Write;
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use notify::Watcher;
-use sesto::materialize::{Dir, Report};
+use sesto::deploy::materialize::{Dir, Report};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Write each secret of a folder to a file, for services that read files
 ///

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Manage the store's members: who they are, their keys, what they may read
 #[derive(Debug, clap::Args)]
@@ -94,7 +94,7 @@ fn add(g: &Global, args: AddArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let key = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(f)) => {
-            let bytes = sesto::limits::read_regular(f, 64 << 10)
+            let bytes = sesto::format::limits::read_regular(f, 64 << 10)
                 .with_context(|| format!("cannot read {} (a public key file)", f.display()))?;
             String::from_utf8(bytes)
                 .with_context(|| format!("{} is not text: not a public key", f.display()))?
@@ -109,7 +109,7 @@ fn add(g: &Global, args: AddArgs, out: &mut dyn Write) -> Result<ExitCode> {
             None => e.into(),
         })?;
     super::commit(tx)?;
-    let fp = sesto::crypto::fingerprint(&sesto::crypto::normalize_public(&key)?);
+    let fp = sesto::format::crypto::fingerprint(&sesto::format::crypto::normalize_public(&key)?);
     if args.admin {
         writeln!(out, "Added {} as an admin ({fp}).", args.name)?;
     } else {
@@ -154,7 +154,7 @@ fn list(g: &Global, args: ListArgs, out: &mut dyn Write) -> Result<ExitCode> {
                     .collect();
                 serde_json::json!({
                     "name": name, "admin": m.admin, "key": m.key,
-                    "fingerprint": sesto::crypto::fingerprint(&m.key),
+                    "fingerprint": sesto::format::crypto::fingerprint(&m.key),
                     "signing_key": m.signing_key, "grants": grants,
                 })
             })
@@ -185,9 +185,9 @@ fn list(g: &Global, args: ListArgs, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(
             out,
             "{name}  {kind} {}{}  {role}",
-            sesto::crypto::fingerprint(&m.key),
+            sesto::format::crypto::fingerprint(&m.key),
             match &m.signing_key {
-                Some(k) => format!(", signs with {}", sesto::crypto::fingerprint(k)),
+                Some(k) => format!(", signs with {}", sesto::format::crypto::fingerprint(k)),
                 None if m.signer_key().is_none() => ", cannot sign".to_string(),
                 None => String::new(),
             }

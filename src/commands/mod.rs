@@ -1,4 +1,6 @@
-//! One module per command: its clap `Args` and its `run`. Dispatch is one match.
+//! One module per command: its clap `Args` and its `run`; the options every
+//! command takes ([`Global`]). The dispatch is in `cli.rs`, which uses these
+//! modules; nothing here uses it back (the command tree is passed in).
 
 pub mod access;
 pub mod agent;
@@ -40,12 +42,10 @@ pub mod verify;
 pub mod whoami;
 
 use std::io::Write;
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-
-use crate::cli::{Cli, Command, Global};
 
 /// The umask sesto started with, before it set its own 077.
 static ORIGINAL_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0o022);
@@ -60,72 +60,16 @@ pub fn original_umask() -> libc::mode_t {
     ORIGINAL_UMASK.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Runs the parsed command, writing its output to `out`.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
-    let g = &cli.global;
-    let Some(command) = cli.command else {
-        // `sesto` alone, as `pass` alone: the tree, in a store; else usage.
-        let in_store = start_dir(g)
-            .ok()
-            .and_then(|d| sesto::find_work_tree(&d).ok())
-            .is_some_and(|w| w.join(".sesto").is_dir());
-        if in_store {
-            return tree::run(g, tree::Args::whole_store(), out);
-        }
-        // The help, as before, and the usage-error exit status.
-        let help = <Cli as clap::CommandFactory>::command().render_help();
-        eprint!("{help}");
-        return Ok(ExitCode::from(2));
-    };
-    match command {
-        Command::Init(a) => init::run(g, a, out),
-        Command::Set(a) => set::run(g, a, out),
-        Command::Get(a) => get::run(g, a, out),
-        Command::Edit(a) => edit::run(g, a, out),
-        Command::Ls(a) => ls::run(g, a, out),
-        Command::Tree(a) => tree::run(g, a, out),
-        Command::Mkdir(a) => mkdir::run(g, a, out),
-        Command::Mv(a) => mv::run(g, a, out),
-        Command::Cp(a) => cp::run(g, a, out),
-        Command::Grep(a) => grep::run(g, a, out),
-        Command::Rm(a) => rm::run(g, a, out),
-        Command::Find(a) => find::run(g, a, out),
-        Command::Generate(a) => generate::run(g, a, out),
-        Command::Otp(a) => otp::run(g, a, out),
-        Command::Fsck(a) => fsck::run(g, a, out),
-        Command::Member(a) => member::run(g, a, out),
-        Command::Grant(a) => grant::run(g, a, out),
-        Command::Revoke(a) => grant::revoke(g, a, out),
-        Command::Access(a) => access::run(g, a, out),
-        Command::Whoami(a) => whoami::run(g, a, out),
-        Command::Unlock(a) => agent::unlock(g, a, out),
-        Command::Lock(a) => agent::lock(g, a, out),
-        Command::Agent(a) => agent::agent(g, a, out),
-        Command::Verify(a) => verify::run(g, a, out),
-        Command::Stale(a) => stale::run(g, a, out),
-        Command::Share(a) => share::run(g, a, out),
-        Command::Trust(a) => trust::run(g, a, out),
-        Command::SshAgentIdentity(a) => ssh_agent_identity::run(g, a, out),
-        Command::Sync(a) => sync::sync(g, a, out),
-        Command::Resolve(a) => sync::resolve(g, a, out),
-        Command::SetupGit(a) => sync::setup_git(g, a, out),
-        Command::Log(a) => log::log(g, a, out),
-        Command::Show(a) => log::show(g, a, out),
-        Command::Restore(a) => log::restore(g, a, out),
-        Command::MergeDriver(a) => sync::merge_driver(g, a, out),
-        Command::Textconv(a) => sync::textconv(g, a, out),
-        Command::Exec(a) => exec::run(g, a, out),
-        Command::Export(a) => export::run(g, a, out),
-        Command::Import(a) => import::run(g, a, out),
-        Command::Render(a) => render::run(g, a, out),
-        Command::Materialize(a) => materialize::run(g, a, out),
-        Command::Scan(a) => scan::run(g, a, out),
-        Command::Hooks(a) => hooks::run(g, a, out),
-        Command::Completions(a) => completions::run(a, out),
-        Command::ManPages(a) => man::run(a, out),
-        Command::Complete(a) => complete::run(a, out),
-        Command::ClipClear(a) => clip::clear(a),
-    }
+/// Options for every command.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// Use the store of this directory instead of searching upwards from here
+    #[arg(long, global = true, env = "SESTO_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Identity file: an OpenSSH private key or an age identity file (repeatable)
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 }
 
 /// Loads the identities named by the options and environment.
@@ -141,12 +85,12 @@ pub fn identities(g: &Global) -> Result<sesto::Identities> {
 /// Opens the store for this invocation, checking its roster against the
 /// admins the user trusts.
 pub fn open(g: &Global) -> Result<sesto::Store> {
-    open_with(g, sesto::trust::TrustMode::Check)
+    open_with(g, sesto::store::trust::TrustMode::Check)
 }
 
 /// Opens the store with the given trust handling, and shows what opening
 /// found worth telling (a first use, new admins) on stderr.
-pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::Store> {
+pub fn open_with(g: &Global, trust: sesto::store::trust::TrustMode) -> Result<sesto::Store> {
     let options = sesto::OpenOptions {
         start: g.store.clone(),
         trust,
@@ -157,7 +101,7 @@ pub fn open_with(g: &Global, trust: sesto::trust::TrustMode) -> Result<sesto::St
     }
     // A fresh clone has no merge driver, and git merges node files as
     // binary conflicts without it: register it once, and say so.
-    match sesto::resolve::ensure_merge_driver(store.work_tree()) {
+    match sesto::git::resolve::ensure_merge_driver(store.work_tree()) {
         Ok(true) => eprintln!(
             "note: registered sesto's merge driver in .git/config (`sesto setup-git` does it too)"
         ),
@@ -296,7 +240,7 @@ pub fn by_folder<'a>(paths: impl IntoIterator<Item = &'a sesto::SPath>) -> Vec<(
 }
 
 /// Largest value accepted from a file or stdin (the library's limit).
-pub const MAX_VALUE: u64 = sesto::node::MAX_VALUE as u64;
+pub const MAX_VALUE: u64 = sesto::format::node::MAX_VALUE as u64;
 
 /// Reads at most [`MAX_VALUE`] bytes, failing past it.
 pub fn read_capped(mut r: impl std::io::Read, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {

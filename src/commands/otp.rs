@@ -7,7 +7,7 @@ use anyhow::Result;
 use qrcode::{Color, QrCode};
 use zeroize::Zeroizing;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Print the current TOTP code of a secret
 ///
@@ -48,7 +48,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         Err(_) => std::time::SystemTime::now(),
     };
     // Checked first, so a value that gives no code draws no QR code either.
-    let code = sesto::otp::current_code(secret.expose_value(), now)
+    let code = sesto::local::otp::current_code(secret.expose_value(), now)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.path))?;
     if args.qr {
         let uri = otpauth_uri(secret.expose_value(), &args.path)
@@ -80,7 +80,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The otpauth URI a value stands for, in the forms `sesto::otp::current_code`
+/// The otpauth URI a value stands for, in the forms `sesto::local::otp::current_code`
 /// reads: the URI itself, or for a bare base32 secret one made with the secret's
 /// path as its label (the defaults SHA1, 6 digits and 30 s need no parameters).
 /// `None` where the value is neither.
@@ -90,7 +90,7 @@ fn otpauth_uri(value: &[u8], label: &str) -> Option<Zeroizing<String>> {
         return Some(uri);
     }
     // A mapping: the first of the fields current_code looks at, as it does.
-    let inner = sesto::otp::MAPPING_FIELDS
+    let inner = sesto::local::otp::MAPPING_FIELDS
         .iter()
         .find_map(|name| sesto::field(value, name).ok())?;
     uri_or_base32(std::str::from_utf8(&inner).ok()?, label)

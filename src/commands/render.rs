@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Fill a template's `{{ sesto://path#field }}` references with secrets
 ///
@@ -37,19 +37,22 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let (name, text) = if args.template == Path::new("-") {
         let mut text = Vec::new();
         std::io::stdin()
-            .take(sesto::template::MAX_TEMPLATE as u64 + 1)
+            .take(sesto::deploy::template::MAX_TEMPLATE as u64 + 1)
             .read_to_end(&mut text)
             .context("cannot read the template from stdin")?;
         ("<stdin>".to_string(), text)
     } else {
-        let text = sesto::limits::read_regular(&args.template, sesto::template::MAX_TEMPLATE)
-            .with_context(|| format!("cannot read {}", args.template.display()))?;
+        let text = sesto::format::limits::read_regular(
+            &args.template,
+            sesto::deploy::template::MAX_TEMPLATE,
+        )
+        .with_context(|| format!("cannot read {}", args.template.display()))?;
         (args.template.display().to_string(), text)
     };
     // The template is checked before the store is opened: a typo costs no key.
-    sesto::template::check_template(&name, &text)?;
+    sesto::deploy::template::check_template(&name, &text)?;
     let store = super::open(g)?;
-    let rendered = sesto::template::render(&store, &name, &text)?;
+    let rendered = sesto::deploy::template::render(&store, &name, &text)?;
     match &args.output {
         None => out.write_all(&rendered)?,
         Some(path) => write_private(path, &rendered)?,
@@ -64,6 +67,6 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.is_dir() {
         anyhow::bail!("{} is a directory; name a file to write", path.display());
     }
-    sesto::journal::write_atomic(&path, bytes)?;
+    sesto::store::journal::write_atomic(&path, bytes)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Remove secrets or folders (their files are deleted; git history keeps them)
 #[derive(Debug, clap::Args)]

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use sesto::scan::{Finding, Scanner};
+use sesto::deploy::scan::{Finding, Scanner};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Files larger than this are skipped with a note: secrets are pasted into
 /// configuration, not into disk images.
@@ -79,7 +79,7 @@ fn scan(g: &Global, args: &Args, out: &mut dyn Write) -> Result<bool> {
     let mut files = 0usize;
     let mut each = |name: &str, bytes: &[u8]| {
         files += 1;
-        let scanner = if sesto::scan::reads_content(name) {
+        let scanner = if sesto::deploy::scan::reads_content(name) {
             known.get_or_init(|| known_values(g))
         } else {
             &structure
@@ -145,7 +145,7 @@ fn readable(g: &Global) -> Result<Scanner> {
     // name only paths, so a forged roster could add false alarms, not leak.
     let options = sesto::OpenOptions {
         start: g.store.clone(),
-        trust: sesto::trust::TrustMode::Skip,
+        trust: sesto::store::trust::TrustMode::Skip,
     };
     let store = sesto::Store::open(&options, ids)?;
     if store.whoami().is_none() {

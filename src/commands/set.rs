@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Set a secret's value, creating missing folders (like mkdir -p)
 ///

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use age::secrecy::ExposeSecret;
 use anyhow::{Context, Result};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Print one secret as an armored age file for someone outside the store
 ///
@@ -47,15 +47,16 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     // Keys are checked before the store is opened: a typo costs no passphrase prompt.
     let mut recipients = Vec::new();
     for text in &args.to {
-        recipients
-            .push(sesto::share::parse_recipient(text).map_err(|e| anyhow::anyhow!("--to: {e}"))?);
+        recipients.push(
+            sesto::teams::share::parse_recipient(text).map_err(|e| anyhow::anyhow!("--to: {e}"))?,
+        );
     }
     for path in &args.to_file {
-        let bytes = sesto::limits::read_regular(path, 1 << 20)
+        let bytes = sesto::format::limits::read_regular(path, 1 << 20)
             .with_context(|| format!("failed to read {}", path.display()))?;
         let text = String::from_utf8(bytes)
             .with_context(|| format!("{} is not text: not a recipients file", path.display()))?;
-        recipients.extend(sesto::share::parse_recipients(
+        recipients.extend(sesto::teams::share::parse_recipients(
             &text,
             &path.display().to_string(),
         )?);
@@ -63,7 +64,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let secret = store.get(&args.path)?;
     if args.passphrase {
-        let shared = sesto::share::with_passphrase(secret.expose_value())?;
+        let shared = sesto::teams::share::with_passphrase(secret.expose_value())?;
         out.write_all(shared.armored.as_bytes())?;
         out.flush()?;
         eprintln!("Passphrase: {}", shared.passphrase.expose_secret());
@@ -72,7 +73,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
              phone); `age -d FILE` asks for it."
         );
     } else {
-        let armored = sesto::share::to_recipients(secret.expose_value(), &recipients)?;
+        let armored = sesto::teams::share::to_recipients(secret.expose_value(), &recipients)?;
         out.write_all(armored.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)

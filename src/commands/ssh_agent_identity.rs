@@ -5,9 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sesto::crypto::{agent_identity, ssh_agent};
+use sesto::format::crypto::{agent_identity, ssh_agent};
 
-use crate::cli::Global;
+use super::Global;
 
 /// Derive an age identity from a key in ssh-agent, to decrypt without a key file
 ///

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Fetch, merge with sesto's rules, push; again when the remote moved
 ///
@@ -79,7 +79,7 @@ pub fn sync(g: &Global, args: SyncArgs, out: &mut dyn Write) -> Result<ExitCode>
 pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let start = super::start_dir(g)?;
     // A roster both sides changed does not open; ours does, and is merged below.
-    sesto::resolve::restore_our_roster(&sesto::find_work_tree(&start)?)?;
+    sesto::git::resolve::restore_our_roster(&sesto::find_work_tree(&start)?)?;
     let store = super::open(g)?;
     let report = store.resolve()?;
     if report.roster_merged {
@@ -125,7 +125,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
 pub fn setup_git(g: &Global, args: SetupGitArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let start = super::start_dir(g)?;
     let work = sesto::find_work_tree(&start)?;
-    sesto::resolve::setup_git(&work, args.diff)?;
+    sesto::git::resolve::setup_git(&work, args.diff)?;
     writeln!(
         out,
         "Registered the sesto merge driver{} in .git/config.",
@@ -138,12 +138,12 @@ pub fn merge_driver(g: &Global, args: MergeDriverArgs, _out: &mut dyn Write) -> 
     // Each side is checked against what the user trusts; so is the work
     // tree's roster (the rollback check waits while git is merging).
     let store = super::open(g)?;
-    sesto::merge::merge_driver(&store, &args.base, &args.ours, &args.theirs, &args.path)?;
+    sesto::git::merge::merge_driver(&store, &args.base, &args.ours, &args.theirs, &args.path)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn textconv(g: &Global, args: TextconvArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let store = super::open_with(g, sesto::trust::TrustMode::Skip)?;
+    let store = super::open_with(g, sesto::store::trust::TrustMode::Skip)?;
     out.write_all(&store.textconv(&args.file)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use sesto::node::Kind;
+use sesto::format::node::Kind;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Show every folder and secret below a folder as a tree
 #[derive(Debug, clap::Args)]

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use sesto::trust::TrustMode;
+use sesto::store::trust::TrustMode;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Show the admins you trust for this store, or accept the current ones
 ///
@@ -29,7 +29,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let store = super::open_with(g, mode)?;
     let roster = store.roster();
-    let current = sesto::trust::admin_fingerprints(roster);
+    let current = sesto::store::trust::admin_fingerprints(roster);
     writeln!(
         out,
         "store {} roster version {}",
@@ -39,8 +39,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     for (name, fp) in &current {
         writeln!(out, "  {name}  {fp}")?;
     }
-    match sesto::trust::pin_file(&roster.store) {
-        Some(file) => match sesto::trust::read_pin(&file)? {
+    match sesto::store::trust::pin_file(&roster.store) {
+        Some(file) => match sesto::store::trust::read_pin(&file)? {
             Some(pin) if pin.admins == current => {
                 writeln!(out, "trusted (version {}, {})", pin.version, file.display())?
             }

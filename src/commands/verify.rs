@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Check the store's integrity; needs no key for the structural part
 ///
@@ -26,7 +26,7 @@ pub struct Args {
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let mut problems: Vec<String> = Vec::new();
-    match sesto::trust::verify_chain(store.work_tree()) {
+    match sesto::store::trust::verify_chain(store.work_tree()) {
         Ok(n) => writeln!(
             out,
             "roster: version {}, a chain of {n} signed by the admins before each",
@@ -35,7 +35,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         Err(e) => problems.push(format!(".sesto/roster.yaml: {e}")),
     }
     if args.history {
-        match sesto::trust::verify_history(store.work_tree()) {
+        match sesto::store::trust::verify_history(store.work_tree()) {
             Ok(n) => writeln!(out, "history: {n} rosters, each linked and signed")?,
             Err(e) => problems.extend(e),
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use super::Global;
 
 /// Show which member the current identity is, and what it may read
 #[derive(Debug, clap::Args)]
@@ -38,7 +38,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         );
     };
     let m = &store.roster().members[me];
-    let fp = sesto::crypto::fingerprint(&m.key);
+    let fp = sesto::format::crypto::fingerprint(&m.key);
     let shared = if m.admin {
         Default::default()
     } else {

@@ -16,8 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sesto::crypto;
-use sesto::node::{self, Body, NodeId, Roster};
+use sesto::format::crypto;
+use sesto::format::node::{self, Body, NodeId, Roster};
 
 use super::{path_with_sesto, pub_key, run_cmd, run_cmd_stdin, snapshot_text, Output, TestEnv};
 

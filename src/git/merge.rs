@@ -1,0 +1,523 @@
+//! sesto's git merge driver: merging two versions of one encrypted node by
+//! DESIGN.md's rules, so concurrent changes from many clones lose no secret
+//! and let nothing forged in.
+//!
+//! git runs `sesto merge-driver %O %A %B %P` for a node file both sides
+//! changed. The rule: each side's file is accepted only where it verifies at
+//! its place in that side's own commit, read as a store of its own under the
+//! roster that commit's trust chain accepts (`crate::git::sides`). Ours is
+//! `HEAD`; theirs is the commit git is bringing in, as git or `sesto sync`
+//! names it, never one found on other refs; the base is theirs' parent (a
+//! rebase or cherry-pick) or a merge base. A file that fails is never
+//! re-signed: the driver fails, git keeps ours and stops, and the error
+//! names the node and why.
+//!
+//! Folders merge as sets of entries; secrets merge as text when both changed
+//! the value, and when that conflicts ours stays and theirs is queued to be
+//! kept beside it as `name (conflict N)` by `sesto resolve` (a driver may
+//! write only the file it was given). The merged node is signed by the
+//! merging member and encrypted to the recipients of the merged roster,
+//! under the key a rotation on either side chose: a revocation on one side
+//! is never undone by a stale change on the other.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use git2::{Commit, Oid, Repository};
+
+use crate::error::{Error, Result};
+use crate::format::node::{Entry, Kind, NodeId, NodeKey, Roster, Value};
+use crate::git::sides::{self, Side};
+use crate::store::trust::Judge;
+use crate::store::{Node, Store};
+
+/// The three commits of a merge, verified, and the roster the merged store
+/// will have.
+pub(crate) struct Merge<'r> {
+    pub(crate) ours: Side<'r>,
+    pub(crate) theirs: Side<'r>,
+    pub(crate) base: Option<Side<'r>>,
+    pub(crate) roster: Roster,
+}
+
+impl<'r> Merge<'r> {
+    /// Reads the three commits as verified stores. The base only guides the
+    /// merge: where it cannot be read, changes on both sides are kept.
+    pub(crate) fn load(
+        store: &Store,
+        repo: &'r Repository,
+        ours: &Commit<'r>,
+        theirs: &Commit<'r>,
+        base: Option<&Commit<'r>>,
+    ) -> Result<Merge<'r>> {
+        let judge = Judge::new(&store.work, &store.roster.store)?;
+        let theirs_side = Side::load(store, repo, &judge, theirs)?;
+        let (ours, base) = match Side::load(store, repo, &judge, ours) {
+            Ok(side) => (
+                side,
+                base.and_then(|b| Side::load(store, repo, &judge, b).ok()),
+            ),
+            // Ours and the base hold one roster nobody vouched for: both
+            // are read under theirs'.
+            Err(e) => {
+                let under = |c: &Commit<'r>| {
+                    Side::load_under(
+                        store,
+                        repo,
+                        c,
+                        theirs_side.roster.clone(),
+                        theirs_side.roster_bytes.clone(),
+                        theirs_side.roster_sig.clone(),
+                    )
+                    .ok()
+                };
+                match base {
+                    Some(b) if stale_roster(repo, ours, b, &theirs_side) => {
+                        (under(ours).ok_or(e)?, under(b))
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        let theirs = theirs_side;
+        let roster = merged_roster(&store.work, &ours, &theirs, base.as_ref())?;
+        Ok(Merge {
+            ours,
+            theirs,
+            base,
+            roster,
+        })
+    }
+
+    /// The blob id of `id`'s file in the base, if there is a base.
+    fn base_blob(&self, id: &NodeId) -> Option<Oid> {
+        self.base.as_ref().and_then(|b| b.blob_id(id))
+    }
+
+    /// Whether the file of `id` differs between `side` and the base (unknown
+    /// counts as changed: an edit is never dropped on a guess).
+    fn changed(&self, side: &Side, id: &NodeId) -> bool {
+        match &self.base {
+            Some(base) => side.blob_id(id) != base.blob_id(id),
+            None => true,
+        }
+    }
+
+    /// Merges one node from its three files (`o` empty where the base had
+    /// none). Each side's file must verify at its place in its commit.
+    pub(crate) fn node(
+        &self,
+        store: &Store,
+        id: &NodeId,
+        o: &[u8],
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Merged> {
+        let ours = self.ours.open(store, id, a)?;
+        let theirs = self.theirs.open(store, id, b)?;
+        // The base only guides; a base that does not verify is no base.
+        let base = match (&self.base, o.is_empty()) {
+            (Some(side), false) => side.open(store, id, o).ok(),
+            _ => None,
+        };
+        if ours.body.kind != theirs.body.kind {
+            return Err(store.reject(
+                id,
+                "one side has a folder and the other a secret under one id",
+            ));
+        }
+        // Every write raises the version: a side whose file differs from the
+        // base's but is not newer put an older file back.
+        if let Some(b) = &base {
+            for (side, node, name) in [
+                (&self.ours, &ours, "ours"),
+                (&self.theirs, &theirs, "theirs"),
+            ] {
+                if node.body.version <= b.body.version && side.blob_id(id) != self.base_blob(id) {
+                    return Err(store.reject(
+                        id,
+                        format!(
+                            "{name} (commit {}) has version {}, not newer than the base's version                              {}: an older file put back; find it with `git log -- {}` and revert it",
+                            &side.commit.to_string()[..12],
+                            node.body.version,
+                            b.body.version,
+                            sides::node_path(id)
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut body = ours.body.clone();
+        let mut conflict_copy = None;
+        match body.kind {
+            Kind::Folder => {
+                body.children = merge_entries(
+                    self,
+                    base.as_ref()
+                        .map(|n| n.body.children.as_slice())
+                        .unwrap_or(&[]),
+                    &ours.body.children,
+                    &theirs.body.children,
+                );
+                // A folder shared on one side records where it sits (its
+                // grantees start there); the merge keeps that.
+                if body.path.is_none() {
+                    body.path = theirs.body.path.clone();
+                }
+            }
+            Kind::Secret => {
+                let ov = ours.body.value.as_ref().map(Value::expose_secret);
+                let tv = theirs.body.value.as_ref().map(Value::expose_secret);
+                let bv = base
+                    .as_ref()
+                    .and_then(|n| n.body.value.as_ref())
+                    .map(Value::expose_secret);
+                let (ov, tv) = (ov.unwrap_or_default(), tv.unwrap_or_default());
+                if ov != tv {
+                    match three_way(bv, ov, tv) {
+                        Some(merged) => {
+                            body.value = Some(Value::new(merged));
+                            body.exposed_to.clear();
+                            if bv == Some(ov) {
+                                body.updated = theirs.body.updated.clone();
+                                body.updated_by = theirs.body.updated_by.clone();
+                            }
+                        }
+                        None => {
+                            conflict_copy = Some(Queued {
+                                id: *id,
+                                blob: Oid::hash_object(git2::ObjectType::Blob, b)?,
+                                commit: self.theirs.commit,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        body.version = ours.body.version.max(theirs.body.version) + 1;
+        let me = store
+            .me
+            .clone()
+            .ok_or_else(|| Error::Denied("merging needs a member's key".into()))?;
+        let chain = self
+            .ours
+            .nodes
+            .get(id)
+            .map(|p| p.chain.as_slice())
+            .unwrap_or_default();
+        if !self.roster.may_write(&me, chain) {
+            return Err(Error::Denied(format!(
+                "node {id} changed on both sides, and {me} may not write it under the merged \
+                 roster; an admin ({}) can finish this merge",
+                self.roster.admins().join(", ")
+            )));
+        }
+        let key = self.key(id, &ours, &theirs, base.as_ref());
+        let shared = *id != self.roster.root && self.roster.grants.contains_key(id);
+        body.recipient = match (&key, shared) {
+            (_, false) => None,
+            (Some(k), true) => Some(crate::store::tx::public_of(k)?),
+            (None, true) => self.recipient(&ours, &theirs, base.as_ref()),
+        };
+        if key.is_none() && body.recipient.is_none() && *id != self.roster.root {
+            return Err(store.reject(id, "no key for the merged node"));
+        }
+        let node = Node {
+            id: *id,
+            key,
+            body,
+            signer: String::new(),
+        };
+        let signer = crate::store::tx::signer_for(store, &me)?;
+        let bytes = crate::store::tx::encode_node(store, &self.roster, &node, &signer)?;
+        Ok(Merged {
+            bytes,
+            conflict_copy,
+        })
+    }
+
+    /// The merged node's key: theirs where only theirs changed it (a
+    /// rotation there), else ours. Folder entries merge by the same rule, so
+    /// the parent's entry and the node agree.
+    fn key(&self, id: &NodeId, ours: &Node, theirs: &Node, base: Option<&Node>) -> Option<NodeKey> {
+        let placed = |s: Option<&Side>| s.and_then(|s| s.nodes.get(id)).and_then(|p| p.key.clone());
+        let (o, t) = (
+            ours.key.clone(),
+            theirs.key.clone().or(placed(Some(&self.theirs))),
+        );
+        let b = base
+            .and_then(|n| n.key.clone())
+            .or(placed(self.base.as_ref()));
+        let same = |x: &Option<NodeKey>, y: &Option<NodeKey>| {
+            x.as_ref().map(NodeKey::expose_secret) == y.as_ref().map(NodeKey::expose_secret)
+        };
+        match (&o, &t) {
+            (Some(_), Some(_)) if !same(&o, &t) && same(&o, &b) => t,
+            (None, _) => None,
+            _ => o,
+        }
+    }
+
+    /// For a shared folder this member reaches directly (its key is in a
+    /// folder they cannot read): its own recipient, by the key rule.
+    fn recipient(&self, ours: &Node, theirs: &Node, base: Option<&Node>) -> Option<String> {
+        let (o, t) = (&ours.body.recipient, &theirs.body.recipient);
+        let b = base.and_then(|n| n.body.recipient.clone());
+        if o != t && *o == b {
+            t.clone()
+        } else {
+            o.clone()
+        }
+    }
+}
+
+/// The roster the merged store will have: the side that changed it, or
+/// both sides' changes merged. A side whose roster does not follow the base
+/// by admin signatures (an old roster put back) is refused.
+fn merged_roster(work: &Path, ours: &Side, theirs: &Side, base: Option<&Side>) -> Result<Roster> {
+    if ours.roster_bytes == theirs.roster_bytes {
+        return Ok(ours.roster.clone());
+    }
+    let Some(base) = base else {
+        return Err(Error::Roster(
+            "the two sides hold different rosters and their common base cannot be read".into(),
+        ));
+    };
+    let side = |s: &Side| {
+        crate::git::roster_merge::Side::new(
+            s.roster.clone(),
+            s.roster_bytes.clone(),
+            s.roster_sig.clone(),
+        )
+    };
+    let (b, o, t) = (side(base), side(ours), side(theirs));
+    if base.roster_bytes == ours.roster_bytes {
+        t.follows(work, &b)?;
+        return Ok(theirs.roster.clone());
+    }
+    if base.roster_bytes == theirs.roster_bytes {
+        o.follows(work, &b)?;
+        return Ok(ours.roster.clone());
+    }
+    crate::git::roster_merge::merge(work, &b, &o, &t)
+}
+
+/// Whether ours' roster, not trusted, is a stale one theirs replaces: ours
+/// holds exactly the base's roster (one an earlier pull took in unchecked,
+/// as git takes a file only one side changed without asking) and theirs,
+/// trusted, holds another. The merged store then has theirs' roster, so
+/// ours' nodes are held to what any reader of the result holds them to:
+/// verified at their place in ours' tree under that roster.
+fn stale_roster(repo: &Repository, ours: &Commit, base: &Commit, theirs: &Side) -> bool {
+    match (Side::roster_file(repo, ours), Side::roster_file(repo, base)) {
+        (Some(o), Some(b)) => o == b && o != theirs.roster_bytes,
+        _ => false,
+    }
+}
+
+/// Merges one node file as git's merge driver: `base`, `ours` and `theirs`
+/// are git's temporary files, the result goes into `ours`.
+pub fn merge_driver(
+    store: &Store,
+    base: &Path,
+    ours: &Path,
+    theirs: &Path,
+    path: &str,
+) -> Result<()> {
+    let id = node_of(path)?;
+    let read = |p: &Path| std::fs::read(p).map_err(Error::io("cannot read", p));
+    let (o, a, b) = (read(base)?, read(ours)?, read(theirs)?);
+    let repo = crate::git::open(&store.work)?;
+    let head = repo.head()?.peel_to_commit()?;
+    let blob = |bytes: &[u8]| Oid::hash_object(git2::ObjectType::Blob, bytes);
+    let their_commit = sides::their_commit(&repo, Some((path, blob(&b)?))).ok_or_else(|| {
+        Error::Value(format!(
+            "cannot tell which commit git is merging into {path}; when git stops, run `sesto resolve`"
+        ))
+    })?;
+    let base_held = (!o.is_empty()).then(|| blob(&o)).transpose()?;
+    let base_commit = sides::base_commit(
+        &repo,
+        head.id(),
+        &their_commit,
+        base_held.map(|b| (path, b)),
+    );
+    let merge = Merge::load(store, &repo, &head, &their_commit, base_commit.as_ref())?;
+    let merged = merge.node(store, &id, &o, &a, &b)?;
+    std::fs::write(ours, merged.bytes).map_err(Error::io("cannot write", ours))?;
+    if let Some(copy) = merged.conflict_copy {
+        queue_conflict_copy(store, &copy)?;
+    }
+    Ok(())
+}
+
+/// The node id of a node file's path in the repository.
+pub(crate) fn node_of(path: &str) -> Result<NodeId> {
+    path.strip_prefix(".sesto/nodes/")
+        .and_then(|p| p.split('/').nth(1))
+        .and_then(|f| f.strip_suffix(".age"))
+        .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))?
+        .parse::<NodeId>()
+        .map_err(Into::into)
+}
+
+/// A merged node, and theirs' value when it had to be kept beside ours.
+pub(crate) struct Merged {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) conflict_copy: Option<Queued>,
+}
+
+/// Merges folder entries by id: additions from both sides, renames and key
+/// rotations from the side that made them, deletions only where the other
+/// side left the node alone; a name taken twice gets ` (conflict N)`.
+fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) -> Vec<Entry> {
+    let find = |list: &[Entry], id: &NodeId| list.iter().find(|e| e.id == *id).cloned();
+    let mut out: Vec<Entry> = Vec::new();
+    let same =
+        |a: &Entry, b: &Entry| a.name == b.name && a.key.expose_secret() == b.key.expose_secret();
+    for o in ours {
+        let b = find(base, &o.id);
+        match (find(theirs, &o.id), b) {
+            (Some(t), b) => {
+                let mut e = o.clone();
+                if let Some(b) = &b {
+                    if o.name == b.name && t.name != b.name {
+                        e.name = t.name.clone();
+                    }
+                    if o.key.expose_secret() == b.key.expose_secret()
+                        && t.key.expose_secret() != b.key.expose_secret()
+                    {
+                        e.key = t.key.clone();
+                    }
+                }
+                out.push(e);
+            }
+            // Theirs deleted it: gone, unless ours changed it since. Theirs
+            // moved it, when theirs lists it elsewhere: its file carries
+            // ours' change, and the entry goes where theirs put it.
+            (None, Some(b)) => {
+                if moved(&m.theirs, &o.id) {
+                    continue;
+                }
+                if !same(o, &b) || m.changed(&m.ours, &o.id) {
+                    out.push(o.clone());
+                }
+            }
+            (None, None) => out.push(o.clone()),
+        }
+    }
+    for t in theirs {
+        if find(ours, &t.id).is_some() {
+            continue;
+        }
+        match find(base, &t.id) {
+            // Ours deleted it: back, if theirs changed it since (and ours
+            // did not move it elsewhere).
+            Some(b) => {
+                if moved(&m.ours, &t.id) {
+                    continue;
+                }
+                if !same(t, &b) || m.changed(&m.theirs, &t.id) {
+                    out.push(t.clone());
+                }
+            }
+            None => out.push(t.clone()),
+        }
+    }
+    // Names are unique in a folder: a second holder of a name is renamed.
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    let mut result: Vec<Entry> = Vec::new();
+    for mut e in out {
+        if let Some(key) = rotated_elsewhere(m, &e) {
+            e.key = key;
+        }
+        if !taken.insert(e.name.clone()) {
+            e.name = free_name(&taken, &e.name);
+            taken.insert(e.name.clone());
+        }
+        result.push(e);
+    }
+    result.sort_by(|a, b| a.name.cmp(&b.name));
+    result
+}
+
+/// The key a rotation on either side gave `e`'s node, where `e` still holds
+/// the key the base had for it: an entry one side moved here (from a folder
+/// the other side re-keyed) takes the new key, as the node's file does
+/// (only the rotating side changed it, so git takes that file as it is).
+fn rotated_elsewhere(m: &Merge, e: &Entry) -> Option<NodeKey> {
+    let base = m.base.as_ref()?.nodes.get(&e.id)?.key.as_ref()?;
+    if base.expose_secret() != e.key.expose_secret() {
+        return None;
+    }
+    [&m.ours, &m.theirs]
+        .into_iter()
+        .filter_map(|side| side.nodes.get(&e.id)?.key.clone())
+        .find(|k| k.expose_secret() != base.expose_secret())
+}
+
+/// Whether `side` lists node `id` in a folder (the one it is not in here).
+fn moved(side: &Side, id: &NodeId) -> bool {
+    side.nodes.get(id).is_some_and(|p| p.parent.is_some())
+}
+
+/// `name (conflict N)` with the smallest N not in `taken`.
+pub(crate) fn free_name(taken: &BTreeSet<String>, name: &str) -> String {
+    (1..)
+        .map(|n| format!("{name} (conflict {n})"))
+        .find(|c| !taken.contains(c))
+        .expect("some number is free")
+}
+
+/// A line-based three-way merge of two values against their base; `None`
+/// when the changes overlap (or there is no base to merge against).
+fn three_way(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> Option<Vec<u8>> {
+    let base = base?;
+    if base == ours {
+        return Some(theirs.to_vec());
+    }
+    if base == theirs {
+        return Some(ours.to_vec());
+    }
+    diffy::merge_bytes(base, ours, theirs).ok()
+}
+
+/// The queue of theirs' values to keep beside ours, by `sesto resolve`.
+const CONFLICTS: &str = "conflicts";
+
+fn queue_conflict_copy(store: &Store, copy: &Queued) -> Result<()> {
+    std::fs::create_dir_all(&store.state).map_err(Error::io("cannot create", &store.state))?;
+    let path = store.state.join(CONFLICTS);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&format!("{} {} {}\n", copy.id, copy.blob, copy.commit));
+    crate::store::journal::write_atomic(&path, text.as_bytes())
+}
+
+/// Theirs' value of a secret, to be kept beside ours by `sesto resolve`:
+/// the node, the blob of theirs' file, and the commit it was verified in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queued {
+    pub(crate) id: NodeId,
+    pub(crate) blob: Oid,
+    pub(crate) commit: Oid,
+}
+
+/// Theirs' values the merge driver queued.
+pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<Queued> {
+    let text = std::fs::read_to_string(store.state.join(CONFLICTS)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split(' ');
+            Some(Queued {
+                id: words.next()?.parse().ok()?,
+                blob: Oid::from_str(words.next()?).ok()?,
+                commit: Oid::from_str(words.next()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Forgets the queue once `resolve` has kept every copy.
+pub(crate) fn clear_conflict_copies(store: &Store) -> Result<()> {
+    crate::store::journal::remove_if_exists(&store.state.join(CONFLICTS))
+}
