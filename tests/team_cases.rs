@@ -1514,3 +1514,73 @@ fn a_members_sync_from_a_merge_commit_settles_under_the_merged_roster() {
         );
     }
 }
+
+/// bob (write on prod) writes `prod/db/x` twice and removes `prod/db`, behind
+/// alice, who meanwhile pushed `alice_does` touching that secret; then bob
+/// syncs, merging alice's line into his. Returns the team, alice and bob.
+fn delete_beside(mode: Mode, alice_does: &dyn Fn(&Team, &Member)) -> (Team, Member, Member) {
+    let (team, alice) = Team::new(mode);
+    team.set_ok(&alice, "prod/db/x", "v-alice-1");
+    team.set_ok(&alice, "prod/keep", "v-keep-1");
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.set_ok(&bob, "prod/db/x", "v-bob-2");
+    team.commit(&bob, "x 2");
+    team.set_ok(&bob, "prod/db/x", "v-bob-3");
+    team.commit(&bob, "x 3");
+    team.ok(&bob, &["rm", "-r", "prod/db"]);
+    team.commit(&bob, "no more db");
+    alice_does(&team, &alice);
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's sync", &team.sync(&bob));
+    assert_ok("alice's sync", &team.sync(&alice));
+    (team, alice, bob)
+}
+
+#[test]
+fn a_delete_beats_a_concurrent_rotation_and_brings_no_overwritten_value_back() {
+    // Found by tests/team_sim.rs (seed 50029, honest): alice's `member
+    // remove carol` re-encrypted prod/db/x at its first value while bob, who
+    // had written it twice since, removed prod/db. The merge brought the
+    // secret back with the value bob had overwritten twice (a re-encryption
+    // beat his delete), and `verify --history` called it rolled back.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob) = delete_beside(mode, &|team, alice| {
+            team.ok(alice, &["member", "remove", "carol"]);
+            team.commit(alice, "remove carol");
+        });
+        for m in [&alice, &bob] {
+            assert_eq!(
+                team.get(m, "prod/db/x"),
+                None,
+                "{}: the delete lost",
+                m.name
+            );
+            assert_eq!(team.get(m, "prod/keep").as_deref(), Some("v-keep-1"));
+            team.ok(m, &["fsck"]);
+            team.ok(m, &["verify", "--history"]);
+        }
+    }
+}
+
+#[test]
+fn an_edit_kept_against_a_delete_passes_verify_history_below_the_deleted_version() {
+    // The other half of seed 50029: where alice really changed the value, the
+    // edit beats bob's delete, at version 2 after bob's version 3 on his
+    // line. No commit took a file back (the merge added it), and
+    // `verify --history` judges it so, as the check on each pull does.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob) = delete_beside(mode, &|team, alice| {
+            team.set_ok(alice, "prod/db/x", "v-alice-2");
+            team.commit(alice, "x");
+        });
+        for m in [&alice, &bob] {
+            assert_eq!(team.get(m, "prod/db/x").as_deref(), Some("v-alice-2"));
+            team.ok(m, &["fsck"]);
+            team.ok(m, &["verify", "--history"]);
+        }
+    }
+}

@@ -88,6 +88,12 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     for k in &report.kept {
         writeln!(out, "kept the change to {k} (the other side deleted it)")?;
     }
+    for d in &report.dropped {
+        writeln!(
+            out,
+            "kept the delete of {d} (the other side only re-encrypted it)"
+        )?;
+    }
     for c in &report.copies {
         writeln!(out, "kept both values: theirs is at {c}")?;
     }
@@ -108,6 +114,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
         writeln!(out, "left: {l}")?;
     }
     if report.kept.is_empty()
+        && report.dropped.is_empty()
         && report.copies.is_empty()
         && report.left.is_empty()
         && !report.roster_merged

@@ -6,7 +6,7 @@
 //! of the current branch with the keys a member learns on the way, a version
 //! that goes down is a rollback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -31,8 +31,10 @@ pub struct NodeHistory {
 
 impl Store {
     /// Walks the first-parent history of `HEAD` from the oldest commit and
-    /// checks that no node's version ever decreases. Node files this member's
-    /// keys cannot open (before a grant, after a rotation) are skipped.
+    /// checks that no node's version decreases while its file stays in the
+    /// tree (a file removed and later added back counts from there, as the
+    /// check of each pull has it). Node files this member's keys cannot open
+    /// (before a grant, after a rotation) are skipped.
     pub fn verify_node_history(&self) -> Result<NodeHistory> {
         let repo = crate::git::open(&self.work)?;
         let mut report = NodeHistory::default();
@@ -63,6 +65,7 @@ impl Store {
             };
             // The node files this commit changed (by blob id).
             let mut changed: Vec<(NodeId, git2::Oid)> = Vec::new();
+            let mut present: HashSet<NodeId> = HashSet::new();
             for shard in nodes.iter() {
                 let Ok(shard) = shard.to_object(&repo).and_then(|o| o.peel_to_tree()) else {
                     continue;
@@ -72,12 +75,26 @@ impl Store {
                     let Some(Ok(id)) = name.strip_suffix(".age").map(NodeId::from_str) else {
                         continue;
                     };
+                    present.insert(id);
                     // A file put back byte for byte is a change too.
                     if current.insert(id, file.id()) != Some(file.id()) {
                         changed.push((id, file.id()));
                     }
                 }
             }
+            // A node whose file this commit removed starts again where a
+            // later commit adds it back (as the check on each pull judges a
+            // commit against its parents: adding a file takes nothing back).
+            // A merge keeps the other side's edit against this side's delete,
+            // and that edit's version counts from the base, not from what
+            // this side wrote before it deleted.
+            current.retain(|id, _| {
+                let kept = present.contains(id);
+                if !kept {
+                    highest.remove(id);
+                }
+                kept
+            });
             // Parents before children: repeat while a pass opens something.
             let short = commit.id().to_string()[..12].to_string();
             loop {

@@ -26,7 +26,7 @@ use std::path::Path;
 use git2::{Commit, Oid, Repository};
 
 use crate::error::{Error, Result};
-use crate::format::node::{Entry, Kind, NodeId, NodeKey, Roster, Value};
+use crate::format::node::{Body, Entry, Kind, NodeId, NodeKey, Roster, Value};
 use crate::git::sides::{self, Side};
 use crate::store::trust::Judge;
 use crate::store::{Node, Store};
@@ -103,6 +103,26 @@ impl<'r> Merge<'r> {
         }
     }
 
+    /// Whether `side` changed what node `id` holds since the base: its
+    /// kind, name, value or entries (names and ids). A rotation re-encrypts
+    /// and re-signs a node and changes none of these, so it does not beat
+    /// the other side's delete. Unknown counts as changed.
+    pub(crate) fn content_changed(&self, store: &Store, side: &Side, id: &NodeId) -> bool {
+        if !self.changed(side, id) {
+            return false;
+        }
+        let Some(base) = &self.base else {
+            return true;
+        };
+        let (Some(now), Some(was)) = (side.blob(id), base.blob(id)) else {
+            return true;
+        };
+        match (side.open(store, id, &now), base.open(store, id, &was)) {
+            (Ok(now), Ok(was)) => !same_content(&now.body, &was.body),
+            _ => true,
+        }
+    }
+
     /// Merges one node from its three files (`o` empty where the base had
     /// none). Each side's file must verify at its place in its commit.
     pub(crate) fn node(
@@ -152,6 +172,7 @@ impl<'r> Merge<'r> {
         match body.kind {
             Kind::Folder => {
                 body.children = merge_entries(
+                    store,
                     self,
                     base.as_ref()
                         .map(|n| n.body.children.as_slice())
@@ -367,14 +388,34 @@ pub(crate) struct Merged {
     pub(crate) conflict_copy: Option<Queued>,
 }
 
+/// Whether two bodies of one node hold the same: kind, name, value and
+/// entries (names, ids and kinds; not their keys).
+fn same_content(a: &Body, b: &Body) -> bool {
+    let entries = |body: &Body| -> BTreeSet<(String, NodeId, bool)> {
+        body.children
+            .iter()
+            .map(|e| (e.name.clone(), e.id, e.kind == Kind::Folder))
+            .collect()
+    };
+    a.kind == b.kind
+        && a.name == b.name
+        && a.value.as_ref().map(Value::expose_secret) == b.value.as_ref().map(Value::expose_secret)
+        && entries(a) == entries(b)
+}
+
 /// Merges folder entries by id: additions from both sides, renames and key
 /// rotations from the side that made them, deletions only where the other
-/// side left the node alone; a name taken twice gets ` (conflict N)`.
-fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) -> Vec<Entry> {
+/// side did not rename the node or change what it holds (a rotation alone
+/// does not keep it); a name taken twice gets ` (conflict N)`.
+fn merge_entries(
+    store: &Store,
+    m: &Merge,
+    base: &[Entry],
+    ours: &[Entry],
+    theirs: &[Entry],
+) -> Vec<Entry> {
     let find = |list: &[Entry], id: &NodeId| list.iter().find(|e| e.id == *id).cloned();
     let mut out: Vec<Entry> = Vec::new();
-    let same =
-        |a: &Entry, b: &Entry| a.name == b.name && a.key.expose_secret() == b.key.expose_secret();
     for o in ours {
         let b = find(base, &o.id);
         match (find(theirs, &o.id), b) {
@@ -392,14 +433,15 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
                 }
                 out.push(e);
             }
-            // Theirs deleted it: gone, unless ours changed it since. Theirs
+            // Theirs deleted it: gone, unless ours renamed it or changed
+            // what it holds since (a rotation alone does not count). Theirs
             // moved it, when theirs lists it elsewhere: its file carries
             // ours' change, and the entry goes where theirs put it.
             (None, Some(b)) => {
                 if moved(&m.theirs, &o.id) {
                     continue;
                 }
-                if !same(o, &b) || m.changed(&m.ours, &o.id) {
+                if o.name != b.name || m.content_changed(store, &m.ours, &o.id) {
                     out.push(o.clone());
                 }
             }
@@ -411,13 +453,13 @@ fn merge_entries(m: &Merge, base: &[Entry], ours: &[Entry], theirs: &[Entry]) ->
             continue;
         }
         match find(base, &t.id) {
-            // Ours deleted it: back, if theirs changed it since (and ours
-            // did not move it elsewhere).
+            // Ours deleted it: back, if theirs renamed it or changed what it
+            // holds since (and ours did not move it elsewhere).
             Some(b) => {
                 if moved(&m.ours, &t.id) {
                     continue;
                 }
-                if !same(t, &b) || m.changed(&m.theirs, &t.id) {
+                if t.name != b.name || m.content_changed(store, &m.theirs, &t.id) {
                     out.push(t.clone());
                 }
             }

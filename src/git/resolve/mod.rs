@@ -27,6 +27,9 @@ pub use sync::SyncReport;
 pub struct Resolved {
     /// Nodes one side changed and the other deleted: the change was kept.
     pub kept: Vec<String>,
+    /// Nodes one side deleted and the other only re-encrypted (a rotation):
+    /// the delete was kept.
+    pub dropped: Vec<String>,
     /// Secrets both sides changed: theirs kept beside ours under these paths.
     pub copies: Vec<SPath>,
     /// What could not be settled automatically, with what to run.
@@ -172,6 +175,30 @@ impl Store {
             };
             for c in &conflicts {
                 let id = merge::node_of(&c.path)?;
+                // A delete against a rotation: the delete stands, where the
+                // deleting side's verified folders no longer list the node
+                // (a file merely missing there is no delete anyone signed).
+                let deleted_by = match (c.ours, c.theirs) {
+                    (Some(_), None) => Some((&m.ours, &m.theirs)),
+                    (None, Some(_)) => Some((&m.theirs, &m.ours)),
+                    _ => None,
+                };
+                if let Some((changing, deleting)) = deleted_by {
+                    if c.base.is_some()
+                        && !deleting.nodes.contains_key(&id)
+                        && !m.content_changed(self, changing, &id)
+                    {
+                        let file = self.work.join(&c.path);
+                        match std::fs::remove_file(&file) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(Error::io("cannot remove", &file)(e)),
+                        }
+                        report.dropped.push(c.path.clone());
+                        settled.push(c.path.clone());
+                        continue;
+                    }
+                }
                 let outcome = match (c.ours, c.theirs) {
                     (Some(a), Some(b)) => m
                         .node(self, &id, &blob(c.base)?, &blob(Some(a))?, &blob(Some(b))?)
@@ -282,7 +309,7 @@ impl Store {
                 }
             }
         }
-        if !kept.is_empty() {
+        if !kept.is_empty() || !report.dropped.is_empty() {
             tx.prune_dangling(&mut |_| false)?;
         }
         // What was kept or restored from a side that had not rotated.

@@ -37,7 +37,10 @@ impl Store {
         }
         if in_merge {
             git(&self.work, &["commit", "--quiet", "--no-edit"])?;
-        } else if !earlier.copies.is_empty() || !earlier.kept.is_empty() {
+        } else if !earlier.copies.is_empty()
+            || !earlier.kept.is_empty()
+            || !earlier.dropped.is_empty()
+        {
             let status = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
             if !status.trim().is_empty() {
                 git(
@@ -87,6 +90,7 @@ impl Store {
                         git(&self.work, &["commit", "--quiet", "--no-edit"])?;
                     } else if !resolved.copies.is_empty()
                         || !resolved.kept.is_empty()
+                        || !resolved.dropped.is_empty()
                         || resolved.rekeyed > 0
                     {
                         // resolve staged (and, with sesto.commit, committed) its changes.
