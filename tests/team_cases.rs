@@ -1584,3 +1584,36 @@ fn an_edit_kept_against_a_delete_passes_verify_history_below_the_deleted_version
         }
     }
 }
+
+#[test]
+fn sync_commits_what_it_settles_in_a_merge_it_fast_forwarded_to() {
+    // Found by tests/team_sim.rs (seed 50106, honest, infra): bob merged
+    // alice's `member remove carol` beside his new folder with a plain
+    // `git pull`; alice's sync fast-forwarded to his merge, and her next
+    // sync settled keys in it (staged, as resolve leaves them where people
+    // commit) and then refused to go on: "commit the changes in .sesto/
+    // first". Every later sync of hers failed the same way.
+    let (team, alice) = Team::new(Mode::Infra);
+    team.set_ok(&alice, "prod/a", "v-alice-a");
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.ok(&alice, &["member", "remove", "carol"]);
+    team.commit(&alice, "remove carol");
+    assert_ok("alice's push", &team.push(&alice));
+    team.ok(&bob, &["mkdir", "-p", "prod/new/f"]);
+    team.set_ok(&bob, "prod/new/f/s", "v-bob-s");
+    team.commit(&bob, "bob's folder");
+    team.take_in(&bob, Way::Pull)
+        .unwrap_or_else(|out| panic!("bob's pull:\n{}", snapshot_text(&out)));
+    for round in 0..3 {
+        assert_ok(&format!("alice's sync {round}"), &team.sync(&alice));
+        let staged = team.git_ok(&alice, &["status", "--porcelain", "--", ".sesto"]);
+        assert!(staged.trim().is_empty(), "sync {round} left {staged}");
+    }
+    assert_eq!(team.get(&alice, "prod/new/f/s").as_deref(), Some("v-bob-s"));
+    team.ok(&alice, &["fsck"]);
+    team.ok(&alice, &["verify", "--history"]);
+}

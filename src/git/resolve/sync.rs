@@ -40,7 +40,10 @@ impl Store {
         } else if !earlier.copies.is_empty()
             || !earlier.kept.is_empty()
             || !earlier.dropped.is_empty()
+            || earlier.rekeyed > 0
         {
+            // What resolve settled here (a merge this clone fast-forwarded
+            // to, settled further) is sync's to commit, as after its own.
             let status = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
             if !status.trim().is_empty() {
                 git(
