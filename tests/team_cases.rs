@@ -1617,3 +1617,42 @@ fn sync_commits_what_it_settles_in_a_merge_it_fast_forwarded_to() {
     team.ok(&alice, &["fsck"]);
     team.ok(&alice, &["verify", "--history"]);
 }
+
+#[test]
+fn a_rebase_that_replays_a_delete_of_a_folder_renamed_in_the_merge_leaves_no_dangling_entry() {
+    // Found by tests/team_sim.rs (seed 50169, honest): bob made prod/new
+    // (`set prod/new/z`) and then removed it, in two commits; alice, ahead
+    // of him, had made her own prod/new and removed carol. bob's
+    // `git pull --rebase` replayed his first commit as `new (conflict 1)`
+    // beside hers, then his delete: the driver kept the entry (its name
+    // differed from the base's) while git deleted the file, which bob had
+    // left alone. Every later `sesto resolve`, `find` and `fsck` failed on
+    // the missing file, and alice's sync spread it.
+    for way in [Way::Rebase, Way::Pull] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, "prod/a", "v-alice-a");
+        assert_ok("push", &team.push(&alice));
+        let bob = team.join(&alice, "bob", Some(("prod", true)));
+        team.join(&alice, "carol", Some(("prod", false)));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.set_ok(&bob, "prod/new/z", "v-bob-z");
+        team.ok(&bob, &["rm", "-r", "prod/new"]);
+        team.ok(&alice, &["member", "remove", "carol"]);
+        team.set_ok(&alice, "prod/new/z", "v-alice-z");
+        assert_ok("alice's push", &team.push(&alice));
+        team.take_in(&bob, way)
+            .unwrap_or_else(|out| panic!("bob's {way:?}:\n{}", snapshot_text(&out)));
+        assert_ok("alice's sync", &team.sync(&alice));
+        for m in [&alice, &bob] {
+            team.ok(m, &["fsck"]);
+            let values = team.values(m);
+            assert_eq!(values.get("prod/a").map(String::as_str), Some("v-alice-a"));
+            assert_eq!(
+                values.get("prod/new/z").map(String::as_str),
+                Some("v-alice-z"),
+                "{}: {values:?}",
+                m.name
+            );
+        }
+    }
+}

@@ -276,7 +276,17 @@ impl Store {
         }
         let mut tx = self.transaction()?;
         if let Some(m) = &merge {
-            report.rekeyed = settle_keys(&mut tx, m)?;
+            // Entries whose files git deleted first, so that what follows
+            // reads only files that are there.
+            let deleted: BTreeSet<NodeId> = report
+                .dropped
+                .iter()
+                .filter_map(|p| merge::node_of(p).ok())
+                .collect();
+            let mut restored = Vec::new();
+            let pruned = self.restore_or_prune(&mut tx, m, &deleted, &mut restored)?;
+            crate::git::stage(&repo, &restored)?;
+            report.rekeyed = pruned.len() + restored.len() + settle_keys(&mut tx, m)?;
         }
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
         let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();

@@ -15,6 +15,37 @@ use crate::store::Store;
 use super::git;
 
 impl Store {
+    /// An entry whose file git deleted (the driver kept the entry, for a
+    /// rename or a change in its folder, where git took the other side's
+    /// delete of a file this side left alone): its file comes back from the
+    /// side of `m` that has it, verified there; without one, the entry
+    /// goes, as do those in `deleted` (a delete this merge kept). Returns
+    /// the entries removed; `restored` gets the files put back.
+    pub(super) fn restore_or_prune(
+        &self,
+        tx: &mut crate::store::tx::Tx,
+        m: &Merge,
+        deleted: &BTreeSet<NodeId>,
+        restored: &mut Vec<String>,
+    ) -> Result<Vec<crate::store::SPath>> {
+        tx.prune_dangling(&mut |id| {
+            if deleted.contains(id) {
+                return false;
+            }
+            for side in [&m.ours, &m.theirs] {
+                if let Some(bytes) = side.blob(id) {
+                    if side.open(self, id, &bytes).is_ok()
+                        && crate::store::journal::write_atomic(&self.node_file(id), &bytes).is_ok()
+                    {
+                        restored.push(sides::node_path(id));
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+    }
+
     /// After a merge or rebase git finished alone (nothing under way):
     /// folder entries put right where git took a folder from one side and a
     /// node it lists, re-encrypted, from the other. Returns how many;
@@ -34,25 +65,12 @@ impl Store {
             return Ok(0);
         };
         let mut tx = self.transaction()?;
-        let fixed = settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
-        // An entry whose file git deleted (a merge kept the entry, say for
-        // a change to the folder): its file comes back from the side that
-        // has it, verified there; without one, the entry goes.
+        // First the entries whose files are gone, so that what follows
+        // reads only files that are there.
         let mut restored = Vec::new();
-        let pruned = tx.prune_dangling(&mut |id| {
-            for side in [&m.ours, &m.theirs] {
-                if let Some(bytes) = side.blob(id) {
-                    if side.open(self, id, &bytes).is_ok()
-                        && crate::store::journal::write_atomic(&self.node_file(id), &bytes).is_ok()
-                    {
-                        restored.push(sides::node_path(id));
-                        return true;
-                    }
-                }
-            }
-            false
-        })?;
+        let pruned = self.restore_or_prune(&mut tx, &m, &BTreeSet::new(), &mut restored)?;
         crate::git::stage(repo, &restored)?;
+        let fixed = settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
         if fixed > 0 || !pruned.is_empty() {
             tx.commit()?;
         } else if !restored.is_empty() && crate::git::auto_commit(repo) {
