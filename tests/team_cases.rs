@@ -602,12 +602,7 @@ fn member_merge_over_a_rotation_keeps_the_folder_readable() {
     // Found by tests/team_sim.rs (seed 2, commit mode, no attacks): bob's merge
     // of prod across alice's rotation (carol removed) wrote prod to a key the
     // root does not hold; everything in prod was gone for alice, and sync said ok.
-    let (team, alice) = Team::new(Mode::Commit);
-    team.set_ok(&alice, PASSWORD, "v-alice-1");
-    assert_ok("push", &team.push(&alice));
-    let bob = team.join(&alice, "bob", Some(("prod", true)));
-    let carol = team.join(&alice, "carol", Some(("prod", false)));
-    assert_ok("bob's pull", &team.pull(&bob));
+    let (team, alice, bob, carol) = prod_team(Mode::Commit, &[(PASSWORD, "v-alice-1")]);
     team.ok(&alice, &["member", "remove", "carol"]);
     team.set_ok(&bob, "prod/b", "v-bob-1");
     assert_ok("alice's sync", &team.sync(&alice));
@@ -1486,12 +1481,7 @@ fn a_members_sync_from_a_merge_commit_settles_under_the_merged_roster() {
     // carol, then settled the merge on that stale copy: `prod` went out
     // re-signed but encrypted to its old key, and alice lost all of `prod`.
     require_tool("age");
-    let (team, alice) = Team::new(Mode::Commit);
-    team.set_ok(&alice, PASSWORD, "v-alice-1");
-    assert_ok("push", &team.push(&alice));
-    let bob = team.join(&alice, "bob", Some(("prod", true)));
-    let carol = team.join(&alice, "carol", Some(("prod", false)));
-    assert_ok("bob's pull", &team.pull(&bob));
+    let (team, alice, bob, carol) = prod_team(Mode::Commit, &[(PASSWORD, "v-alice-1")]);
     let learned = team.learned_keys(&[&carol.key], &BTreeSet::new(), &team.remote_nodes("main"));
 
     team.set_ok(&alice, "staging/web", "v-web-1");
@@ -1515,18 +1505,29 @@ fn a_members_sync_from_a_merge_commit_settles_under_the_merged_roster() {
     }
 }
 
+/// alice (admin) with `secrets` set, committed and pushed, and bob (write on
+/// `prod`) and carol (read on `prod`), each with a clone that has all of it.
+fn prod_team(mode: Mode, secrets: &[(&str, &str)]) -> (Team, Member, Member, Member) {
+    let (team, alice) = Team::new(mode);
+    for (path, value) in secrets {
+        team.set_ok(&alice, path, value);
+    }
+    team.commit(&alice, "secrets");
+    assert_ok("push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    assert_ok("bob's pull", &team.pull(&bob));
+    (team, alice, bob, carol)
+}
+
 /// bob (write on prod) writes `prod/db/x` twice and removes `prod/db`, behind
 /// alice, who meanwhile pushed `alice_does` touching that secret; then bob
 /// syncs, merging alice's line into his. Returns the team, alice and bob.
 fn delete_beside(mode: Mode, alice_does: &dyn Fn(&Team, &Member)) -> (Team, Member, Member) {
-    let (team, alice) = Team::new(mode);
-    team.set_ok(&alice, "prod/db/x", "v-alice-1");
-    team.set_ok(&alice, "prod/keep", "v-keep-1");
-    team.commit(&alice, "secrets");
-    assert_ok("push", &team.push(&alice));
-    let bob = team.join(&alice, "bob", Some(("prod", true)));
-    team.join(&alice, "carol", Some(("prod", false)));
-    assert_ok("bob's pull", &team.pull(&bob));
+    let (team, alice, bob, _) = prod_team(
+        mode,
+        &[("prod/db/x", "v-alice-1"), ("prod/keep", "v-keep-1")],
+    );
     team.set_ok(&bob, "prod/db/x", "v-bob-2");
     team.commit(&bob, "x 2");
     team.set_ok(&bob, "prod/db/x", "v-bob-3");
@@ -1593,13 +1594,7 @@ fn sync_commits_what_it_settles_in_a_merge_it_fast_forwarded_to() {
     // sync settled keys in it (staged, as resolve leaves them where people
     // commit) and then refused to go on: "commit the changes in .sesto/
     // first". Every later sync of hers failed the same way.
-    let (team, alice) = Team::new(Mode::Infra);
-    team.set_ok(&alice, "prod/a", "v-alice-a");
-    team.commit(&alice, "secrets");
-    assert_ok("push", &team.push(&alice));
-    let bob = team.join(&alice, "bob", Some(("prod", true)));
-    team.join(&alice, "carol", Some(("prod", false)));
-    assert_ok("bob's pull", &team.pull(&bob));
+    let (team, alice, bob, _) = prod_team(Mode::Infra, &[("prod/a", "v-alice-a")]);
     team.ok(&alice, &["member", "remove", "carol"]);
     team.commit(&alice, "remove carol");
     assert_ok("alice's push", &team.push(&alice));
@@ -1629,12 +1624,7 @@ fn a_rebase_that_replays_a_delete_of_a_folder_renamed_in_the_merge_leaves_no_dan
     // left alone. Every later `sesto resolve`, `find` and `fsck` failed on
     // the missing file, and alice's sync spread it.
     for way in [Way::Rebase, Way::Pull] {
-        let (team, alice) = Team::new(Mode::Commit);
-        team.set_ok(&alice, "prod/a", "v-alice-a");
-        assert_ok("push", &team.push(&alice));
-        let bob = team.join(&alice, "bob", Some(("prod", true)));
-        team.join(&alice, "carol", Some(("prod", false)));
-        assert_ok("bob's pull", &team.pull(&bob));
+        let (team, alice, bob, _) = prod_team(Mode::Commit, &[("prod/a", "v-alice-a")]);
         team.set_ok(&bob, "prod/new/z", "v-bob-z");
         team.ok(&bob, &["rm", "-r", "prod/new"]);
         team.ok(&alice, &["member", "remove", "carol"]);
