@@ -43,22 +43,9 @@ pub struct Resolved {
 
 /// Whether git left the roster conflicted (both sides changed it).
 fn roster_conflicted(repo: &Repository) -> Result<bool> {
-    let index = repo.index()?;
-    if !index.has_conflicts() {
-        return Ok(false);
-    }
-    for c in index.conflicts()?.flatten() {
-        let path = c
-            .our
-            .as_ref()
-            .or(c.their.as_ref())
-            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-            .unwrap_or_default();
-        if path == ".sesto/roster.yaml" || path == ".sesto/roster.sig" {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(conflicts(repo)?
+        .iter()
+        .any(|c| c.path == ".sesto/roster.yaml" || c.path == ".sesto/roster.sig"))
 }
 
 /// When both sides of a merge changed the roster, puts this side's signed
@@ -87,11 +74,18 @@ struct Conflict {
 
 /// The conflicted node files in git's index.
 fn node_conflicts(repo: &Repository) -> Result<Vec<Conflict>> {
+    let mut all = conflicts(repo)?;
+    all.retain(|c| c.path.starts_with(".sesto/nodes/"));
+    Ok(all)
+}
+
+/// Every conflicted path in git's index.
+fn conflicts(repo: &Repository) -> Result<Vec<Conflict>> {
     let index = repo.index()?;
-    let mut out = Vec::new();
     if !index.has_conflicts() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
+    let mut out = Vec::new();
     for c in index.conflicts()?.flatten() {
         let path = c
             .our
@@ -100,14 +94,12 @@ fn node_conflicts(repo: &Repository) -> Result<Vec<Conflict>> {
             .or(c.ancestor.as_ref())
             .map(|e| String::from_utf8_lossy(&e.path).into_owned())
             .unwrap_or_default();
-        if path.starts_with(".sesto/nodes/") {
-            out.push(Conflict {
-                path,
-                base: c.ancestor.map(|e| e.id),
-                ours: c.our.map(|e| e.id),
-                theirs: c.their.map(|e| e.id),
-            });
-        }
+        out.push(Conflict {
+            path,
+            base: c.ancestor.map(|e| e.id),
+            ours: c.our.map(|e| e.id),
+            theirs: c.their.map(|e| e.id),
+        });
     }
     Ok(out)
 }
@@ -116,7 +108,8 @@ impl Store {
     /// Settles `.sesto/` after a plain git merge or rebase, or a merge the
     /// driver could not finish: node files both sides changed are merged
     /// here by the driver's rules; a node changed on one side and deleted on
-    /// the other keeps the change (its folder entry is put back); values
+    /// the other keeps the change (its folder entry is put back), unless the
+    /// change only re-encrypted it (a rotation does not beat a delete); values
     /// that do not merge are kept beside ours as `name (conflict N)`; both
     /// sides' roster changes are merged (by an admin). Every file taken from
     /// a side verifies at its place in that side's commit. Stages the result.
