@@ -113,13 +113,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     for l in &report.left {
         writeln!(out, "left: {l}")?;
     }
-    if report.kept.is_empty()
-        && report.dropped.is_empty()
-        && report.copies.is_empty()
-        && report.left.is_empty()
-        && !report.roster_merged
-        && report.rekeyed == 0
-    {
+    if !report.wrote() && report.left.is_empty() && !report.roster_merged {
         writeln!(out, "Nothing to resolve.")?;
     }
     Ok(if report.left.is_empty() {

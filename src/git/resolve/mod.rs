@@ -41,6 +41,27 @@ pub struct Resolved {
     pub rekeyed: usize,
 }
 
+impl Resolved {
+    /// Whether resolve wrote anything to the store: values kept beside
+    /// each other, changes or deletes kept, entries settled.
+    pub fn wrote(&self) -> bool {
+        !self.copies.is_empty()
+            || !self.kept.is_empty()
+            || !self.dropped.is_empty()
+            || self.rekeyed > 0
+    }
+}
+
+/// The names taken in `folder`, for [`merge::free_name`].
+fn taken_names(tx: &crate::store::tx::Tx, folder: NodeId) -> BTreeSet<String> {
+    tx.node(&folder)
+        .body
+        .children
+        .iter()
+        .map(|e| e.name.clone())
+        .collect()
+}
+
 /// Whether git left the roster conflicted (both sides changed it).
 fn roster_conflicted(repo: &Repository) -> Result<bool> {
     Ok(conflicts(repo)?
@@ -359,13 +380,7 @@ impl Store {
                 continue;
             };
             let value = their_value(self, &repo, &copy)?;
-            let taken: BTreeSet<String> = tx
-                .node(&parent)
-                .body
-                .children
-                .iter()
-                .map(|e| e.name.clone())
-                .collect();
+            let taken = taken_names(&tx, parent);
             let name = tx
                 .node(&parent)
                 .body
@@ -421,13 +436,7 @@ impl Store {
             parent_of.insert(id, parent);
             return Ok(());
         }
-        let taken: BTreeSet<String> = tx
-            .node(&parent)
-            .body
-            .children
-            .iter()
-            .map(|e| e.name.clone())
-            .collect();
+        let taken = taken_names(tx, parent);
         let name = if taken.contains(&placed.name) {
             merge::free_name(&taken, &placed.name)
         } else {

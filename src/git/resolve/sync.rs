@@ -37,20 +37,10 @@ impl Store {
         }
         if in_merge {
             git(&self.work, &["commit", "--quiet", "--no-edit"])?;
-        } else if !earlier.copies.is_empty()
-            || !earlier.kept.is_empty()
-            || !earlier.dropped.is_empty()
-            || earlier.rekeyed > 0
-        {
+        } else {
             // What resolve settled here (a merge this clone fast-forwarded
             // to, settled further) is sync's to commit, as after its own.
-            let status = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
-            if !status.trim().is_empty() {
-                git(
-                    &self.work,
-                    &["commit", "--quiet", "-m", "sesto: settle merge"],
-                )?;
-            }
+            self.commit_settled(&earlier)?;
         }
         report.copies.extend(earlier.copies);
         let dirty = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
@@ -91,20 +81,8 @@ impl Store {
                     }
                     if merged.is_err() {
                         git(&self.work, &["commit", "--quiet", "--no-edit"])?;
-                    } else if !resolved.copies.is_empty()
-                        || !resolved.kept.is_empty()
-                        || !resolved.dropped.is_empty()
-                        || resolved.rekeyed > 0
-                    {
-                        // resolve staged (and, with sesto.commit, committed) its changes.
-                        let status =
-                            git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
-                        if !status.trim().is_empty() {
-                            git(
-                                &self.work,
-                                &["commit", "--quiet", "-m", "sesto: settle merge"],
-                            )?;
-                        }
+                    } else {
+                        self.commit_settled(&resolved)?;
                     }
                     report.merged = true;
                     report.copies.extend(resolved.copies);
@@ -128,6 +106,22 @@ impl Store {
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Commits what `resolved` wrote where resolve left it staged (people
+    /// commit here, or resolve had nothing to commit with).
+    fn commit_settled(&self, resolved: &super::Resolved) -> Result<()> {
+        if !resolved.wrote() {
+            return Ok(());
+        }
+        let status = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
+        if !status.trim().is_empty() {
+            git(
+                &self.work,
+                &["commit", "--quiet", "-m", "sesto: settle merge"],
+            )?;
+        }
+        Ok(())
     }
 }
 
