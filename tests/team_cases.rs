@@ -1568,11 +1568,12 @@ fn a_delete_beats_a_concurrent_rotation_and_brings_no_overwritten_value_back() {
 }
 
 #[test]
-fn an_edit_kept_against_a_delete_passes_verify_history_below_the_deleted_version() {
+fn an_edit_kept_against_a_delete_is_written_above_the_deleted_version() {
     // The other half of seed 50029: where alice really changed the value, the
-    // edit beats bob's delete, at version 2 after bob's version 3 on his
-    // line. No commit took a file back (the merge added it), and
-    // `verify --history` judges it so, as the check on each pull does.
+    // edit beats bob's delete. Her edit is version 2, bob's line had reached
+    // 3 before it deleted; the merge writes x again above that, so
+    // `verify --history`, which keeps a node's highest version across a
+    // delete (an older copy put back is a rollback), passes.
     for mode in [Mode::Commit, Mode::Infra] {
         let (team, alice, bob) = delete_beside(mode, &|team, alice| {
             team.set_ok(alice, "prod/db/x", "v-alice-2");
@@ -1643,6 +1644,111 @@ fn a_rebase_that_replays_a_delete_of_a_folder_renamed_in_the_merge_leaves_no_dan
                 "{}: {values:?}",
                 m.name
             );
+        }
+    }
+}
+
+#[test]
+fn a_node_file_removed_and_added_back_older_is_refused_by_a_clone_that_saw_the_newer() {
+    // The rollback the checks of issue 10 missed at first: mallory, who may
+    // write nothing, removes a secret's file in one commit and adds its
+    // older, validly signed copy in a later one, so that no commit on its
+    // own changes a file to an older one. bob, who read version 2, pulls
+    // both at once, or each on its own, or the copy inside a merge.
+    for how in ["one pull", "two pulls", "a merge"] {
+        let (team, alice) = Team::new(Mode::Commit);
+        team.set_ok(&alice, "prod/db/x", "v-x-1");
+        assert_ok("push", &team.push(&alice));
+        let old_nodes = team.clone_nodes(&alice);
+        let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
+        let old_commit = team.head(&alice);
+        let bob = team.join(&alice, "bob", Some(("prod", false)));
+        let mallory = team.join(&alice, "mallory", None);
+        team.set_ok(&alice, "prod/db/x", "v-x-2");
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+        team.git_ok(&mallory, &["rm", "-q", &rel]);
+        team.commit(&mallory, "tidy");
+        if how == "two pulls" {
+            assert_ok("mallory's push", &team.push(&mallory));
+            assert_ok("bob's pull", &team.pull(&bob));
+            // A file gone is no rollback: bob's clone goes on (and notes it).
+            assert_eq!(team.sesto(&bob, &["ls", "prod"]).code, 0, "{how}");
+        }
+        if how == "a merge" {
+            // The copy rides in a merge with a branch that still has it.
+            team.git_ok(&mallory, &["checkout", "-q", "-b", "old", &old_commit]);
+            fs::write(mallory.clone.join("README"), "old\n").unwrap();
+            team.git_ok(&mallory, &["add", "README"]);
+            team.commit(&mallory, "readme");
+            team.git_ok(&mallory, &["checkout", "-q", "main"]);
+            team.git_ok(&mallory, &["merge", "-q", "--no-commit", "old"]);
+        }
+        team.plant(&mallory, &id, &old_nodes[&id]);
+        team.commit(&mallory, "restore");
+        assert_ok("mallory's push", &team.push(&mallory));
+        let replay = team.remote_head();
+        assert_ok("bob's pull", &team.pull(&bob));
+        let out = team.sesto(&bob, &["get", "prod/db/x"]);
+        assert_eq!(out.code, 1, "{how}: bob read the rolled-back value");
+        assert!(
+            out.stderr.contains("went back from version 2 to version 1")
+                && out.stderr.contains("an older copy added back")
+                && out.stderr.contains(&replay[..12]),
+            "{how}: {}",
+            out.stderr
+        );
+        assert_eq!(team.sesto(&bob, &["ls"]).code, 1, "{how}");
+        // A fresh clone saw nothing, but `verify --history` reads it all.
+        fs::remove_dir_all(&bob.clone).unwrap();
+        team.clone_for(&bob, true);
+        let out = team.sesto(&bob, &["verify", "--history"]);
+        assert_eq!(out.code, 1, "{how}: {}", snapshot_text(&out));
+        assert!(
+            out.stdout.contains("rolled back") || out.stderr.contains("rolled back"),
+            "{how}: {}",
+            snapshot_text(&out)
+        );
+    }
+}
+
+#[test]
+fn an_edit_kept_against_a_delete_is_no_rollback_to_a_clone_that_saw_the_delete() {
+    // The honest twin of the case above: bob wrote prod/db/x twice and
+    // removed prod/db; carol pulled all of it. alice, behind, changed x, and
+    // her edit beats the delete. The merge puts x back, so it writes x above
+    // the version bob removed: carol takes it as newer, not as an older copy.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, carol) = prod_team(
+            mode,
+            &[("prod/db/x", "v-alice-1"), ("prod/keep", "v-keep-1")],
+        );
+        assert_ok("carol's pull", &team.pull(&carol));
+        team.set_ok(&bob, "prod/db/x", "v-bob-2");
+        team.commit(&bob, "x 2");
+        team.set_ok(&bob, "prod/db/x", "v-bob-3");
+        team.commit(&bob, "x 3");
+        team.ok(&bob, &["rm", "-r", "prod/db"]);
+        team.commit(&bob, "no more db");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        assert_eq!(team.get(&carol, "prod/db/x"), None, "{mode:?}");
+        team.set_ok(&alice, "prod/db/x", "v-alice-2");
+        team.commit(&alice, "x");
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("carol's pull", &team.pull(&carol));
+        assert_eq!(
+            team.get(&carol, "prod/db/x").as_deref(),
+            Some("v-alice-2"),
+            "{mode:?}"
+        );
+        assert_ok("bob's sync", &team.sync(&bob));
+        for m in [&alice, &bob, &carol] {
+            team.ok(m, &["fsck"]);
+            team.ok(m, &["verify", "--history"]);
         }
     }
 }

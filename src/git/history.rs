@@ -31,9 +31,8 @@ pub struct NodeHistory {
 
 impl Store {
     /// Walks the first-parent history of `HEAD` from the oldest commit and
-    /// checks that no node's version decreases while its file stays in the
-    /// tree (a file removed and later added back counts from there, as the
-    /// check of each pull has it). Node files this member's keys cannot open
+    /// checks that no node's version ever decreases, also where its file
+    /// was removed and later added back. Node files this member's keys cannot open
     /// (before a grant, after a rotation) are skipped.
     pub fn verify_node_history(&self) -> Result<NodeHistory> {
         let repo = crate::git::open(&self.work)?;
@@ -82,19 +81,12 @@ impl Store {
                     }
                 }
             }
-            // A node whose file this commit removed starts again where a
-            // later commit adds it back (as the check on each pull judges a
-            // commit against its parents: adding a file takes nothing back).
-            // A merge keeps the other side's edit against this side's delete,
-            // and that edit's version counts from the base, not from what
-            // this side wrote before it deleted.
-            current.retain(|id, _| {
-                let kept = present.contains(id);
-                if !kept {
-                    highest.remove(id);
-                }
-                kept
-            });
+            // A node whose file this commit removed keeps its highest
+            // version: a file put back later must be newer (whoever puts a
+            // node back writes it above what was removed, as `sesto
+            // resolve` does), or it is an older copy, as the check on each
+            // pull judges it.
+            current.retain(|id, _| present.contains(id));
             // Parents before children: repeat while a pass opens something.
             let short = commit.id().to_string()[..12].to_string();
             loop {
@@ -137,6 +129,17 @@ impl Store {
                             .any(|k| k.expose_secret() == e.key.expose_secret())
                         {
                             known.push(e.key.clone());
+                            // A file this commit did not change is read
+                            // too, now that its key is known (a member
+                            // granted a folder learns its secrets' keys
+                            // here), so its version counts from here.
+                            if let Some(file) = current.get(&e.id) {
+                                if !versions.contains_key(file)
+                                    && !rest.iter().any(|(i, _)| *i == e.id)
+                                {
+                                    rest.push((e.id, *file));
+                                }
+                            }
                         }
                     }
                     versions.insert(blob, body.version);

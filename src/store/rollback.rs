@@ -18,7 +18,7 @@
 //! fresh clone has seen nothing: `sesto verify --history` checks the whole
 //! branch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use git2::{Oid, Repository};
@@ -30,50 +30,60 @@ use crate::store::moves::{head_commit, CHECKED};
 use crate::store::trust::Judge;
 use crate::store::Store;
 
-/// The nodes whose files changed (not added or removed) from `old` to `new`:
-/// only the fan-out directories whose tree ids differ are looked into, so a
-/// commit that changed one file costs two small tree reads, not a diff of
-/// the store.
-fn modified_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<NodeId>> {
-    let nodes = |commit: Oid| -> Result<Option<git2::Tree>> {
+/// How a commit changed a node's file against one of its parents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// There before and after, with other bytes.
+    Modified,
+    /// There before, gone after.
+    Removed,
+    /// Gone before, there after: new, or put back.
+    Added,
+}
+
+/// The node files that changed from `old` to `new`: only the fan-out
+/// directories whose tree ids differ are looked into, so a commit that
+/// changed one file costs two small tree reads, not a diff of the store.
+fn changed_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<(NodeId, Change)>> {
+    let fans = |commit: Oid| -> Result<BTreeMap<String, Oid>> {
         let tree = repo.find_commit(commit)?.tree()?;
-        Ok(match tree.get_path(Path::new(".sesto/nodes")) {
-            Ok(e) => Some(repo.find_tree(e.id())?),
-            Err(_) => None,
-        })
-    };
-    let (Some(old_tree), Some(new_tree)) = (nodes(old)?, nodes(new)?) else {
-        return Ok(Vec::new());
-    };
-    if old_tree.id() == new_tree.id() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for fan in new_tree.iter() {
-        let Some(name) = fan.name() else { continue };
-        let Some(before) = old_tree.get_name(name) else {
-            continue;
+        let Ok(entry) = tree.get_path(Path::new(".sesto/nodes")) else {
+            return Ok(BTreeMap::new());
         };
-        if before.id() == fan.id() {
+        let nodes = repo.find_tree(entry.id())?;
+        Ok(nodes
+            .iter()
+            .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
+            .collect())
+    };
+    let files = |fan: Option<&Oid>| -> BTreeMap<String, Oid> {
+        fan.and_then(|f| repo.find_tree(*f).ok())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (before, after) = (fans(old)?, fans(new)?);
+    let mut out = Vec::new();
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for fan in names {
+        let (was, now) = (before.get(fan), after.get(fan));
+        if was == now {
             continue;
         }
-        let (Ok(before), Ok(after)) = (repo.find_tree(before.id()), repo.find_tree(fan.id()))
-        else {
-            continue;
-        };
-        for file in after.iter() {
-            let Some(file_name) = file.name() else {
-                continue;
+        let (was, now) = (files(was), files(now));
+        let names: BTreeSet<&String> = was.keys().chain(now.keys()).collect();
+        for name in names {
+            let change = match (was.get(name), now.get(name)) {
+                (Some(a), Some(b)) if a != b => Change::Modified,
+                (Some(_), None) => Change::Removed,
+                (None, Some(_)) => Change::Added,
+                _ => continue,
             };
-            if before
-                .get_name(file_name)
-                .is_some_and(|b| b.id() != file.id())
-            {
-                if let Ok(id) =
-                    crate::git::merge::node_of(&format!(".sesto/nodes/{name}/{file_name}"))
-                {
-                    out.push(id);
-                }
+            if let Ok(id) = crate::git::merge::node_of(&format!(".sesto/nodes/{fan}/{name}")) {
+                out.push((id, change));
             }
         }
     }
@@ -89,6 +99,7 @@ struct Step {
     id: NodeId,
     parent: Oid,
     commit: Oid,
+    change: Change,
 }
 
 /// Every node file changed by a commit reachable from `new` but not from
@@ -105,18 +116,75 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
     for commit in walk.take(MAX_WALK) {
         let commit = commit?;
         for parent in repo.find_commit(commit)?.parent_ids() {
-            for id in modified_nodes(repo, parent, commit)? {
-                out.push(Step { id, parent, commit });
+            for (id, change) in changed_nodes(repo, parent, commit)? {
+                out.push(Step {
+                    id,
+                    parent,
+                    commit,
+                    change,
+                });
             }
         }
     }
     Ok(out)
 }
 
+/// Where this clone keeps the node files it saw removed, one per line:
+/// `<node id> <commit that still had it> <its blob>`.
+const REMOVED: &str = "removed";
+
+/// Most lines kept in [`REMOVED`]; the oldest go first.
+const MAX_REMOVED: usize = 200_000;
+
+/// A node file this clone saw a commit remove: the commit before and the
+/// file it had there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Removal {
+    id: NodeId,
+    had: Oid,
+    blob: Oid,
+}
+
+/// Reads [`REMOVED`]; lines that do not parse are skipped (the file is
+/// this clone's own, and a lost line only weakens the check).
+fn read_removed(state: &Path) -> Vec<Removal> {
+    let text = std::fs::read_to_string(state.join(REMOVED)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            let id = words.next()?.parse().ok()?;
+            let had = Oid::from_str(words.next()?).ok()?;
+            let blob = Oid::from_str(words.next()?).ok()?;
+            Some(Removal { id, had, blob })
+        })
+        .collect()
+}
+
+/// A version that went down: in `commit`, from `was` (the file `from`,
+/// where known) to `now`. `put_back` where the commit added the file
+/// again after a removal rather than changing it.
+#[derive(Debug, Clone, Copy)]
+struct Drop {
+    commit: Oid,
+    was: u64,
+    now: u64,
+    from: Option<Oid>,
+    put_back: bool,
+}
+
+/// What a check saw besides drops: removals to remember, and nodes whose
+/// files came back (above what was removed) so that their removals can go.
+#[derive(Debug, Default)]
+struct Seen {
+    removed: Vec<Removal>,
+    put_back: BTreeSet<NodeId>,
+}
+
 impl Store {
     /// Checks the commits `HEAD` has that the commit this clone last checked
-    /// has not: a node file whose version goes down in any of them is
-    /// refused. Records `HEAD` as checked when all is well.
+    /// has not: a node file whose version goes down in any of them, or that
+    /// comes back older than a file this clone saw removed, is refused.
+    /// Records `HEAD` as checked, and the removals seen, when all is well.
     pub(crate) fn check_rollback(&self) -> Result<()> {
         if self.trust == crate::store::trust::TrustMode::Skip
             || self.head != crate::git::HeadState::Branch
@@ -139,6 +207,7 @@ impl Store {
             self.trust,
             crate::store::trust::TrustMode::Check | crate::store::trust::TrustMode::Peek
         );
+        let mut seen = Seen::default();
         if let (false, true, Ok(old), Ok(new)) = (
             checked.is_empty(),
             checking,
@@ -148,13 +217,32 @@ impl Store {
             let repo = crate::git::open(&self.work)?;
             let steps = steps(&repo, old, new)?;
             if !steps.is_empty() {
-                self.compare_steps(&repo, new, &steps)?;
+                seen = self.compare_steps(&repo, new, &steps)?;
             }
         }
         if self.trust == crate::store::trust::TrustMode::Peek {
             return Ok(());
         }
+        self.remember_removed(&seen)?;
         self.record_checked(&head)
+    }
+
+    /// Adds what a check saw removed to [`REMOVED`], and forgets the
+    /// removals of nodes that came back newer.
+    fn remember_removed(&self, seen: &Seen) -> Result<()> {
+        if seen.removed.is_empty() && seen.put_back.is_empty() {
+            return Ok(());
+        }
+        let mut all = read_removed(&self.state);
+        all.retain(|r| !seen.put_back.contains(&r.id));
+        all.extend(seen.removed.iter().copied());
+        let skip = all.len().saturating_sub(MAX_REMOVED);
+        let text: String = all[skip..]
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.id, r.had, r.blob))
+            .collect();
+        std::fs::create_dir_all(&self.state).map_err(Error::io("cannot create", &self.state))?;
+        crate::store::journal::write_cache(&self.state.join(REMOVED), text.as_bytes())
     }
 
     /// Records `commit` as checked (also after sesto's own commits, which
@@ -181,116 +269,215 @@ impl Store {
         if steps.is_empty() {
             return Ok(());
         }
-        self.compare_steps(repo, theirs, &steps)
+        self.compare_steps(repo, theirs, &steps).map(|_| ())
     }
 
     /// Opens each step's node before and after and refuses a version that
-    /// went down. Keys and places come from `tip` read as a side; a file
-    /// they do not open (a rotation since) is read in its own commit. Nodes
-    /// this member cannot read are left alone.
-    fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<()> {
+    /// went down, and a file put back older than one removed before it (in
+    /// these steps, or seen removed by this clone earlier). Keys and places
+    /// come from `tip` read as a side; a file they do not open (a rotation
+    /// since) is read in its own commit. Nodes this member cannot read are
+    /// left alone.
+    fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<Seen> {
         let judge = Judge::new(&self.work, &self.roster.store)?;
         let wanted: std::collections::HashSet<NodeId> = steps.iter().map(|s| s.id).collect();
         let tip_side = Side::load_placing(self, repo, &judge, &repo.find_commit(tip)?, &wanted)?;
         let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
-        // Per node: the drop from the highest version (commit, from, to,
-        // the file it dropped from).
-        #[allow(clippy::type_complexity)]
-        let mut drops: HashMap<NodeId, (Oid, u64, u64, Option<Oid>)> = HashMap::new();
-        let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
+        let blob_id = |commit: Oid, id: &NodeId| -> Option<Oid> {
             let tree = repo.find_commit(commit).ok()?.tree().ok()?;
             let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
-            Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+            Some(entry.id())
         };
-        for step in steps {
-            let Some(placed) = tip_side.nodes.get(&step.id) else {
+        let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
+            Some(
+                repo.find_blob(blob_id(commit, id)?)
+                    .ok()?
+                    .content()
+                    .to_vec(),
+            )
+        };
+        // A node's version in a file of `commit`: with the tip's keys, or
+        // else with the keys `commit` itself gives.
+        let mut version = |commit: Oid, id: &NodeId, bytes: &[u8]| -> Option<u64> {
+            let placed = tip_side.nodes.get(id)?;
+            if let Ok(n) = self.open_node_under(
+                &tip_side.rules(),
+                id,
+                bytes,
+                placed.key.as_ref(),
+                &placed.chain,
+            ) {
+                return Some(n.body.version);
+            }
+            let side = sides.entry(commit).or_insert_with(|| {
+                repo.find_commit(commit)
+                    .ok()
+                    .and_then(|c| Side::load(self, repo, &judge, &c).ok())
+            });
+            side.as_ref()?
+                .open(self, id, bytes)
+                .ok()
+                .map(|n| n.body.version)
+        };
+        // Per node, the drop from the highest version.
+        let mut drops: HashMap<NodeId, Drop> = HashMap::new();
+        let mut note = |id: NodeId, drop: Drop| {
+            let known = drops.entry(id).or_insert(drop);
+            if drop.was >= known.was {
+                *known = drop;
+            }
+        };
+        for step in steps.iter().filter(|s| s.change == Change::Modified) {
+            if !tip_side.nodes.contains_key(&step.id) {
                 continue;
-            };
+            }
             let (Some(before), Some(after)) =
                 (blob(step.parent, &step.id), blob(step.commit, &step.id))
             else {
                 continue;
             };
-            let mut version = |commit: Oid, bytes: &[u8]| -> Option<u64> {
-                if let Ok(n) = self.open_node_under(
-                    &tip_side.rules(),
-                    &step.id,
-                    bytes,
-                    placed.key.as_ref(),
-                    &placed.chain,
-                ) {
-                    return Some(n.body.version);
-                }
-                let side = sides.entry(commit).or_insert_with(|| {
-                    repo.find_commit(commit)
-                        .ok()
-                        .and_then(|c| Side::load(self, repo, &judge, &c).ok())
-                });
-                side.as_ref()?
-                    .open(self, &step.id, bytes)
-                    .ok()
-                    .map(|n| n.body.version)
-            };
-            let (Some(was), Some(now)) =
-                (version(step.parent, &before), version(step.commit, &after))
-            else {
+            let (Some(was), Some(now)) = (
+                version(step.parent, &step.id, &before),
+                version(step.commit, &step.id, &after),
+            ) else {
                 continue;
             };
             if now < was {
-                // Of several drops, the one from the highest version counts.
-                let drop = drops
-                    .entry(step.id)
-                    .or_insert((step.commit, was, now, None));
-                if was >= drop.1 {
-                    *drop = (
-                        step.commit,
+                let from = Some(Oid::hash_object(git2::ObjectType::Blob, &before)?);
+                note(
+                    step.id,
+                    Drop {
+                        commit: step.commit,
                         was,
                         now,
-                        Some(Oid::hash_object(git2::ObjectType::Blob, &before)?),
-                    );
+                        from,
+                        put_back: false,
+                    },
+                );
+            }
+        }
+        // Files put back: each must be newer than every file of its node
+        // removed before it (whoever puts a node back writes it above what
+        // was removed, as `sesto resolve` does), or it is an older copy.
+        let mut seen = Seen::default();
+        // Removals in these steps (with the commit that removed), and those
+        // this clone saw before, by node.
+        let mut removed_here: HashMap<NodeId, Vec<(Oid, Removal)>> = HashMap::new();
+        for step in steps.iter().filter(|s| s.change == Change::Removed) {
+            if let Some(blob) = blob_id(step.parent, &step.id) {
+                let removal = Removal {
+                    id: step.id,
+                    had: step.parent,
+                    blob,
+                };
+                seen.removed.push(removal);
+                removed_here
+                    .entry(step.id)
+                    .or_default()
+                    .push((step.commit, removal));
+            }
+        }
+        let mut earlier: HashMap<NodeId, Vec<Removal>> = HashMap::new();
+        for removal in read_removed(&self.state) {
+            earlier.entry(removal.id).or_default().push(removal);
+        }
+        for add in steps.iter().filter(|s| s.change == Change::Added) {
+            let mut removals: Vec<Removal> = earlier.get(&add.id).cloned().unwrap_or_default();
+            for (commit, removal) in removed_here.get(&add.id).into_iter().flatten() {
+                if *commit == add.parent
+                    || repo
+                        .graph_descendant_of(add.parent, *commit)
+                        .unwrap_or(false)
+                {
+                    removals.push(*removal);
                 }
+            }
+            if removals.is_empty() || !tip_side.nodes.contains_key(&add.id) {
+                continue;
+            }
+            let Some(added) = blob_id(add.commit, &add.id) else {
+                continue;
+            };
+            let Some(now) =
+                blob(add.commit, &add.id).and_then(|b| version(add.commit, &add.id, &b))
+            else {
+                continue;
+            };
+            let mut fine = true;
+            for removal in removals {
+                if removal.blob == added {
+                    continue; // the same file back: nothing older
+                }
+                let Some(was) = repo
+                    .find_blob(removal.blob)
+                    .ok()
+                    .and_then(|b| version(removal.had, &add.id, b.content()))
+                else {
+                    continue;
+                };
+                if now < was {
+                    fine = false;
+                    let drop = Drop {
+                        commit: add.commit,
+                        was,
+                        now,
+                        from: Some(removal.blob),
+                        put_back: true,
+                    };
+                    note(add.id, drop);
+                }
+            }
+            if fine {
+                seen.put_back.insert(add.id);
             }
         }
         // A drop is forgiven where the tip holds the file from before it
         // again (an admin put it back) or a newer version than that;
         // otherwise the tip is older than what was written, whatever was
         // built on the replay since.
-        for (id, (commit, was, now, dropped_from)) in drops {
+        for (id, drop) in drops {
             let Some(bytes) = tip_side.blob(&id) else {
                 continue; // removed since
             };
-            if Some(Oid::hash_object(git2::ObjectType::Blob, &bytes)?) == dropped_from {
+            let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
+            if Some(tip_blob) == drop.from {
                 continue;
             }
             let tip_version = tip_side
                 .open(self, &id, &bytes)
                 .map(|n| n.body.version)
                 .ok();
-            if tip_version.is_some_and(|t| t > was) {
+            if tip_version.is_some_and(|t| t > drop.was) {
                 continue;
             }
             // The tip's file counts against the drop only when it came in on
             // the drop's line: the replay itself, or a write built on it. A
             // file from a line the drop never touched (a concurrent write a
-            // merge kept) does not.
-            let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
-            if !self.came_after(repo, steps, &id, tip_blob, commit) {
+            // merge kept) does not; but a file put back after a removal
+            // came in on that line, whichever parent of a merge held it.
+            if !self.came_after(repo, steps, &id, tip_blob, drop) {
                 continue;
             }
-            let c = commit.to_string();
+            let c = drop.commit.to_string();
+            let how = if drop.put_back {
+                "its file was removed and an older copy added back"
+            } else {
+                "an older file put back"
+            };
+            let (was, now) = (drop.was, drop.now);
             return Err(self.reject(
                 &id,
                 format!(
-                    "it went back from version {was} to version {now} in commit {} (an older \
-                     file put back); see `git show {} -- {}` and revert that commit; if you \
-                     put it back yourself, `sesto trust --accept` takes the store as it is",
+                    "it went back from version {was} to version {now} in commit {} ({how}); \
+                     see `git show {} -- {}` and revert that commit; if you put it back \
+                     yourself, `sesto trust --accept` takes the store as it is",
                     &c[..12],
                     &c[..12],
                     sides::node_path(&id),
                 ),
             ));
         }
-        Ok(())
+        Ok(seen)
     }
 
     /// Whether the commit that brought `blob` in as `id`'s file (among the
@@ -302,7 +489,7 @@ impl Store {
         steps: &[Step],
         id: &NodeId,
         blob: Oid,
-        drop: Oid,
+        drop: Drop,
     ) -> bool {
         let path = sides::node_path(id);
         let blob_at = |commit: Oid| -> Option<Oid> {
@@ -313,12 +500,19 @@ impl Store {
             .iter()
             .filter(|s| s.id == *id && blob_at(s.commit) == Some(blob))
             .filter(|s| {
-                // Held by another parent of a merge: it came from there.
-                repo.find_commit(s.commit).is_ok_and(|c| {
-                    !c.parent_ids()
-                        .any(|p| p != s.parent && blob_at(p) == Some(blob))
-                })
+                // Held by another parent of a merge: it came from there
+                // (a file put back counts wherever it came from).
+                drop.put_back
+                    || repo.find_commit(s.commit).is_ok_and(|c| {
+                        !c.parent_ids()
+                            .any(|p| p != s.parent && blob_at(p) == Some(blob))
+                    })
             })
-            .any(|s| s.commit == drop || repo.graph_descendant_of(s.commit, drop).unwrap_or(false))
+            .any(|s| {
+                s.commit == drop.commit
+                    || repo
+                        .graph_descendant_of(s.commit, drop.commit)
+                        .unwrap_or(false)
+            })
     }
 }

@@ -13,6 +13,7 @@ use crate::git::merge::{self, Merge};
 use crate::git::sides::{self, Side};
 use crate::store::{SPath, Store};
 
+mod put_back;
 mod rekey;
 mod setup;
 mod sync;
@@ -289,6 +290,8 @@ impl Store {
             }
         }
         let mut tx = self.transaction()?;
+        // Nodes whose files come back here after a side removed them.
+        let mut put_back: Vec<NodeId> = kept.iter().map(|(id, _)| *id).collect();
         if let Some(m) = &merge {
             // Entries whose files git deleted first, so that what follows
             // reads only files that are there.
@@ -300,6 +303,7 @@ impl Store {
             let mut restored = Vec::new();
             let pruned = self.restore_or_prune(&mut tx, m, &deleted, &mut restored)?;
             crate::git::stage(&repo, &restored)?;
+            put_back.extend(restored.iter().filter_map(|p| merge::node_of(p).ok()));
             report.rekeyed = pruned.len() + restored.len() + settle_keys(&mut tx, m)?;
         }
         let mut listed: BTreeSet<NodeId> = BTreeSet::new();
@@ -322,6 +326,9 @@ impl Store {
                     continue;
                 };
                 for ancestor in placed.chain.clone() {
+                    if !self.node_file(&ancestor).exists() {
+                        put_back.push(ancestor);
+                    }
                     self.restore_entry(
                         &mut tx,
                         &repo,
@@ -336,8 +343,12 @@ impl Store {
         if !kept.is_empty() || !report.dropped.is_empty() {
             tx.prune_dangling(&mut |_| false)?;
         }
-        // What was kept or restored from a side that had not rotated.
         if let Some(m) = &merge {
+            // Above what a side removed, so no clone takes them for older
+            // copies put back.
+            put_back.retain(|id| parent_of.get(id).is_some_and(|p| tx.nodes.contains_key(p)));
+            report.rekeyed += self.raise_put_back(&mut tx, &repo, m, &put_back, &parent_of)?;
+            // What was kept or restored from a side that had not rotated.
             report.rekeyed += rekey_past_rotations(&mut tx, m)?;
         }
         if let Some(merged) = merged_roster {

@@ -1,0 +1,129 @@
+//! Nodes a merge puts back after one side removed them are written above
+//! the version that side removed, so no clone takes them for an older copy.
+//!
+//! Every clone remembers the node files it saw removed, and a file added
+//! back older than that is refused as a rollback (an attacker who can push
+//! removes a file in one commit and adds an older copy in a later one).
+//! An honest merge puts files back too: an edit kept against a delete, a
+//! file restored where git deleted it. Its version counts from its own
+//! line, which may be below what the deleting line wrote before it deleted;
+//! the resolver signs it again above both.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use git2::Repository;
+
+use crate::error::Result;
+use crate::format::node::NodeId;
+use crate::git::merge::Merge;
+use crate::git::sides::{self, Side};
+use crate::store::trust::Judge;
+use crate::store::tx::Tx;
+use crate::store::Store;
+
+/// Most commits of each side looked at for the removal of a file.
+const MAX_WALK: usize = 500;
+
+impl Store {
+    /// Writes each of `put_back` (loaded in `tx` under the folder
+    /// `parent_of` names) at a version above the highest its file had on
+    /// either side's line, since the base, before a commit there removed
+    /// it. Nodes this member may not write, or whose removed files it
+    /// cannot read, stay as they are. Returns how many were raised.
+    pub(super) fn raise_put_back(
+        &self,
+        tx: &mut Tx,
+        repo: &Repository,
+        m: &Merge,
+        put_back: &[NodeId],
+        parent_of: &HashMap<NodeId, NodeId>,
+    ) -> Result<usize> {
+        if put_back.is_empty() {
+            return Ok(0);
+        }
+        let judge = Judge::new(&self.work, &self.roster.store)?;
+        let me = self.me.clone().unwrap_or_default();
+        let mut raised = 0;
+        for id in put_back {
+            let Some(parent) = parent_of.get(id).copied() else {
+                continue; // not listed after all
+            };
+            let Some(removed) = self.removed_version(repo, m, &judge, id) else {
+                continue;
+            };
+            let Some(name) = tx
+                .node(&parent)
+                .body
+                .children
+                .iter()
+                .find(|e| e.id == *id)
+                .map(|e| e.name.clone())
+            else {
+                continue;
+            };
+            if !matches!(tx.child(parent, &name), Ok(Some(_)))
+                || !self.may_write(&me, &tx.chain_of(*id))
+            {
+                continue;
+            }
+            if tx.node(id).body.version <= removed {
+                let node = tx.node_mut(*id);
+                node.body.version = removed;
+                raised += 1;
+            }
+        }
+        Ok(raised)
+    }
+
+    /// The highest version node `id` had in a file that a commit on either
+    /// side of `m` (since the base) removed: the version in the parent
+    /// that still had it, read with that parent's verified keys.
+    fn removed_version(
+        &self,
+        repo: &Repository,
+        m: &Merge,
+        judge: &Judge,
+        id: &NodeId,
+    ) -> Option<u64> {
+        let path = sides::node_path(id);
+        let has = |commit: &git2::Commit| -> Option<git2::Oid> {
+            let tree = commit.tree().ok()?;
+            tree.get_path(Path::new(&path)).ok().map(|e| e.id())
+        };
+        let only = HashSet::from([*id]);
+        let mut highest = None;
+        for tip in [m.ours.commit, m.theirs.commit] {
+            let Ok(mut walk) = repo.revwalk() else {
+                continue;
+            };
+            if walk.push(tip).is_err() {
+                continue;
+            }
+            if let Some(base) = &m.base {
+                let _ = walk.hide(base.commit);
+            }
+            for commit in walk.take(MAX_WALK).flatten() {
+                let Ok(commit) = repo.find_commit(commit) else {
+                    continue;
+                };
+                if has(&commit).is_some() {
+                    continue;
+                }
+                for parent in commit.parents() {
+                    let Some(blob) = has(&parent) else { continue };
+                    let Ok(bytes) = repo.find_blob(blob).map(|b| b.content().to_vec()) else {
+                        continue;
+                    };
+                    let version = Side::load_placing(self, repo, judge, &parent, &only)
+                        .and_then(|side| side.open(self, id, &bytes))
+                        .map(|node| node.body.version);
+                    if let Ok(v) = version {
+                        highest = highest.max(Some(v));
+                    }
+                }
+            }
+        }
+        highest
+    }
+}
