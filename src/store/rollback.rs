@@ -279,10 +279,6 @@ impl Store {
     /// since) is read in its own commit. Nodes this member cannot read are
     /// left alone.
     fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<Seen> {
-        let judge = Judge::new(&self.work, &self.roster.store)?;
-        let wanted: std::collections::HashSet<NodeId> = steps.iter().map(|s| s.id).collect();
-        let tip_side = Side::load_placing(self, repo, &judge, &repo.find_commit(tip)?, &wanted)?;
-        let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
         let blob_id = |commit: Oid, id: &NodeId| -> Option<Oid> {
             let tree = repo.find_commit(commit).ok()?.tree().ok()?;
             let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
@@ -296,6 +292,60 @@ impl Store {
                     .to_vec(),
             )
         };
+        let mut seen = Seen::default();
+        // Removals in these steps (with the commit that removed), and those
+        // this clone saw before, by node.
+        let mut removed_here: HashMap<NodeId, Vec<(Oid, Removal)>> = HashMap::new();
+        for step in steps.iter().filter(|s| s.change == Change::Removed) {
+            if let Some(blob) = blob_id(step.parent, &step.id) {
+                let removal = Removal {
+                    id: step.id,
+                    had: step.parent,
+                    blob,
+                };
+                seen.removed.push(removal);
+                removed_here
+                    .entry(step.id)
+                    .or_default()
+                    .push((step.commit, removal));
+            }
+        }
+        let mut earlier: HashMap<NodeId, Vec<Removal>> = HashMap::new();
+        if steps.iter().any(|s| s.change == Change::Added) {
+            for removal in read_removed(&self.state) {
+                earlier.entry(removal.id).or_default().push(removal);
+            }
+        }
+        // Files added after a removal of theirs, each with those removals
+        // (a new node's file, the common case, has none).
+        let mut put_back: Vec<(&Step, Vec<Removal>)> = Vec::new();
+        for add in steps.iter().filter(|s| s.change == Change::Added) {
+            let mut removals: Vec<Removal> = earlier.get(&add.id).cloned().unwrap_or_default();
+            for (commit, removal) in removed_here.get(&add.id).into_iter().flatten() {
+                if *commit == add.parent
+                    || repo
+                        .graph_descendant_of(add.parent, *commit)
+                        .unwrap_or(false)
+                {
+                    removals.push(*removal);
+                }
+            }
+            if !removals.is_empty() {
+                put_back.push((add, removals));
+            }
+        }
+        let wanted: std::collections::HashSet<NodeId> = steps
+            .iter()
+            .filter(|s| s.change == Change::Modified)
+            .map(|s| s.id)
+            .chain(put_back.iter().map(|(s, _)| s.id))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(seen);
+        }
+        let judge = Judge::new(&self.work, &self.roster.store)?;
+        let tip_side = Side::load_placing(self, repo, &judge, &repo.find_commit(tip)?, &wanted)?;
+        let mut sides: HashMap<Oid, Option<Side>> = HashMap::new();
         // A node's version in a file of `commit`: with the tip's keys, or
         // else with the keys `commit` itself gives.
         let mut version = |commit: Oid, id: &NodeId, bytes: &[u8]| -> Option<u64> {
@@ -359,40 +409,8 @@ impl Store {
         // Files put back: each must be newer than every file of its node
         // removed before it (whoever puts a node back writes it above what
         // was removed, as `sesto resolve` does), or it is an older copy.
-        let mut seen = Seen::default();
-        // Removals in these steps (with the commit that removed), and those
-        // this clone saw before, by node.
-        let mut removed_here: HashMap<NodeId, Vec<(Oid, Removal)>> = HashMap::new();
-        for step in steps.iter().filter(|s| s.change == Change::Removed) {
-            if let Some(blob) = blob_id(step.parent, &step.id) {
-                let removal = Removal {
-                    id: step.id,
-                    had: step.parent,
-                    blob,
-                };
-                seen.removed.push(removal);
-                removed_here
-                    .entry(step.id)
-                    .or_default()
-                    .push((step.commit, removal));
-            }
-        }
-        let mut earlier: HashMap<NodeId, Vec<Removal>> = HashMap::new();
-        for removal in read_removed(&self.state) {
-            earlier.entry(removal.id).or_default().push(removal);
-        }
-        for add in steps.iter().filter(|s| s.change == Change::Added) {
-            let mut removals: Vec<Removal> = earlier.get(&add.id).cloned().unwrap_or_default();
-            for (commit, removal) in removed_here.get(&add.id).into_iter().flatten() {
-                if *commit == add.parent
-                    || repo
-                        .graph_descendant_of(add.parent, *commit)
-                        .unwrap_or(false)
-                {
-                    removals.push(*removal);
-                }
-            }
-            if removals.is_empty() || !tip_side.nodes.contains_key(&add.id) {
+        for (add, removals) in put_back {
+            if !tip_side.nodes.contains_key(&add.id) {
                 continue;
             }
             let Some(added) = blob_id(add.commit, &add.id) else {
