@@ -1752,3 +1752,39 @@ fn an_edit_kept_against_a_delete_is_no_rollback_to_a_clone_that_saw_the_delete()
         }
     }
 }
+
+#[test]
+fn a_replay_more_commits_back_than_a_check_walks_is_refused_all_the_same() {
+    // A clone checks each new commit, up to the newest 500: mallory puts an
+    // older copy of a secret back and then pushes 500 more commits, so that
+    // the replay lies beyond the walk. bob, who read version 2, compares
+    // what he had with what he gets as well.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/x", "v-x-1");
+    assert_ok("push", &team.push(&alice));
+    let old_nodes = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
+    let bob = team.join(&alice, "bob", Some(("prod", false)));
+    let mallory = team.join(&alice, "mallory", None);
+    team.set_ok(&alice, "prod/db/x", "v-x-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    team.plant(&mallory, &id, &old_nodes[&id]);
+    team.commit(&mallory, "update");
+    let script =
+        "for i in $(seq 500); do git commit -q --allow-empty -m \"filler $i\" || exit 1; done";
+    let mut filler = team.command(&mallory, "sh");
+    filler.args(["-c", script]);
+    common::run_cmd(filler).assert_success();
+    assert_ok("mallory's push", &team.push(&mallory));
+    assert_ok("bob's pull", &team.pull(&bob));
+    let out = team.sesto(&bob, &["get", "prod/db/x"]);
+    assert_eq!(out.code, 1, "bob read the rolled-back value");
+    assert!(
+        out.stderr.contains("went back from version 2 to version 1"),
+        "{}",
+        out.stderr
+    );
+}

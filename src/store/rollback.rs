@@ -91,7 +91,8 @@ fn changed_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<(NodeId, C
 }
 
 /// Most commits walked per check: a check after a long absence (or a
-/// checkout of a branch that went far) looks at the newest ones.
+/// checkout of a branch that went far) looks at the newest ones, and at
+/// the files of the commit it last checked against those of the new one.
 const MAX_WALK: usize = 500;
 
 /// One node file a commit changed against one of its parents.
@@ -113,18 +114,29 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
         walk.hide(old)?;
     }
     let mut out = Vec::new();
+    let mut walked = 0;
+    let mut push = |parent: Oid, commit: Oid| -> Result<()> {
+        for (id, change) in changed_nodes(repo, parent, commit)? {
+            out.push(Step {
+                id,
+                parent,
+                commit,
+                change,
+            });
+        }
+        Ok(())
+    };
     for commit in walk.take(MAX_WALK) {
         let commit = commit?;
+        walked += 1;
         for parent in repo.find_commit(commit)?.parent_ids() {
-            for (id, change) in changed_nodes(repo, parent, commit)? {
-                out.push(Step {
-                    id,
-                    parent,
-                    commit,
-                    change,
-                });
-            }
+            push(parent, commit)?;
         }
+    }
+    // More commits than are walked: what this clone had against what it
+    // has now, too, so that a replay further back is not missed.
+    if walked == MAX_WALK && repo.find_commit(old).is_ok() {
+        push(old, new)?;
     }
     Ok(out)
 }
@@ -519,11 +531,14 @@ impl Store {
             .filter(|s| s.id == *id && blob_at(s.commit) == Some(blob))
             .filter(|s| {
                 // Held by another parent of a merge: it came from there
-                // (a file put back counts wherever it came from).
+                // (a file put back counts wherever it came from, and so
+                // does the tip against the commit last checked).
                 drop.put_back
                     || repo.find_commit(s.commit).is_ok_and(|c| {
-                        !c.parent_ids()
-                            .any(|p| p != s.parent && blob_at(p) == Some(blob))
+                        !c.parent_ids().any(|p| p == s.parent)
+                            || !c
+                                .parent_ids()
+                                .any(|p| p != s.parent && blob_at(p) == Some(blob))
                     })
             })
             .any(|s| {
