@@ -479,15 +479,18 @@ impl Sim {
         if !allowed.split(',').any(|a| a == ATTACKS[kind]) {
             return self.note(format!("mallory: {} attacks are off", ATTACKS[kind]));
         }
+        // The file as it was before mallory removed it, where she did.
+        let mut removed: Option<Vec<u8>> = None;
         let what = match kind {
             0 => {
                 // An older, genuinely signed copy of some node file.
                 let start = self.rng.below(files.len());
                 let old = (0..files.len()).find_map(|i| {
                     let file = &files[(start + i) % files.len()];
-                    // Commits that left the file in their tree (not those deleting it).
+                    // Commits that added or changed the file (`--diff-filter=d`, "all
+                    // but deletions", lists nothing in git 2.47).
                     let revs =
-                        team.git_ok(m, &["log", "--format=%H", "--diff-filter=d", "--", file]);
+                        team.git_ok(m, &["log", "--format=%H", "--diff-filter=AM", "--", file]);
                     let rev = revs.lines().nth(1)?;
                     Some((file.to_string(), blob(team, m, &format!("{rev}:{file}"))))
                 });
@@ -495,7 +498,17 @@ impl Sim {
                     Some(f) => changed.push(f),
                     None => return self.note("mallory: nothing to replay".into()),
                 }
-                "replays an older node file"
+                if self.step % 2 == 0 {
+                    // Removed in a commit of its own first, so that no
+                    // commit changes the file to an older one.
+                    let file = &changed[0].0;
+                    removed = std::fs::read(m.clone.join(file)).ok();
+                    team.git_ok(m, &["rm", "-q", file]);
+                    team.git_ok(m, &["commit", "-qm", "tidy"]);
+                    "removes a node file and adds an older copy back"
+                } else {
+                    "replays an older node file"
+                }
             }
             1 => {
                 let file = self.rng.pick(&files);
@@ -552,7 +565,9 @@ impl Sim {
         };
         let mut attack = Attack { files: vec![] };
         for (file, bytes) in changed {
-            let before = std::fs::read(m.clone.join(&file)).ok();
+            let before = removed
+                .take()
+                .or_else(|| std::fs::read(m.clone.join(&file)).ok());
             std::fs::create_dir_all(m.clone.join(&file).parent().unwrap()).unwrap();
             std::fs::write(m.clone.join(&file), &bytes).unwrap();
             team.git_ok(m, &["add", &file]);
