@@ -1019,19 +1019,16 @@ fn member_edit_inside_a_folder_an_admin_removed_is_not_lost() {
 fn issue10_case6_a_node_put_back_to_an_older_version_is_refused_by_a_clone_that_saw_the_newer() {
     // issue 10 case 6: a clone that had read version 2 of a secret took version
     // 1, copied back by a push, without a word.
-    let (team, alice) = Team::new(Mode::Commit);
-    team.set_ok(&alice, "prod/db/x", "v-x-1");
-    assert_ok("push", &team.push(&alice));
-    let old_nodes = team.clone_nodes(&alice);
-    let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
-    let bob = team.join(&alice, "bob", Some(("prod", false)));
-    let mallory = team.join(&alice, "mallory", None);
-    team.set_ok(&alice, "prod/db/x", "v-x-2");
-    assert_ok("alice's sync", &team.sync(&alice));
-    assert_ok("bob's pull", &team.pull(&bob));
-    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
+    let Replay {
+        team,
+        alice,
+        bob,
+        mallory,
+        id,
+        old_nodes,
+        ..
+    } = replay_setup();
     // mallory, who may write nothing, pushes the older, validly signed file.
-    assert_ok("mallory's pull", &team.pull(&mallory));
     team.plant(&mallory, &id, &old_nodes[&id]);
     team.commit(&mallory, "update");
     assert_ok("mallory's push", &team.push(&mallory));
@@ -1656,19 +1653,15 @@ fn a_node_file_removed_and_added_back_older_is_refused_by_a_clone_that_saw_the_n
     // own changes a file to an older one. bob, who read version 2, pulls
     // both at once, or each on its own, or the copy inside a merge.
     for how in ["one pull", "two pulls", "a merge"] {
-        let (team, alice) = Team::new(Mode::Commit);
-        team.set_ok(&alice, "prod/db/x", "v-x-1");
-        assert_ok("push", &team.push(&alice));
-        let old_nodes = team.clone_nodes(&alice);
-        let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
-        let old_commit = team.head(&alice);
-        let bob = team.join(&alice, "bob", Some(("prod", false)));
-        let mallory = team.join(&alice, "mallory", None);
-        team.set_ok(&alice, "prod/db/x", "v-x-2");
-        assert_ok("alice's sync", &team.sync(&alice));
-        assert_ok("bob's pull", &team.pull(&bob));
-        assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
-        assert_ok("mallory's pull", &team.pull(&mallory));
+        let Replay {
+            team,
+            bob,
+            mallory,
+            id,
+            old_nodes,
+            old_commit,
+            ..
+        } = replay_setup();
         let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
         team.git_ok(&mallory, &["rm", "-q", &rel]);
         team.commit(&mallory, "tidy");
@@ -1759,18 +1752,14 @@ fn a_replay_more_commits_back_than_a_check_walks_is_refused_all_the_same() {
     // older copy of a secret back and then pushes 500 more commits, so that
     // the replay lies beyond the walk. bob, who read version 2, compares
     // what he had with what he gets as well.
-    let (team, alice) = Team::new(Mode::Commit);
-    team.set_ok(&alice, "prod/db/x", "v-x-1");
-    assert_ok("push", &team.push(&alice));
-    let old_nodes = team.clone_nodes(&alice);
-    let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
-    let bob = team.join(&alice, "bob", Some(("prod", false)));
-    let mallory = team.join(&alice, "mallory", None);
-    team.set_ok(&alice, "prod/db/x", "v-x-2");
-    assert_ok("alice's sync", &team.sync(&alice));
-    assert_ok("bob's pull", &team.pull(&bob));
-    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
-    assert_ok("mallory's pull", &team.pull(&mallory));
+    let Replay {
+        team,
+        bob,
+        mallory,
+        id,
+        old_nodes,
+        ..
+    } = replay_setup();
     team.plant(&mallory, &id, &old_nodes[&id]);
     team.commit(&mallory, "update");
     let script =
@@ -1787,4 +1776,43 @@ fn a_replay_more_commits_back_than_a_check_walks_is_refused_all_the_same() {
         "{}",
         out.stderr
     );
+}
+
+/// The start of the replay cases: alice (admin) wrote `prod/db/x` twice and
+/// pushed; bob (read on `prod`) pulled and read version 2; mallory (no
+/// grant) pulled. `old_nodes` are the node files at version 1, in commit
+/// `old_commit`; `id` is the secret's node.
+struct Replay {
+    team: Team,
+    alice: Member,
+    bob: Member,
+    mallory: Member,
+    id: String,
+    old_nodes: common::team::Nodes,
+    old_commit: String,
+}
+
+fn replay_setup() -> Replay {
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/x", "v-x-1");
+    assert_ok("push", &team.push(&alice));
+    let old_nodes = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &old_nodes, "prod/db/x");
+    let old_commit = team.head(&alice);
+    let bob = team.join(&alice, "bob", Some(("prod", false)));
+    let mallory = team.join(&alice, "mallory", None);
+    team.set_ok(&alice, "prod/db/x", "v-x-2");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-2"));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    Replay {
+        team,
+        alice,
+        bob,
+        mallory,
+        id,
+        old_nodes,
+        old_commit,
+    }
 }
