@@ -549,3 +549,37 @@ impl Store {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_removed_list_skips_what_does_not_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::random();
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let blob = "89abcdef0123456789abcdef0123456789abcdef";
+        let text = format!(
+            "{id} {commit} {blob}\n\
+             garbage\n\
+             {id} {commit}\n\
+             {id} not-a-commit {blob}\n\
+             ../../etc/passwd {commit} {blob}\n\
+             \n\
+             {id} {commit} {blob} trailing\n"
+        );
+        std::fs::write(dir.path().join(REMOVED), text).unwrap();
+        let read = read_removed(dir.path());
+        let want = Removal {
+            id,
+            had: Oid::from_str(commit).unwrap(),
+            blob: Oid::from_str(blob).unwrap(),
+        };
+        assert_eq!(read, vec![want, want]);
+        // Bytes that are not UTF-8 at all, or no file: nothing.
+        std::fs::write(dir.path().join(REMOVED), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_removed(dir.path()).is_empty());
+        assert!(read_removed(&dir.path().join("absent")).is_empty());
+    }
+}
