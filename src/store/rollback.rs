@@ -269,7 +269,8 @@ impl Store {
 
     /// Before `sync` takes in `theirs`: no commit it brings may take a node
     /// file back in version. Refusing here keeps the clone where it was,
-    /// rather than at a commit every later command refuses.
+    /// rather than at a commit every later command refuses. The files those
+    /// commits removed are remembered as by [`Store::check_rollback`].
     pub(crate) fn check_incoming(&self, repo: &Repository, head: Oid, theirs: Oid) -> Result<()> {
         if !matches!(
             self.trust,
@@ -281,7 +282,13 @@ impl Store {
         if steps.is_empty() {
             return Ok(());
         }
-        self.compare_steps(repo, theirs, &steps).map(|_| ())
+        let seen = self.compare_steps(repo, theirs, &steps)?;
+        // Remembered now: once sync commits the merge, this clone counts
+        // as having checked the commits it brought in.
+        if self.trust == crate::store::trust::TrustMode::Peek {
+            return Ok(());
+        }
+        self.remember_removed(&seen)
     }
 
     /// Opens each step's node before and after and refuses a version that
