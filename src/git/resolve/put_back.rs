@@ -44,12 +44,14 @@ impl Store {
         }
         let judge = Judge::new(&self.work, &self.roster.store)?;
         let me = self.me.clone().unwrap_or_default();
+        let only: HashSet<NodeId> = put_back.iter().copied().collect();
+        let mut sides: HashMap<git2::Oid, Option<Side>> = HashMap::new();
         let mut raised = 0;
         for id in put_back {
             let Some(parent) = parent_of.get(id).copied() else {
                 continue; // not listed after all
             };
-            let Some(removed) = self.removed_version(repo, m, &judge, id) else {
+            let Some(removed) = self.removed_version(repo, m, &judge, &only, &mut sides, id) else {
                 continue;
             };
             let Some(name) = tx
@@ -78,12 +80,15 @@ impl Store {
 
     /// The highest version node `id` had in a file that a commit on either
     /// side of `m` (since the base) removed: the version in the parent
-    /// that still had it, read with that parent's verified keys.
-    fn removed_version(
+    /// that still had it, read with that parent's verified keys (`sides`
+    /// keeps each parent read, placing the nodes in `only`).
+    fn removed_version<'r>(
         &self,
-        repo: &Repository,
+        repo: &'r Repository,
         m: &Merge,
         judge: &Judge,
+        only: &HashSet<NodeId>,
+        sides: &mut HashMap<git2::Oid, Option<Side<'r>>>,
         id: &NodeId,
     ) -> Option<u64> {
         let path = sides::node_path(id);
@@ -91,7 +96,6 @@ impl Store {
             let tree = commit.tree().ok()?;
             tree.get_path(Path::new(&path)).ok().map(|e| e.id())
         };
-        let only = HashSet::from([*id]);
         let mut highest = None;
         for tip in [m.ours.commit, m.theirs.commit] {
             let Ok(mut walk) = repo.revwalk() else {
@@ -115,12 +119,14 @@ impl Store {
                     let Ok(bytes) = repo.find_blob(blob).map(|b| b.content().to_vec()) else {
                         continue;
                     };
-                    let version = Side::load_placing(self, repo, judge, &parent, &only)
-                        .and_then(|side| side.open(self, id, &bytes))
+                    let side = sides.entry(parent.id()).or_insert_with(|| {
+                        Side::load_placing(self, repo, judge, &parent, only).ok()
+                    });
+                    let version = side
+                        .as_ref()
+                        .and_then(|side| side.open(self, id, &bytes).ok())
                         .map(|node| node.body.version);
-                    if let Ok(v) = version {
-                        highest = highest.max(Some(v));
-                    }
+                    highest = highest.max(version);
                 }
             }
         }
