@@ -54,7 +54,7 @@ pub use format::crypto::{Identities, Identity, IdentitySources, Passphrase};
 pub use format::node::Access;
 pub use format::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
 pub use store::init::{init, InitOptions, Initialized, GITATTRIBUTES};
-pub use store::read::{field, Listing, Secret, Tree};
+pub use store::read::{field, Found, Listing, Secret, Tree};
 pub use store::tx::{Committed, Tx};
 pub use store::{find_work_tree, identities_from_text, Node, OpenOptions, SPath, Store};
 pub use teams::AccessEntry;

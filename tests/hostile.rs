@@ -523,7 +523,18 @@ fn damaged_folder_files_are_refused_and_change_nothing() {
         f.refused(&["get", "prod/db/password"], &[&id, reason]);
         f.refused(&["ls", "prod/db"], &[&id, reason]);
         f.refused(&["set", "prod/db/new"], &[&id, reason]);
-        f.refused(&["tree"], &[&id, reason]);
+        // What is around it still shows, the folder named as unreadable.
+        let out = f.refused(&["tree"], &[&id, reason, "prod/db/: not shown"]);
+        assert!(
+            out.stdout.contains("db/ (unreadable)") && out.stdout.contains("api"),
+            "{}",
+            snapshot_text(&out)
+        );
+        let out = f.refused(&["tree", "--json"], &[&id, reason]);
+        assert!(out.stdout.contains("\"unreadable\""), "{}", out.stdout);
+        let out = f.refused(&["find", "api"], &[&id, reason]);
+        assert!(out.stdout.contains("prod/api"), "{}", snapshot_text(&out));
+        f.refused(&["cp", "-r", "prod", "copy"], &[&id, reason]);
         f.fsck_reports(&[&id, reason]);
         clear(&path);
         fs::write(&path, &original).unwrap();

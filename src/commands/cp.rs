@@ -44,9 +44,14 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             name: String::new(),
             kind: Kind::Secret,
             children: Vec::new(),
+            unreadable: None,
         },
         Err(e) => return Err(e.into()),
     };
+    // A partial copy would pass for a whole one.
+    if let Some((path, why)) = tree.unreadable().first() {
+        anyhow::bail!("{}/: cannot copy what it holds: {why}", join(&from, path));
+    }
     if store.tree(&args.to).is_ok() {
         let (_, name) = from.split_last().expect("the root was refused above");
         to = to.join(name);

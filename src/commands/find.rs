@@ -11,7 +11,8 @@ use super::Global;
 ///
 /// The pattern is a case-insensitive substring, or a glob when it holds * or ?
 /// (matched against the whole path and against the last name). Exits 1 when
-/// nothing matches.
+/// nothing matches, or when a folder could not be read (each is named on
+/// stderr; the rest is searched).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Substring or glob
@@ -26,12 +27,13 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let found = store.find(&args.pattern)?;
     if args.json {
         let list: Vec<_> = found
+            .paths
             .iter()
             .map(|(p, k)| serde_json::json!({"path": p.to_string(), "kind": k.to_string()}))
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
     } else {
-        for (p, k) in &found {
+        for (p, k) in &found.paths {
             let slash = if *k == sesto::format::node::Kind::Folder {
                 "/"
             } else {
@@ -40,7 +42,8 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             writeln!(out, "{p}{slash}")?;
         }
     }
-    Ok(if found.is_empty() {
+    let unreadable = super::tree::report_unreadable(&found.unreadable);
+    Ok(if found.paths.is_empty() || unreadable {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -9,12 +9,17 @@ use sesto::format::node::Kind;
 use super::Global;
 
 /// Show every folder and secret below a folder as a tree
+///
+/// A folder whose file cannot be read (missing, or refused) is shown as
+/// `(unreadable)` and named on stderr, and the exit status is 1; the rest of
+/// the tree is shown all the same.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Folder to start from (default: the root)
     #[arg(default_value = "", hide_default_value = true)]
     path: String,
-    /// Print JSON: nested {"name", "kind", "children"}
+    /// Print JSON: nested {"name", "kind", "children"}, and "unreadable"
+    /// (why) on a folder that could not be read
     #[arg(long)]
     json: bool,
 }
@@ -32,9 +37,16 @@ impl Args {
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let tree = store.tree(&args.path)?;
+    let status = |unreadable: bool| {
+        if unreadable {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&tree))?)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status(report_unreadable(&tree.unreadable())));
     }
     let title = sesto::SPath::parse(&args.path)?;
     writeln!(
@@ -47,16 +59,35 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         }
     )?;
     draw(&tree, "", out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(status(report_unreadable(&tree.unreadable())))
+}
+
+/// Names each folder that could not be read on stderr, with why and what
+/// to run; returns whether there was one.
+pub(super) fn report_unreadable(unreadable: &[(sesto::SPath, String)]) -> bool {
+    for (path, why) in unreadable {
+        eprintln!("error: {path}/: not shown: {why}");
+    }
+    if !unreadable.is_empty() {
+        eprintln!(
+            "hint: `sesto fsck` checks the whole store; `git log -- .sesto` shows who changed it"
+        );
+    }
+    !unreadable.is_empty()
 }
 
 fn draw(tree: &sesto::Tree, prefix: &str, out: &mut dyn Write) -> Result<()> {
     for (i, c) in tree.children.iter().enumerate() {
         let last = i + 1 == tree.children.len();
         let slash = if c.kind == Kind::Folder { "/" } else { "" };
+        let unreadable = if c.unreadable.is_some() {
+            " (unreadable)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{prefix}{}{}{slash}",
+            "{prefix}{}{}{slash}{unreadable}",
             if last { "└── " } else { "├── " },
             c.name
         )?;
@@ -75,6 +106,9 @@ fn to_json(t: &sesto::Tree) -> serde_json::Value {
     let mut v = serde_json::json!({"name": t.name, "kind": t.kind.to_string()});
     if t.kind == Kind::Folder {
         v["children"] = t.children.iter().map(to_json).collect();
+    }
+    if let Some(why) = &t.unreadable {
+        v["unreadable"] = why.as_str().into();
     }
     v
 }

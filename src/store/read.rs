@@ -57,6 +57,19 @@ pub struct Tree {
     pub kind: Kind,
     /// Entries of a folder, sorted by name.
     pub children: Vec<Tree>,
+    /// Why a folder's file could not be read (missing, refused): its
+    /// entries are unknown, and the rest of the tree is still there.
+    pub unreadable: Option<String>,
+}
+
+/// What [`Store::find`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Matching paths with their kinds, sorted.
+    pub paths: Vec<(SPath, Kind)>,
+    /// Folders whose files could not be read, with why: what is below them
+    /// was not searched.
+    pub unreadable: Vec<(SPath, String)>,
 }
 
 impl Tree {
@@ -66,6 +79,22 @@ impl Tree {
             for c in &t.children {
                 let p = at.join(&c.name);
                 out.push((p.clone(), c.kind));
+                walk(c, &p, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &SPath::root(), &mut out);
+        out
+    }
+
+    /// The folders whose files could not be read, with why, depth first.
+    pub fn unreadable(&self) -> Vec<(SPath, String)> {
+        fn walk(t: &Tree, at: &SPath, out: &mut Vec<(SPath, String)>) {
+            for c in &t.children {
+                let p = at.join(&c.name);
+                if let Some(why) = &c.unreadable {
+                    out.push((p.clone(), why.clone()));
+                }
                 walk(c, &p, out);
             }
         }
@@ -201,6 +230,7 @@ impl Store {
             name: path.names().last().cloned().unwrap_or_default(),
             kind: Kind::Folder,
             children: vec![],
+            unreadable: None,
         };
         for (top_path, node) in &below {
             // A granted folder inside another granted folder is already there.
@@ -220,6 +250,7 @@ impl Store {
                             name: name.clone(),
                             kind: Kind::Folder,
                             children: vec![],
+                            unreadable: None,
                         });
                         at.children.sort_by(|a, b| a.name.cmp(&b.name));
                         at.children
@@ -253,6 +284,7 @@ impl Store {
                     name: e.name.clone(),
                     kind: Kind::Secret,
                     children: vec![],
+                    unreadable: None,
                 },
                 Kind::Folder => {
                     if chain.contains(&e.id) || chain.len() > crate::format::node::MAX_DEPTH {
@@ -266,15 +298,28 @@ impl Store {
                     }
                     let mut ids = chain.clone();
                     ids.push(e.id);
-                    let child = self.read_node(&e.id, Some(&e.key), &ids)?;
-                    if child.body.kind != Kind::Folder {
-                        return Err(Error::Node {
-                            id: e.id,
-                            file: e.id.rel_path(),
-                            reason: "its parent lists a folder but it is a secret".into(),
-                        });
+                    // A folder whose file cannot be read (a pusher removed
+                    // it, say) is named, not followed; the rest still shows.
+                    let child = self.read_node(&e.id, Some(&e.key), &ids).and_then(|child| {
+                        if child.body.kind == Kind::Folder {
+                            Ok(child)
+                        } else {
+                            Err(Error::Node {
+                                id: e.id,
+                                file: e.id.rel_path(),
+                                reason: "its parent lists a folder but it is a secret".into(),
+                            })
+                        }
+                    });
+                    match child {
+                        Ok(child) => self.subtree(e.name.clone(), child, ids)?,
+                        Err(why) => Tree {
+                            name: e.name.clone(),
+                            kind: Kind::Folder,
+                            children: vec![],
+                            unreadable: Some(why.to_string()),
+                        },
                     }
-                    self.subtree(e.name.clone(), child, ids)?
                 }
             });
         }
@@ -282,6 +327,7 @@ impl Store {
             name,
             kind: Kind::Folder,
             children,
+            unreadable: None,
         })
     }
 
@@ -382,11 +428,12 @@ impl Store {
 
     /// Paths whose text matches `pattern`: a case-insensitive substring, or a
     /// glob when the pattern holds `*` or `?`.
-    pub fn find(&self, pattern: &str) -> Result<Vec<(SPath, Kind)>> {
+    /// Folders that could not be read are in [`Found::unreadable`].
+    pub fn find(&self, pattern: &str) -> Result<Found> {
         let tree = self.tree("")?;
         let pattern_lower = pattern.to_lowercase();
         let is_glob = pattern.contains(['*', '?']);
-        Ok(tree
+        let paths = tree
             .paths()
             .into_iter()
             .filter(|(p, _)| {
@@ -400,7 +447,11 @@ impl Store {
                     text.contains(&pattern_lower)
                 }
             })
-            .collect())
+            .collect();
+        Ok(Found {
+            paths,
+            unreadable: tree.unreadable(),
+        })
     }
 }
 
