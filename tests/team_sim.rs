@@ -672,8 +672,32 @@ impl Sim {
                     if took_hers && (text.contains("not trusted") || text.contains("rejected")) {
                         self.note(format!("final: {} recovers: {}", m.name, outcome(&result)));
                         self.team.abort(m);
+                        // A roster change of their own that never reached
+                        // the remote goes with the reset, and sesto says the
+                        // roster went back: they take it, knowing why.
+                        let own_roster = !self
+                            .team
+                            .git_ok(
+                                m,
+                                &[
+                                    "log",
+                                    "--format=%h",
+                                    "@{u}..HEAD",
+                                    "--",
+                                    ".sesto/roster.yaml",
+                                ],
+                            )
+                            .trim()
+                            .is_empty();
                         self.team.git(m, &["reset", "--quiet", "--hard", "@{u}"]);
                         self.pending[a].clear();
+                        if own_roster {
+                            let out = self.team.sesto(m, &["trust", "--accept"]);
+                            self.note(format!(
+                                "final: {} drops an unpushed roster change: trust --accept -> exit {}",
+                                m.name, out.code
+                            ));
+                        }
                         result = self.team.take_in(m, Way::Sync);
                     }
                 }
