@@ -1695,6 +1695,9 @@ fn a_node_file_removed_and_added_back_older_is_refused_by_a_clone_that_saw_the_n
             out.stderr
         );
         assert_eq!(team.sesto(&bob, &["ls"]).code, 1, "{how}");
+        // Taken knowingly, it stays taken.
+        team.ok(&bob, &["trust", "--accept"]);
+        assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-1"));
         // A fresh clone saw nothing, but `verify --history` reads it all.
         fs::remove_dir_all(&bob.clone).unwrap();
         team.clone_for(&bob, true);
