@@ -1019,18 +1019,16 @@ fn member_edit_inside_a_folder_an_admin_removed_is_not_lost() {
 fn issue10_case6_a_node_put_back_to_an_older_version_is_refused_by_a_clone_that_saw_the_newer() {
     // issue 10 case 6: a clone that had read version 2 of a secret took version
     // 1, copied back by a push, without a word.
+    let r = replay_setup();
+    // mallory, who may write nothing, pushes the older, validly signed file.
+    r.put_back_old();
     let Replay {
         team,
         alice,
         bob,
         mallory,
-        id,
-        old_nodes,
         ..
-    } = replay_setup();
-    // mallory, who may write nothing, pushes the older, validly signed file.
-    team.plant(&mallory, &id, &old_nodes[&id]);
-    team.commit(&mallory, "update");
+    } = r;
     assert_ok("mallory's push", &team.push(&mallory));
     let replay = team.remote_head();
     assert_ok("bob's pull", &team.pull(&bob));
@@ -1517,6 +1515,17 @@ fn prod_team(mode: Mode, secrets: &[(&str, &str)]) -> (Team, Member, Member, Mem
     (team, alice, bob, carol)
 }
 
+/// bob writes `prod/db/x` twice (versions 2 and 3) and removes `prod/db`,
+/// each in a commit of its own.
+fn bob_writes_twice_and_deletes(team: &Team, bob: &Member) {
+    team.set_ok(bob, "prod/db/x", "v-bob-2");
+    team.commit(bob, "x 2");
+    team.set_ok(bob, "prod/db/x", "v-bob-3");
+    team.commit(bob, "x 3");
+    team.ok(bob, &["rm", "-r", "prod/db"]);
+    team.commit(bob, "no more db");
+}
+
 /// bob (write on prod) writes `prod/db/x` twice and removes `prod/db`, behind
 /// alice, who meanwhile pushed `alice_does` touching that secret; then bob
 /// syncs, merging alice's line into his. Returns the team, alice and bob.
@@ -1525,12 +1534,7 @@ fn delete_beside(mode: Mode, alice_does: &dyn Fn(&Team, &Member)) -> (Team, Memb
         mode,
         &[("prod/db/x", "v-alice-1"), ("prod/keep", "v-keep-1")],
     );
-    team.set_ok(&bob, "prod/db/x", "v-bob-2");
-    team.commit(&bob, "x 2");
-    team.set_ok(&bob, "prod/db/x", "v-bob-3");
-    team.commit(&bob, "x 3");
-    team.ok(&bob, &["rm", "-r", "prod/db"]);
-    team.commit(&bob, "no more db");
+    bob_writes_twice_and_deletes(&team, &bob);
     alice_does(&team, &alice);
     assert_ok("alice's push", &team.push(&alice));
     assert_ok("bob's sync", &team.sync(&bob));
@@ -1723,12 +1727,7 @@ fn an_edit_kept_against_a_delete_is_no_rollback_to_a_clone_that_saw_the_delete()
             &[("prod/db/x", "v-alice-1"), ("prod/keep", "v-keep-1")],
         );
         assert_ok("carol's pull", &team.pull(&carol));
-        team.set_ok(&bob, "prod/db/x", "v-bob-2");
-        team.commit(&bob, "x 2");
-        team.set_ok(&bob, "prod/db/x", "v-bob-3");
-        team.commit(&bob, "x 3");
-        team.ok(&bob, &["rm", "-r", "prod/db"]);
-        team.commit(&bob, "no more db");
+        bob_writes_twice_and_deletes(&team, &bob);
         assert_ok("bob's push", &team.push(&bob));
         assert_ok("carol's pull", &team.pull(&carol));
         assert_eq!(team.get(&carol, "prod/db/x"), None, "{mode:?}");
@@ -1755,16 +1754,11 @@ fn a_replay_more_commits_back_than_a_check_walks_is_refused_all_the_same() {
     // older copy of a secret back and then pushes 500 more commits, so that
     // the replay lies beyond the walk. bob, who read version 2, compares
     // what he had with what he gets as well.
+    let r = replay_setup();
+    r.put_back_old();
     let Replay {
-        team,
-        bob,
-        mallory,
-        id,
-        old_nodes,
-        ..
-    } = replay_setup();
-    team.plant(&mallory, &id, &old_nodes[&id]);
-    team.commit(&mallory, "update");
+        team, bob, mallory, ..
+    } = r;
     let script =
         "for i in $(seq 500); do git commit -q --allow-empty -m \"filler $i\" || exit 1; done";
     let mut filler = team.command(&mallory, "sh");
@@ -1793,6 +1787,15 @@ struct Replay {
     id: String,
     old_nodes: common::team::Nodes,
     old_commit: String,
+}
+
+impl Replay {
+    /// mallory commits the version 1 file of `prod/db/x` over version 2.
+    fn put_back_old(&self) {
+        self.team
+            .plant(&self.mallory, &self.id, &self.old_nodes[&self.id]);
+        self.team.commit(&self.mallory, "update");
+    }
 }
 
 fn replay_setup() -> Replay {
