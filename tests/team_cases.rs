@@ -1822,3 +1822,39 @@ fn replay_setup() -> Replay {
         old_commit,
     }
 }
+
+#[test]
+fn a_folder_a_merge_restores_after_its_delete_is_written_above_the_deleted_version() {
+    // Found by tests/team_sim.rs (seed 100639, honest): bob and alice each
+    // made a prod/new; bob's sync kept alice's as `new (conflict 1)`. alice,
+    // not yet pulled, wrote into her prod/new (version 2) and removed it.
+    // Her sync kept the renamed entry and restored its file from bob's side,
+    // at version 1; bob's and carol's clones, which took in her version 2
+    // and its removal in the same pull, refused it as an older copy put back.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, carol) = prod_team(mode, &[("prod/a", "v-alice-a")]);
+        assert_ok("carol's pull", &team.pull(&carol));
+        team.set_ok(&bob, "prod/new/z", "v-bob-z");
+        team.commit(&bob, "bob's new");
+        team.ok(&alice, &["mkdir", "-p", "prod/new/f"]);
+        team.commit(&alice, "alice's new");
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("bob's sync", &team.sync(&bob));
+        team.set_ok(&alice, "prod/new/y", "v-alice-y");
+        team.commit(&alice, "y");
+        team.ok(&alice, &["rm", "-r", "prod/new"]);
+        team.commit(&alice, "no more new");
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        assert_eq!(
+            team.get(&carol, "prod/new/z").as_deref(),
+            Some("v-bob-z"),
+            "{mode:?}"
+        );
+        for m in [&alice, &bob, &carol] {
+            team.ok(m, &["fsck"]);
+            team.ok(m, &["verify", "--history"]);
+        }
+    }
+}

@@ -142,17 +142,21 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
 }
 
 /// Where this clone keeps the node files it saw removed, one per line:
-/// `<node id> <commit that still had it> <its blob>`.
+/// `<node id> <commit that removed it> <its parent that still had it> <the
+/// file's blob>`.
 const REMOVED: &str = "removed";
 
 /// Most lines kept in [`REMOVED`]; the oldest go first.
 const MAX_REMOVED: usize = 200_000;
 
-/// A node file this clone saw a commit remove: the commit before and the
-/// file it had there.
+/// A node file this clone saw a commit remove: that commit, its parent that
+/// still had the file, and the file. It counts against a file added back
+/// on a line that holds the removal, not against one a merge brings in from
+/// a line that never removed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Removal {
     id: NodeId,
+    removed_in: Oid,
     had: Oid,
     blob: Oid,
 }
@@ -165,9 +169,15 @@ fn read_removed(state: &Path) -> Vec<Removal> {
         .filter_map(|line| {
             let mut words = line.split(' ');
             let id = words.next()?.parse().ok()?;
+            let removed_in = Oid::from_str(words.next()?).ok()?;
             let had = Oid::from_str(words.next()?).ok()?;
             let blob = Oid::from_str(words.next()?).ok()?;
-            Some(Removal { id, had, blob })
+            Some(Removal {
+                id,
+                removed_in,
+                had,
+                blob,
+            })
         })
         .collect()
 }
@@ -251,7 +261,7 @@ impl Store {
         let skip = all.len().saturating_sub(MAX_REMOVED);
         let text: String = all[skip..]
             .iter()
-            .map(|r| format!("{} {} {}\n", r.id, r.had, r.blob))
+            .map(|r| format!("{} {} {} {}\n", r.id, r.removed_in, r.had, r.blob))
             .collect();
         std::fs::create_dir_all(&self.state).map_err(Error::io("cannot create", &self.state))?;
         crate::store::journal::write_cache(&self.state.join(REMOVED), text.as_bytes())
@@ -312,43 +322,42 @@ impl Store {
             )
         };
         let mut seen = Seen::default();
-        // Removals in these steps (with the commit that removed), and those
-        // this clone saw before, by node.
-        let mut removed_here: HashMap<NodeId, Vec<(Oid, Removal)>> = HashMap::new();
+        // Removals in these steps, and those this clone saw before, by node.
+        let mut removals_of: HashMap<NodeId, Vec<Removal>> = HashMap::new();
         for step in steps.iter().filter(|s| s.change == Change::Removed) {
             if let Some(blob) = blob_id(step.parent, &step.id) {
-                let removal = Removal {
+                seen.removed.push(Removal {
                     id: step.id,
+                    removed_in: step.commit,
                     had: step.parent,
                     blob,
-                };
-                seen.removed.push(removal);
-                removed_here
-                    .entry(step.id)
-                    .or_default()
-                    .push((step.commit, removal));
+                });
             }
         }
-        let mut earlier: HashMap<NodeId, Vec<Removal>> = HashMap::new();
         if steps.iter().any(|s| s.change == Change::Added) {
-            for removal in read_removed(&self.state) {
-                earlier.entry(removal.id).or_default().push(removal);
+            for removal in read_removed(&self.state)
+                .into_iter()
+                .chain(seen.removed.iter().copied())
+            {
+                removals_of.entry(removal.id).or_default().push(removal);
             }
         }
-        // Files added after a removal of theirs, each with those removals
-        // (a new node's file, the common case, has none).
+        // Files added after a removal on their own line, each with those
+        // removals (a new node's file, the common case, has none).
         let mut put_back: Vec<(&Step, Vec<Removal>)> = Vec::new();
         for add in steps.iter().filter(|s| s.change == Change::Added) {
-            let mut removals: Vec<Removal> = earlier.get(&add.id).cloned().unwrap_or_default();
-            for (commit, removal) in removed_here.get(&add.id).into_iter().flatten() {
-                if *commit == add.parent
-                    || repo
-                        .graph_descendant_of(add.parent, *commit)
-                        .unwrap_or(false)
-                {
-                    removals.push(*removal);
-                }
-            }
+            let removals: Vec<Removal> = removals_of
+                .get(&add.id)
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    r.removed_in == add.parent
+                        || repo
+                            .graph_descendant_of(add.parent, r.removed_in)
+                            .unwrap_or(false)
+                })
+                .copied()
+                .collect();
             if !removals.is_empty() {
                 put_back.push((add, removals));
             }
@@ -565,22 +574,25 @@ mod tests {
     fn the_removed_list_skips_what_does_not_parse() {
         let dir = tempfile::tempdir().unwrap();
         let id = NodeId::random();
-        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let removed = "0123456789abcdef0123456789abcdef01234567";
+        let had = "fedcba9876543210fedcba9876543210fedcba98";
         let blob = "89abcdef0123456789abcdef0123456789abcdef";
         let text = format!(
-            "{id} {commit} {blob}\n\
+            "{id} {removed} {had} {blob}\n\
              garbage\n\
-             {id} {commit}\n\
-             {id} not-a-commit {blob}\n\
-             ../../etc/passwd {commit} {blob}\n\
+             {id} {removed} {had}\n\
+             {id} {removed} {blob}\n\
+             {id} not-a-commit {had} {blob}\n\
+             ../../etc/passwd {removed} {had} {blob}\n\
              \n\
-             {id} {commit} {blob} trailing\n"
+             {id} {removed} {had} {blob} trailing\n"
         );
         std::fs::write(dir.path().join(REMOVED), text).unwrap();
         let read = read_removed(dir.path());
         let want = Removal {
             id,
-            had: Oid::from_str(commit).unwrap(),
+            removed_in: Oid::from_str(removed).unwrap(),
+            had: Oid::from_str(had).unwrap(),
             blob: Oid::from_str(blob).unwrap(),
         };
         assert_eq!(read, vec![want, want]);

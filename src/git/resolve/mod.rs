@@ -306,18 +306,12 @@ impl Store {
             put_back.extend(restored.iter().filter_map(|p| merge::node_of(p).ok()));
             report.rekeyed = pruned.len() + restored.len() + settle_keys(&mut tx, m)?;
         }
-        let mut listed: BTreeSet<NodeId> = BTreeSet::new();
-        let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
-        for top in tx.top_ids() {
-            listed.insert(top);
-            let folders = tx.load_subtree(top, true)?;
-            for folder in std::iter::once(top).chain(folders) {
-                for e in &tx.node(&folder).body.children {
-                    listed.insert(e.id);
-                    parent_of.insert(e.id, folder);
-                }
-            }
-        }
+        let mut parent_of = put_back::listing_folders(&mut tx)?;
+        let mut listed: BTreeSet<NodeId> = tx
+            .top_ids()
+            .into_iter()
+            .chain(parent_of.keys().copied())
+            .collect();
         // Put kept nodes back where their side had them, ancestors first.
         if let Some(m) = &merge {
             for (id, from_theirs) in &kept {

@@ -25,6 +25,20 @@ use crate::store::Store;
 /// Most commits of each side looked at for the removal of a file.
 const MAX_WALK: usize = 500;
 
+/// The folder that lists each node, of the folders `tx` reaches.
+pub(super) fn listing_folders(tx: &mut Tx) -> Result<HashMap<NodeId, NodeId>> {
+    let mut parent_of = HashMap::new();
+    for top in tx.top_ids() {
+        let folders = tx.load_subtree(top, true)?;
+        for folder in std::iter::once(top).chain(folders) {
+            for e in &tx.node(&folder).body.children {
+                parent_of.insert(e.id, folder);
+            }
+        }
+    }
+    Ok(parent_of)
+}
+
 impl Store {
     /// Writes each of `put_back` (loaded in `tx` under the folder
     /// `parent_of` names) at a version above the highest its file had on

@@ -70,7 +70,19 @@ impl Store {
         let mut restored = Vec::new();
         let pruned = self.restore_or_prune(&mut tx, &m, &BTreeSet::new(), &mut restored)?;
         crate::git::stage(repo, &restored)?;
-        let fixed = settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
+        // Restored files are written above what the other side removed
+        // (see put_back.rs).
+        let raised = if restored.is_empty() {
+            0
+        } else {
+            let put_back: Vec<NodeId> = restored
+                .iter()
+                .filter_map(|p| crate::git::merge::node_of(p).ok())
+                .collect();
+            let parent_of = super::put_back::listing_folders(&mut tx)?;
+            self.raise_put_back(&mut tx, repo, &m, &put_back, &parent_of)?
+        };
+        let fixed = raised + settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
         if fixed > 0 || !pruned.is_empty() {
             tx.commit()?;
         } else if !restored.is_empty() && crate::git::auto_commit(repo) {
