@@ -1858,3 +1858,41 @@ fn a_folder_a_merge_restores_after_its_delete_is_written_above_the_deleted_versi
         }
     }
 }
+
+#[test]
+fn a_folder_put_back_from_before_a_rotation_is_refused_by_a_clone_behind_the_rotation() {
+    // Found by tests/team_sim.rs (seed 140091) once replays happened:
+    // alice removed carol, which re-keyed prod/new; mallory removed its
+    // file and added back the one from before. bob, behind the rotation,
+    // had written into prod/new; his `git pull --rebase` applied his change
+    // cleanly on mallory's copy, so his folder stayed under the key carol
+    // knew, and neither the tip's keys nor those of mallory's commit open
+    // it: the check skipped it, a later resolve said nothing, and bob
+    // pushed a folder that locked alice out.
+    let (team, alice, bob, _carol) = prod_team(Mode::Commit, &[("prod/new/a", "v-alice-a")]);
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    let before = team.clone_nodes(&alice);
+    let (folder, _) = team.locate(&alice, &before, "prod/new");
+    team.ok(&alice, &["member", "remove", "carol"]);
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    let rel = format!(".sesto/{}", folder.parse::<NodeId>().unwrap().rel_path());
+    team.git_ok(&mallory, &["rm", "-q", &rel]);
+    team.commit(&mallory, "tidy");
+    team.plant(&mallory, &folder, &before[&folder]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    team.set_ok(&bob, "prod/new/z", "v-bob-z");
+    assert_ok("bob's rebase", &team.git(&bob, &["pull", "-q", "--rebase"]));
+    for _ in 0..2 {
+        let out = team.sesto(&bob, &["resolve"]);
+        assert_eq!(out.code, 1, "{}", snapshot_text(&out));
+        assert!(
+            out.stderr.contains("an older copy added back"),
+            "{}",
+            snapshot_text(&out)
+        );
+        team.git(&bob, &["pull", "-q"]);
+    }
+}

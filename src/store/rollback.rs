@@ -239,7 +239,7 @@ impl Store {
             let repo = crate::git::open(&self.work)?;
             let steps = steps(&repo, old, new)?;
             if !steps.is_empty() {
-                seen = self.compare_steps(&repo, new, &steps)?;
+                seen = self.compare_steps(&repo, new, old, &steps)?;
             }
         }
         if self.trust == crate::store::trust::TrustMode::Peek {
@@ -292,7 +292,7 @@ impl Store {
         if steps.is_empty() {
             return Ok(());
         }
-        let seen = self.compare_steps(repo, theirs, &steps)?;
+        let seen = self.compare_steps(repo, theirs, head, &steps)?;
         // Remembered now: once sync commits the merge, this clone counts
         // as having checked the commits it brought in.
         if self.trust == crate::store::trust::TrustMode::Peek {
@@ -305,9 +305,15 @@ impl Store {
     /// went down, and a file put back older than one removed before it (in
     /// these steps, or seen removed by this clone earlier). Keys and places
     /// come from `tip` read as a side; a file they do not open (a rotation
-    /// since) is read in its own commit. Nodes this member cannot read are
-    /// left alone.
-    fn compare_steps(&self, repo: &Repository, tip: Oid, steps: &[Step]) -> Result<Seen> {
+    /// since) is read in its own commit, or else in `before`, the commit
+    /// the clone had. Nodes this member cannot read are left alone.
+    fn compare_steps(
+        &self,
+        repo: &Repository,
+        tip: Oid,
+        before: Oid,
+        steps: &[Step],
+    ) -> Result<Seen> {
         let blob_id = |commit: Oid, id: &NodeId| -> Option<Oid> {
             let tree = repo.find_commit(commit).ok()?.tree().ok()?;
             let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
@@ -377,26 +383,59 @@ impl Store {
         // A node's version in a file of `commit`: with the tip's keys, or
         // else with the keys `commit` itself gives.
         let mut version = |commit: Oid, id: &NodeId, bytes: &[u8]| -> Option<u64> {
-            let placed = tip_side.nodes.get(id)?;
-            if let Ok(n) = self.open_node_under(
-                &tip_side.rules(),
-                id,
-                bytes,
-                placed.key.as_ref(),
-                &placed.chain,
-            ) {
-                return Some(n.body.version);
+            if let Some(placed) = tip_side.nodes.get(id) {
+                if let Ok(n) = self.open_node_under(
+                    &tip_side.rules(),
+                    id,
+                    bytes,
+                    placed.key.as_ref(),
+                    &placed.chain,
+                ) {
+                    return Some(n.body.version);
+                }
             }
-            let side = sides.entry(commit).or_insert_with(|| {
-                repo.find_commit(commit)
-                    .ok()
-                    .and_then(|c| Side::load(self, repo, &judge, &c).ok())
-            });
-            side.as_ref()?
-                .open(self, id, bytes)
-                .ok()
-                .map(|n| n.body.version)
+            // Else with the keys of `commit` itself, and else with those of
+            // the commit this clone had before: a file from before a
+            // rotation, put back, opens with neither the tip's keys nor its
+            // own commit's, but it is still an older file.
+            // (read under the tip's roster where its own is older than
+            // what this clone has accepted since).
+            for at in [commit, before] {
+                let side = sides.entry(at).or_insert_with(|| {
+                    let c = repo.find_commit(at).ok()?;
+                    Side::load(self, repo, &judge, &c).ok().or_else(|| {
+                        Side::load_under(
+                            self,
+                            repo,
+                            &c,
+                            tip_side.roster.clone(),
+                            tip_side.roster_bytes.clone(),
+                            tip_side.roster_sig.clone(),
+                        )
+                        .ok()
+                    })
+                });
+                let Some(side) = side.as_ref() else { continue };
+                // In `commit` the bytes are its own file; in `before`, a
+                // file opened with the key and place that commit gives.
+                let opened = if at == commit {
+                    side.open(self, id, bytes).ok()
+                } else {
+                    side.nodes.get(id).and_then(|p| {
+                        self.open_node_under(&side.rules(), id, bytes, p.key.as_ref(), &p.chain)
+                            .ok()
+                    })
+                };
+                if let Some(n) = opened {
+                    return Some(n.body.version);
+                }
+            }
+            None
         };
+        // Nodes the tip lists: placed there, or refused there (a file that
+        // does not open with its folder's key is judged all the same).
+        let listed =
+            |id: &NodeId| tip_side.nodes.contains_key(id) || tip_side.rejected.contains_key(id);
         // Per node, the drop from the highest version.
         let mut drops: HashMap<NodeId, Drop> = HashMap::new();
         let mut note = |id: NodeId, drop: Drop| {
@@ -406,7 +445,7 @@ impl Store {
             }
         };
         for step in steps.iter().filter(|s| s.change == Change::Modified) {
-            if !tip_side.nodes.contains_key(&step.id) {
+            if !listed(&step.id) {
                 continue;
             }
             let (Some(before), Some(after)) =
@@ -438,7 +477,7 @@ impl Store {
         // removed before it (whoever puts a node back writes it above what
         // was removed, as `sesto resolve` does), or it is an older copy.
         for (add, removals) in put_back {
-            if !tip_side.nodes.contains_key(&add.id) {
+            if !listed(&add.id) {
                 continue;
             }
             let Some(added) = blob_id(add.commit, &add.id) else {
