@@ -1896,3 +1896,41 @@ fn a_folder_put_back_from_before_a_rotation_is_refused_by_a_clone_behind_the_rot
         team.git(&bob, &["pull", "-q"]);
     }
 }
+
+#[test]
+fn a_copy_put_back_as_the_base_file_cannot_let_a_delete_take_a_newer_write() {
+    // Found by tests/team_sim.rs (seed 180079): alice removed prod, not yet
+    // pushed; bob wrote prod/db/x and synced; mallory removed x's file and
+    // added back the one alice's branch started from. alice's plain
+    // `git pull` saw no change to x on the remote side and took her delete;
+    // the check skipped x (the tip no longer lists it), and bob's value was
+    // gone once she pushed.
+    let (team, alice, bob, _carol) = prod_team(
+        Mode::Commit,
+        &[("prod/db/x", "v-alice-1"), ("prod/keep", "v-keep-1")],
+    );
+    let mallory = team.join(&alice, "mallory", None);
+    let before = team.clone_nodes(&alice);
+    let (x, _) = team.locate(&alice, &before, "prod/db/x");
+    team.ok(&alice, &["rm", "-r", "prod"]);
+    assert_ok("bob's pull", &team.pull(&bob));
+    team.set_ok(&bob, "prod/db/x", "v-bob-2");
+    assert_ok("bob's sync", &team.sync(&bob));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    let rel = format!(".sesto/{}", x.parse::<NodeId>().unwrap().rel_path());
+    team.git_ok(&mallory, &["rm", "-q", &rel]);
+    team.commit(&mallory, "tidy");
+    team.plant(&mallory, &x, &before[&x]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    let remote = team.remote_head();
+    team.pull(&alice);
+    let out = team.sesto(&alice, &["resolve"]);
+    assert_eq!(out.code, 1, "{}", snapshot_text(&out));
+    assert!(
+        out.stderr.contains("an older copy added back"),
+        "{}",
+        snapshot_text(&out)
+    );
+    assert_eq!(team.remote_head(), remote, "nothing was pushed");
+}

@@ -477,9 +477,9 @@ impl Store {
         // removed before it (whoever puts a node back writes it above what
         // was removed, as `sesto resolve` does), or it is an older copy.
         for (add, removals) in put_back {
-            if !listed(&add.id) {
-                continue;
-            }
+            // Judged whether or not the tip still lists the node: a copy
+            // put back as the merge base's file hides the other side's
+            // change from git, which may then take a delete over it.
             let Some(added) = blob_id(add.commit, &add.id) else {
                 continue;
             };
@@ -522,7 +522,36 @@ impl Store {
         // built on the replay since.
         for (id, drop) in drops {
             let Some(bytes) = tip_side.blob(&id) else {
-                continue; // removed since
+                // Removed since. A file put back older counts all the same
+                // unless a later commit held the removed file again (an
+                // admin's repair): the replay may be what let a merge take
+                // a delete over a newer write.
+                let repaired = steps.iter().any(|s| {
+                    s.id == id
+                        && (s.commit == drop.commit
+                            || repo
+                                .graph_descendant_of(s.commit, drop.commit)
+                                .unwrap_or(false))
+                        && blob_id(s.commit, &id) == drop.from
+                });
+                if !drop.put_back || repaired {
+                    continue;
+                }
+                let c = drop.commit.to_string();
+                return Err(self.reject(
+                    &id,
+                    format!(
+                        "it went back from version {} to version {} in commit {} (its file was \
+                         removed and an older copy added back), and it is gone since; see `git \
+                         show {} -- {}` and revert that commit; if you put it back yourself, \
+                         `sesto trust --accept` takes the store as it is",
+                        drop.was,
+                        drop.now,
+                        &c[..12],
+                        &c[..12],
+                        sides::node_path(&id),
+                    ),
+                ));
             };
             let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
             if Some(tip_blob) == drop.from {
