@@ -1876,13 +1876,7 @@ fn a_folder_put_back_from_before_a_rotation_is_refused_by_a_clone_behind_the_rot
     let (folder, _) = team.locate(&alice, &before, "prod/new");
     team.ok(&alice, &["member", "remove", "carol"]);
     assert_ok("alice's push", &team.push(&alice));
-    assert_ok("mallory's pull", &team.pull(&mallory));
-    let rel = format!(".sesto/{}", folder.parse::<NodeId>().unwrap().rel_path());
-    team.git_ok(&mallory, &["rm", "-q", &rel]);
-    team.commit(&mallory, "tidy");
-    team.plant(&mallory, &folder, &before[&folder]);
-    team.commit(&mallory, "update");
-    assert_ok("mallory's push", &team.push(&mallory));
+    remove_and_put_back(&team, &mallory, &folder, &before[&folder]);
     team.set_ok(&bob, "prod/new/z", "v-bob-z");
     assert_ok("bob's rebase", &team.git(&bob, &["pull", "-q", "--rebase"]));
     for _ in 0..2 {
@@ -1916,13 +1910,7 @@ fn a_copy_put_back_as_the_base_file_cannot_let_a_delete_take_a_newer_write() {
     assert_ok("bob's pull", &team.pull(&bob));
     team.set_ok(&bob, "prod/db/x", "v-bob-2");
     assert_ok("bob's sync", &team.sync(&bob));
-    assert_ok("mallory's pull", &team.pull(&mallory));
-    let rel = format!(".sesto/{}", x.parse::<NodeId>().unwrap().rel_path());
-    team.git_ok(&mallory, &["rm", "-q", &rel]);
-    team.commit(&mallory, "tidy");
-    team.plant(&mallory, &x, &before[&x]);
-    team.commit(&mallory, "update");
-    assert_ok("mallory's push", &team.push(&mallory));
+    remove_and_put_back(&team, &mallory, &x, &before[&x]);
     let remote = team.remote_head();
     team.pull(&alice);
     let out = team.sesto(&alice, &["resolve"]);
@@ -1933,4 +1921,16 @@ fn a_copy_put_back_as_the_base_file_cannot_let_a_delete_take_a_newer_write() {
         snapshot_text(&out)
     );
     assert_eq!(team.remote_head(), remote, "nothing was pushed");
+}
+
+/// mallory pulls, removes node `id`'s file in one commit, adds `old` back
+/// as its file in the next, and pushes.
+fn remove_and_put_back(team: &Team, mallory: &Member, id: &str, old: &[u8]) {
+    assert_ok("mallory's pull", &team.pull(mallory));
+    let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+    team.git_ok(mallory, &["rm", "-q", &rel]);
+    team.commit(mallory, "tidy");
+    team.plant(mallory, id, old);
+    team.commit(mallory, "update");
+    assert_ok("mallory's push", &team.push(mallory));
 }
