@@ -141,6 +141,13 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
     Ok(out)
 }
 
+/// The blob id of node `id`'s file in `commit`, if it has one.
+pub(crate) fn node_blob_id(repo: &Repository, commit: Oid, id: &NodeId) -> Option<Oid> {
+    let tree = repo.find_commit(commit).ok()?.tree().ok()?;
+    let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
+    Some(entry.id())
+}
+
 /// Where this clone keeps the node files it saw removed, one per line:
 /// `<node id> <commit that removed it> <its parent that still had it> <the
 /// file's blob>`.
@@ -192,6 +199,33 @@ struct Drop {
     now: u64,
     from: Option<Oid>,
     put_back: bool,
+}
+
+impl Drop {
+    /// The error refusing node `id` for this drop; `gone` where the tip no
+    /// longer has its file.
+    fn refusal(&self, store: &Store, id: &NodeId, gone: bool) -> Error {
+        let c = self.commit.to_string();
+        let how = if self.put_back {
+            "its file was removed and an older copy added back"
+        } else {
+            "an older file put back"
+        };
+        let since = if gone { ", and it is gone since" } else { "" };
+        store.reject(
+            id,
+            format!(
+                "it went back from version {} to version {} in commit {} ({how}){since}; see \
+                 `git show {} -- {}` and revert that commit; if you put it back yourself, \
+                 `sesto trust --accept` takes the store as it is",
+                self.was,
+                self.now,
+                &c[..12],
+                &c[..12],
+                sides::node_path(id),
+            ),
+        )
+    }
 }
 
 /// What a check saw besides drops: removals to remember, and nodes whose
@@ -314,11 +348,7 @@ impl Store {
         before: Oid,
         steps: &[Step],
     ) -> Result<Seen> {
-        let blob_id = |commit: Oid, id: &NodeId| -> Option<Oid> {
-            let tree = repo.find_commit(commit).ok()?.tree().ok()?;
-            let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
-            Some(entry.id())
-        };
+        let blob_id = |commit: Oid, id: &NodeId| node_blob_id(repo, commit, id);
         let blob = |commit: Oid, id: &NodeId| -> Option<Vec<u8>> {
             Some(
                 repo.find_blob(blob_id(commit, id)?)
@@ -537,21 +567,7 @@ impl Store {
                 if !drop.put_back || repaired {
                     continue;
                 }
-                let c = drop.commit.to_string();
-                return Err(self.reject(
-                    &id,
-                    format!(
-                        "it went back from version {} to version {} in commit {} (its file was \
-                         removed and an older copy added back), and it is gone since; see `git \
-                         show {} -- {}` and revert that commit; if you put it back yourself, \
-                         `sesto trust --accept` takes the store as it is",
-                        drop.was,
-                        drop.now,
-                        &c[..12],
-                        &c[..12],
-                        sides::node_path(&id),
-                    ),
-                ));
+                return Err(drop.refusal(self, &id, true));
             };
             let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
             if Some(tip_blob) == drop.from {
@@ -572,24 +588,7 @@ impl Store {
             if !self.came_after(repo, steps, &id, tip_blob, drop) {
                 continue;
             }
-            let c = drop.commit.to_string();
-            let how = if drop.put_back {
-                "its file was removed and an older copy added back"
-            } else {
-                "an older file put back"
-            };
-            let (was, now) = (drop.was, drop.now);
-            return Err(self.reject(
-                &id,
-                format!(
-                    "it went back from version {was} to version {now} in commit {} ({how}); \
-                     see `git show {} -- {}` and revert that commit; if you put it back \
-                     yourself, `sesto trust --accept` takes the store as it is",
-                    &c[..12],
-                    &c[..12],
-                    sides::node_path(&id),
-                ),
-            ));
+            return Err(drop.refusal(self, &id, false));
         }
         Ok(seen)
     }
@@ -605,11 +604,7 @@ impl Store {
         blob: Oid,
         drop: Drop,
     ) -> bool {
-        let path = sides::node_path(id);
-        let blob_at = |commit: Oid| -> Option<Oid> {
-            let tree = repo.find_commit(commit).ok()?.tree().ok()?;
-            tree.get_path(Path::new(&path)).ok().map(|e| e.id())
-        };
+        let blob_at = |commit: Oid| node_blob_id(repo, commit, id);
         steps
             .iter()
             .filter(|s| s.id == *id && blob_at(s.commit) == Some(blob))

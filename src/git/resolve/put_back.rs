@@ -10,14 +10,13 @@
 //! the resolver signs it again above both.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use git2::Repository;
 
 use crate::error::Result;
 use crate::format::node::NodeId;
 use crate::git::merge::Merge;
-use crate::git::sides::{self, Side};
+use crate::git::sides::Side;
 use crate::store::trust::Judge;
 use crate::store::tx::Tx;
 use crate::store::Store;
@@ -105,11 +104,8 @@ impl Store {
         sides: &mut HashMap<git2::Oid, Option<Side<'r>>>,
         id: &NodeId,
     ) -> Option<u64> {
-        let path = sides::node_path(id);
-        let has = |commit: &git2::Commit| -> Option<git2::Oid> {
-            let tree = commit.tree().ok()?;
-            tree.get_path(Path::new(&path)).ok().map(|e| e.id())
-        };
+        let has =
+            |commit: &git2::Commit| crate::store::rollback::node_blob_id(repo, commit.id(), id);
         let mut highest = None;
         for tip in [m.ours.commit, m.theirs.commit] {
             let Ok(mut walk) = repo.revwalk() else {
