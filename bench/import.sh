@@ -14,6 +14,15 @@
 # directories (a Python loop; no crypto, no git), and the dotenv import with
 # the store on tmpfs (/dev/shm), which shows sesto's own cost.
 #
+# Run as root with mkfs.ext4, the dotenv, YAML and floor rows are timed again
+# on an ext4 file system made with mkfs.ext4's defaults (a loop image in the
+# temporary directory, so on the same disk). That matters where the disk
+# holding the temporary directory is ext4 *without a journal*, as on the
+# machine these runs were made on: there ext4 skips inodes freed in the last
+# minutes when it allocates new ones, scanning its inode tables, and every
+# timed run follows the removal of the previous run's 3,000 files. With a
+# journal (mkfs.ext4's default) it does not.
+#
 # Run by hand (not in CI): bash bench/import.sh. See bench/README.md.
 #
 # Environment:
@@ -22,6 +31,7 @@
 #   BENCH_PASS_RUNS       hyperfine runs for the pass rows (default 3)
 #   BENCH_RESULTS         where the summary goes (default bench/results-import.md)
 #   BENCH_KEEP            keep the temporary directory
+#   BENCH_EXT4            0: skip the rows on a journaled ext4 loop image
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -120,12 +130,51 @@ for i in range(n):
     os.close(fd)
 PY
 
+# What the disk holding the temporary directory is: its file system, and for
+# ext4 whether it has a journal (jbd2 lists the devices it journals).
+disk=$(findmnt -no SOURCE,FSTYPE --target "$work" | head -1)
+disk_dev=${disk%% *}
+disk_fs=${disk##* }
+journal=""
+if [[ $disk_fs == ext4 ]]; then
+    if compgen -G "/proc/fs/jbd2/${disk_dev##*/}-*" >/dev/null; then
+        journal=" with a journal"
+    else
+        journal=" without a journal"
+    fi
+fi
+
+# The same rows on a journaled ext4 made by mkfs.ext4's defaults.
+ext4=""
+if [[ ${BENCH_EXT4:-1} != 0 && $(id -u) == 0 ]] && command -v mkfs.ext4 >/dev/null; then
+    truncate -s 1G "$work/ext4.img"
+    mkfs.ext4 -q -F "$work/ext4.img"
+    mkdir "$work/ext4"
+    if mount -o loop "$work/ext4.img" "$work/ext4"; then
+        ext4=$work/ext4
+        unmount_ext4() { umount "$ext4"; }
+        on_exit+=(unmount_ext4)
+    else
+        echo "bench: cannot mount a loop image here; no ext4 rows" >&2
+    fi
+fi
+ext4_rows=()
+if [[ -n $ext4 ]]; then
+    fresh_ext4="rm -rf $ext4/store && cp -a $base $ext4/store"
+    ext4_rows=(
+        -n "dotenv on ext4" --prepare "$fresh_ext4" "cd $ext4/store && ${s[*]} import dotenv $inputs/app.env --to prod"
+        -n "yaml on ext4" --prepare "$fresh_ext4" "cd $ext4/store && ${s[*]} import yaml $inputs/app.yaml --to prod"
+        -n "floor on ext4" --prepare "rm -rf $ext4/floor" "python3 $work/floor.py $ext4/floor $n"
+    )
+fi
+
 echo "== timing: dotenv and YAML, $runs_n runs" >&2
 hyperfine --style basic --runs "$runs_n" --export-json "$out/import-files.json" \
     -n dotenv --prepare "$fresh" "cd $store && ${s[*]} import dotenv $inputs/app.env --to prod" \
     -n yaml --prepare "$fresh" "cd $store && ${s[*]} import yaml $inputs/app.yaml --to prod" \
     -n floor --prepare "rm -rf $work/floor" "python3 $work/floor.py $work/floor $n" \
-    -n "dotenv on tmpfs" --prepare "$fresh_shm" "cd $shm/store && ${s[*]} import dotenv $inputs/app.env --to prod"
+    -n "dotenv on tmpfs" --prepare "$fresh_shm" "cd $shm/store && ${s[*]} import dotenv $inputs/app.env --to prod" \
+    "${ext4_rows[@]}"
 
 echo "== timing: pass and gpg alone, $pass_runs runs" >&2
 hyperfine --style basic --runs "$pass_runs" --prepare "$fresh" --export-json "$out/import-pass.json" \
@@ -150,12 +199,18 @@ gpg_par=$(mean "$p" "gpg loop, $(nproc) at once")
     echo "of hyperfine runs, release build."
     echo
     header_lines
+    echo "- The temporary directory's disk: $disk_dev, $disk_fs$journal"
     echo
     echo "| import of $n secrets | time | target |"
     echo "|---|---|---|"
     echo "| dotenv file ($runs_n runs) | $(cell "$f" dotenv) | under 2 s: $(under "$f" dotenv) |"
     echo "| YAML file, 30 folders ($runs_n runs) | $(cell "$f" yaml) | under 2 s: $(under "$f" yaml) |"
     echo "| floor: creating $n files of 1,000 bytes in 256 directories, no crypto, no git (Python) | $(cell "$f" floor) | — |"
+    if [[ -n $ext4 ]]; then
+        echo "| dotenv file, the store on ext4 with a journal (mkfs.ext4 defaults, loop image on the same disk) | $(cell "$f" "dotenv on ext4") | under 2 s: $(under "$f" "dotenv on ext4") |"
+        echo "| YAML file, the store on ext4 with a journal | $(cell "$f" "yaml on ext4") | under 2 s: $(under "$f" "yaml on ext4") |"
+        echo "| floor on ext4 with a journal | $(cell "$f" "floor on ext4") | — |"
+    fi
     echo "| dotenv file, the store on tmpfs (/dev/shm) | $(cell "$f" "dotenv on tmpfs") | under 2 s: $(under "$f" "dotenv on tmpfs") |"
     echo "| pass store, 30 folders ($pass_runs runs) | $(cell "$p" "sesto import pass") | — |"
     echo "| gpg alone: \`gpg --decrypt\` per file, one at a time | $(cell "$p" "gpg loop") | — |"
@@ -165,8 +220,17 @@ gpg_par=$(mean "$p" "gpg loop, $(nproc) at once")
     echo "sesto import pass / gpg loop $(nproc) at once: $(ratio "$sesto_pass" "$(sd "$p" "sesto import pass")" "$gpg_par" "$(sd "$p" "gpg loop, $(nproc) at once")")."
     echo
     echo "An import of $n new secrets writes $n new node files (and their folders'),"
-    echo "and on this disk creating that many files is most of the time: the floor row"
-    echo "does nothing else. On tmpfs the same import shows what sesto itself costs."
+    echo "and creating that many files can be most of the time: the floor rows do"
+    echo "nothing else. On tmpfs the same import shows what sesto itself costs."
+    if [[ $journal == " without a journal" ]]; then
+        echo
+        echo "This disk is ext4 without a journal. There, ext4 will not reuse an inode"
+        echo "freed in the last minutes and scans its inode tables for one it may use"
+        echo "(\`recently_deleted\` and \`find_inode_bit\` in \`perf record\`), and each timed run"
+        echo "comes right after the previous run's $n files were removed, so the first"
+        echo "three rows measure that scan as much as sesto. ext4 with a journal, the"
+        echo "default of mkfs.ext4, does not do it: see its rows."
+    fi
     echo
     echo "The pass import is the gpg processes: sesto runs \`gpg --batch --quiet"
     echo "--decrypt FILE\` once per entry (on every core after the first, so that a"
