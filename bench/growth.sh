@@ -10,7 +10,11 @@
 #      store of 100,000, and the largest tree that change rewrites (with the
 #      size it would have at 1,000,000 nodes, extrapolated);
 #   3. `sesto get` of a secret in that folder, `sesto tree` of the whole
-#      store, `sesto member remove` of a member who could read that folder.
+#      store, `sesto member remove` of a member who could read that folder;
+#      and beside the reference tools in the same run: `sesto get` of a
+#      secret in an ordinary folder against one `age -d`, warm and with the
+#      page cache dropped before each run (root only), and `sesto tree`
+#      against `find` listing the same number of files (the node files).
 # Each row prints pass or FAIL against the issue's target. Today's format is
 # expected to miss several: the point is a baseline for the next one.
 # Run by hand (not in CI): bash bench/growth.sh. See bench/README.md.
@@ -24,7 +28,8 @@
 #   BENCH_PEER_REST        files in each ordinary folder of the peers' large
 #                          stores (default 1; see README.md for why that is fair)
 #   BENCH_GET_RUNS         runs of each get (default 20)
-#   BENCH_TREE_RUNS        runs of sesto tree (default 5)
+#   BENCH_TREE_RUNS        runs of sesto tree and of find (default 5)
+#   BENCH_COLD_RUNS        runs of each cold read (default 10; 0 skips them)
 #   BENCH_REMOVE_RUNS      runs of sesto member remove (default 1)
 #   BENCH_PASSAGE_RUNS     runs of the passage-style re-encryption of big/ (default 1)
 #   BENCH_PASS_REMOVE      1: also time `pass init -p big ADMIN` (about 5 minutes)
@@ -48,6 +53,7 @@ pass_remove=${BENCH_PASS_REMOVE:-0}
 jobs=${BENCH_JOBS:-$(nproc)}
 results=${BENCH_RESULTS:-$here/results-growth.md}
 get_path=big/secret-0123
+cold_runs=${BENCH_COLD_RUNS:-10}
 new_path=big/secret-$big
 umask 077
 
@@ -318,10 +324,33 @@ hf get "$get_runs" -N --warmup 3 \
     -n "$sesto_get" "${sesto_cmd[*]} get $get_path" \
     -n "$pass_get" "pass show $get_path" \
     -n "$age_get" "age -d -i $keys/admin.age $passage/$get_path.age"
+# A secret in an ordinary folder, beside one `age -d` of one file: the
+# cost of a read at this store size, not of the large folder.
+ord_path=app07/secret-0123
+sesto_ord="sesto get $ord_path"
+echo "== row 3: get of $ord_path beside age -d, warm ($get_runs runs each)" >&2
+[[ -n $("${sesto_cmd[@]}" get "$ord_path") ]] || die "sesto get $ord_path printed nothing"
+hf warm-get "$get_runs" -N --warmup 3 \
+    -n "$sesto_ord" "${sesto_cmd[*]} get $ord_path" \
+    -n "$age_get" "age -d -i $keys/admin.age $passage/$get_path.age"
+if ((cold_runs > 0)) && [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo "== row 3: the same, cold: page cache dropped before each run ($cold_runs runs each)" >&2
+    # -N runs --prepare without a shell too.
+    drop="sh -c 'sync && echo 3 >/proc/sys/vm/drop_caches'"
+    hf cold-get "$cold_runs" -N --prepare "$drop" \
+        -n "$sesto_ord" "${sesto_cmd[*]} get $ord_path" \
+        -n "$age_get" "age -d -i $keys/admin.age $passage/$get_path.age"
+else
+    cold_runs=0
+    echo "bench: no cold rows (BENCH_COLD_RUNS=0, or /proc/sys/vm/drop_caches is not writable: run as root)" >&2
+fi
 sesto_tree="sesto tree"
-echo "== row 3: sesto tree ($tree_runs runs)" >&2
+find_nodes="find .sesto/nodes -type f"
+echo "== row 3: sesto tree and $find_nodes ($tree_runs runs each)" >&2
 tree_lines=$("${sesto_cmd[@]}" tree | wc -l)
-hf tree "$tree_runs" -N --warmup 1 -n "$sesto_tree" "${sesto_cmd[*]} tree"
+[[ $(cd "$store" && $find_nodes | wc -l) == "$n_nodes" ]] || die "$find_nodes does not list $n_nodes files"
+hf tree "$tree_runs" -N --warmup 1 -n "$sesto_tree" "${sesto_cmd[*]} tree" \
+    -n "$find_nodes" "find $store/.sesto/nodes -type f"
 
 # Each removal starts from the same state: files, index and the trust pin.
 cat >"$work/bin/reset" <<'EOF'
@@ -414,6 +443,13 @@ proj_bytes=$(awk -v e="$proj_entries" -v b="$per_entry" 'BEGIN { printf "%.0f", 
 proj_largest=$(awk -v p="$proj_bytes" -v n="$nodes_tree_bytes" 'BEGIN { print (p > n) ? p : n }')
 stat_of get "$sesto_get"; get_m=$m
 stat_of tree "$sesto_tree"; tree_m=$m
+stat_of tree "$find_nodes"; find_m=$m find_s=$s
+stat_of warm-get "$sesto_ord"; warm_m=$m warm_s=$s
+stat_of warm-get "$age_get"; warm_age_m=$m warm_age_s=$s
+if ((cold_runs > 0)); then
+    stat_of cold-get "$sesto_ord"; cold_m=$m cold_s=$s
+    stat_of cold-get "$age_get"; cold_age_m=$m cold_age_s=$s
+fi
 stat_of remove "$sesto_remove"; rm_m=$m
 pass_version=$(pass version | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p' | head -1)
 
@@ -447,6 +483,13 @@ pass_version=$(pass version | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p' | head -1)
     echo "| 2 | largest tree at 1,000,000 nodes (**extrapolated**: 256 shards of $proj_entries entries × $per_entry bytes) | $(bytes "$proj_largest") | < 8 KiB | $(lt "$proj_largest" 8192) (extrapolated) | — | — |"
     echo "| 3 | get of \`$get_path\` | $(tcell get "$sesto_get") | < 5 ms | $(lt "$get_m" 0.005) | $(stat_of get "$pass_get"; time_cell "$m" "$s") | $(stat_of get "$age_get"; time_cell "$m" "$s") (\`age -d\`) |"
     echo "| 3 | \`sesto tree\` of all $n_nodes nodes ($tree_lines lines) | $(tcell tree "$sesto_tree") | < 1 s | $(lt "$tree_m" 1) | not measured | not measured |"
+    echo "| 3 | the same, beside \`$find_nodes\` ($(time_cell "$find_m" "$find_s")) | $(ratio "$tree_m" "$(stat_of tree "$sesto_tree"; echo "$s")" "$find_m" "$find_s") × find | ≤ 2 × | $(le "$tree_m" "$(awk -v f="$find_m" 'BEGIN { print 2 * f }')") | — | — |"
+    echo "| 3 | warm get of \`$ord_path\` (a folder of $secrets) beside one \`age -d\` ($(time_cell "$warm_age_m" "$warm_age_s")) | $(tcell warm-get "$sesto_ord") = $(ratio "$warm_m" "$warm_s" "$warm_age_m" "$warm_age_s") × age -d | ≤ 0.8 × | $(le "$warm_m" "$(awk -v a="$warm_age_m" 'BEGIN { print 0.8 * a }')") | — | — |"
+    if ((cold_runs > 0)); then
+        echo "| 3 | the same, page cache dropped before each run, beside one cold \`age -d\` ($(time_cell "$cold_age_m" "$cold_age_s")) | $(tcell cold-get "$sesto_ord") = $(ratio "$cold_m" "$cold_s" "$cold_age_m" "$cold_age_s") × age -d | ≤ 1.0 × | $(le "$cold_m" "$cold_age_m") | — | — |"
+    else
+        echo "| 3 | cold get | not measured (not root, or \`BENCH_COLD_RUNS=0\`) | ≤ 1.0 × age -d | | — | — |"
+    fi
     if [[ $pass_remove == 1 ]]; then pr=$(stat_of pass-remove "$pass_remove_name"; time_cell "$m"); else pr="not run (\`BENCH_PASS_REMOVE=1\`)"; fi
     echo "| 3 | remove a member who could read $can_read secrets | $(tcell remove "$sesto_remove"), $rm_files files changed | < 5 s | $(lt "$rm_m" 5) | $pr | $(stat_of passage-remove "$passage_remove"; time_cell "$m" "$s") ($big files, $jobs at a time) |"
     echo
@@ -485,7 +528,7 @@ pass_version=$(pass version | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p' | head -1)
     echo
     echo "## Row 3: hyperfine"
     echo
-    for g in get tree remove passage-remove $([[ $pass_remove == 1 ]] && echo pass-remove); do
+    for g in get warm-get $( ((cold_runs > 0)) && echo cold-get) tree remove passage-remove $([[ $pass_remove == 1 ]] && echo pass-remove); do
         echo "### $g"
         echo
         sed -e "s#$work#\$TMP#g" "$out/growth-$g.md"
