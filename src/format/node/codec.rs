@@ -163,17 +163,27 @@ fn number(v: &str) -> Option<u64> {
 /// 32 lowercase hex digits that serde_yaml writes plain: not all digits and
 /// not a float such as `123e45` (those it quotes; they take the slow path).
 pub(super) fn hex_id(v: &str) -> Option<&str> {
-    let hex = v.len() == 32 && v.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    let letters = v.bytes().filter(|c| c.is_ascii_lowercase()).count();
-    let float_like = letters == 1 && v.contains('e');
-    (hex && letters > 0 && !float_like).then_some(v)
+    // One pass without early exits, which the compiler vectorises: a folder
+    // of 10,000 entries has as many ids to check.
+    let (hex, letters, es) = v.bytes().fold((true, 0usize, 0usize), |(hex, l, e), c| {
+        let digit = c.is_ascii_digit();
+        let letter = matches!(c, b'a'..=b'f');
+        (
+            hex & (digit | letter),
+            l + usize::from(letter),
+            e + usize::from(c == b'e'),
+        )
+    });
+    let float_like = letters == 1 && es == 1;
+    (v.len() == 32 && hex && letters > 0 && !float_like).then_some(v)
 }
 
 fn age_key(v: &str) -> Option<&str> {
-    let ok = v.starts_with("AGE-SECRET-KEY-1")
-        && v.bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-');
-    ok.then_some(v)
+    // Without early exits, as in hex_id: this ran at a tenth of a large `get`.
+    let plain = v.bytes().fold(true, |ok, c| {
+        ok & (c.is_ascii_uppercase() | c.is_ascii_digit() | (c == b'-'))
+    });
+    (v.starts_with("AGE-SECRET-KEY-1") && plain).then_some(v)
 }
 
 /// A string that serde_yaml writes as a plain scalar, so that reading it

@@ -69,10 +69,8 @@ pub struct Parts<'a> {
 /// signature document is read by a strict line parser, never by a YAML
 /// parser, so content nobody signed costs no more than a scan.
 pub fn split(plaintext: &[u8]) -> Result<Parts<'_>, FormatError> {
-    let at = plaintext
-        .windows(SEPARATOR.len())
-        .position(|w| w == SEPARATOR)
-        .ok_or(FormatError::NoSignature)?;
+    // memmem: a folder of 10,000 entries is 1.5 MB to search.
+    let at = memchr::memmem::find(plaintext, SEPARATOR).ok_or(FormatError::NoSignature)?;
     let body = &plaintext[..at + 1];
     let rest = &plaintext[at + SEPARATOR.len()..];
     let signature = signature_doc(rest).ok_or_else(|| {
