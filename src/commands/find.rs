@@ -33,14 +33,17 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
     } else {
+        // One write for all, not one per line (standard output's own buffer).
+        let mut lines = std::io::BufWriter::new(&mut *out);
         for (p, k) in &found.paths {
             let slash = if *k == sesto::format::node::Kind::Folder {
                 "/"
             } else {
                 ""
             };
-            writeln!(out, "{p}{slash}")?;
+            writeln!(lines, "{p}{slash}")?;
         }
+        lines.flush()?;
     }
     let unreadable = super::tree::report_unreadable(&found.unreadable);
     Ok(if found.paths.is_empty() || unreadable {

@@ -28,14 +28,17 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
     } else {
+        // One write for all, not one per line (standard output's own buffer).
+        let mut lines = std::io::BufWriter::new(&mut *out);
         for e in &entries {
             let slash = if e.kind == sesto::format::node::Kind::Folder {
                 "/"
             } else {
                 ""
             };
-            writeln!(out, "{}{slash}", e.name)?;
+            writeln!(lines, "{}{slash}", e.name)?;
         }
+        lines.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -58,7 +58,10 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             format!("{title}/")
         }
     )?;
-    draw(&tree, "", out)?;
+    // Standard output flushes every line; a tree of 100,000 is that many writes.
+    let mut lines = std::io::BufWriter::new(out);
+    draw(&tree, "", &mut lines)?;
+    lines.flush()?;
     Ok(status(report_unreadable(&tree.unreadable())))
 }
 

@@ -277,6 +277,39 @@ impl Store {
         node: crate::store::Node,
         chain: Vec<crate::format::node::NodeId>,
     ) -> Result<Tree> {
+        // The subfolders' files are read on every core (each is decrypted and
+        // its signature checked), then each is walked in turn.
+        let folders: Vec<_> = node
+            .body
+            .children
+            .iter()
+            .filter(|e| e.kind == Kind::Folder)
+            .collect();
+        for e in &folders {
+            if chain.contains(&e.id) || chain.len() > crate::format::node::MAX_DEPTH {
+                return Err(Error::Node {
+                    id: e.id,
+                    file: e.id.rel_path(),
+                    reason: "a folder lists itself or an ancestor, or folders nest too deep".into(),
+                });
+            }
+        }
+        let read = crate::par::map_from(8, &folders, |e| {
+            let mut ids = chain.clone();
+            ids.push(e.id);
+            self.read_node(&e.id, Some(&e.key), &ids).and_then(|child| {
+                if child.body.kind == Kind::Folder {
+                    Ok((child, ids))
+                } else {
+                    Err(Error::Node {
+                        id: e.id,
+                        file: e.id.rel_path(),
+                        reason: "its parent lists a folder but it is a secret".into(),
+                    })
+                }
+            })
+        });
+        let mut read = read.into_iter();
         let mut children = Vec::with_capacity(node.body.children.len());
         for e in &node.body.children {
             children.push(match e.kind {
@@ -286,41 +319,17 @@ impl Store {
                     children: vec![],
                     unreadable: None,
                 },
-                Kind::Folder => {
-                    if chain.contains(&e.id) || chain.len() > crate::format::node::MAX_DEPTH {
-                        return Err(Error::Node {
-                            id: e.id,
-                            file: e.id.rel_path(),
-                            reason:
-                                "a folder lists itself or an ancestor, or folders nest too deep"
-                                    .into(),
-                        });
-                    }
-                    let mut ids = chain.clone();
-                    ids.push(e.id);
-                    // A folder whose file cannot be read (a pusher removed
-                    // it, say) is named, not followed; the rest still shows.
-                    let child = self.read_node(&e.id, Some(&e.key), &ids).and_then(|child| {
-                        if child.body.kind == Kind::Folder {
-                            Ok(child)
-                        } else {
-                            Err(Error::Node {
-                                id: e.id,
-                                file: e.id.rel_path(),
-                                reason: "its parent lists a folder but it is a secret".into(),
-                            })
-                        }
-                    });
-                    match child {
-                        Ok(child) => self.subtree(e.name.clone(), child, ids)?,
-                        Err(why) => Tree {
-                            name: e.name.clone(),
-                            kind: Kind::Folder,
-                            children: vec![],
-                            unreadable: Some(why.to_string()),
-                        },
-                    }
-                }
+                // A folder whose file cannot be read (a pusher removed it,
+                // say) is named, not followed; the rest still shows.
+                Kind::Folder => match read.next().expect("one read per folder entry") {
+                    Ok((child, ids)) => self.subtree(e.name.clone(), child, ids)?,
+                    Err(why) => Tree {
+                        name: e.name.clone(),
+                        kind: Kind::Folder,
+                        children: vec![],
+                        unreadable: Some(why.to_string()),
+                    },
+                },
             });
         }
         Ok(Tree {
