@@ -73,13 +73,13 @@ pub(super) fn decode_simple(bytes: &[u8]) -> Option<Body> {
     let kind = kind_of(take(lines, "kind")?)?;
     let name = match take(lines, "name")? {
         "''" => String::new(),
-        plain => plain_str(plain, false)?.to_string(),
+        v => name_scalar(v, false)?,
     };
     let mut body = Body::new(store, id, kind, &name);
     body.sesto = u32::try_from(sesto).ok()?;
     body.version = number(take(lines, "version")?)?;
     if let Some(v) = take(lines, "path") {
-        body.path = Some(plain_str(v, true)?.to_string());
+        body.path = Some(name_scalar(v, true)?);
     }
     if let Some(v) = take(lines, "recipient") {
         body.recipient = Some(plain_str(v, false)?.to_string());
@@ -88,7 +88,7 @@ pub(super) fn decode_simple(bytes: &[u8]) -> Option<Body> {
         lines.next();
         while let Some(name) = take(lines, "- name") {
             body.children.push(Entry {
-                name: plain_str(name, false)?.to_string(),
+                name: name_scalar(name, false)?,
                 kind: kind_of(take(lines, "  kind")?)?,
                 id: hex_id(take(lines, "  id")?)?.parse().ok()?,
                 key: NodeKey::new(age_key(take(lines, "  key")?)?.to_string()),
@@ -186,10 +186,31 @@ fn age_key(v: &str) -> Option<&str> {
     (v.starts_with("AGE-SECRET-KEY-1") && plain).then_some(v)
 }
 
+/// A name (or, with `slashes`, a path) as [`encode_body`] writes it. Most
+/// are plain ([`plain_str`]). One that serde_yaml quotes (a space, a colon,
+/// an accent) is read by serde_yaml alone and taken only if serde_yaml
+/// writes the string back as exactly these bytes (it never folds lines:
+/// serde_yaml sets no width), so the rest of the body stays on the fast
+/// path: before, one such name sent a whole folder of 10,000 entries through
+/// serde_yaml. What is taken is canonical, as on the fast path.
+fn name_scalar(v: &str, slashes: bool) -> Option<String> {
+    if let Some(plain) = plain_str(v, slashes) {
+        return Some(plain.to_string());
+    }
+    // Quoted, a name of 255 bytes is at most a few times that (escapes).
+    if v.len() > 4096 || crate::format::limits::check_yaml(v.as_bytes()).is_err() {
+        return None;
+    }
+    let s: String = serde_yaml::from_str(v).ok()?;
+    let written = serde_yaml::to_string(&s).ok()?;
+    (written.strip_suffix('\n')? == v).then_some(s)
+}
+
 /// A string that serde_yaml writes as a plain scalar, so that reading it
-/// plain is canonical: it starts with a letter, holds only letters, digits
-/// and `._@+-` (and `/` in paths), and is not a word YAML reads as something
-/// other than a string. Anything else takes the slow path.
+/// plain is canonical: it starts with a letter, holds only letters, digits,
+/// spaces and `._@+-` (and `/` in paths), does not end in a space, and is
+/// not a word YAML reads as something other than a string (`Email account`
+/// is plain; `a: b` and ` a` are not, and go to [`name_scalar`]'s check).
 pub(super) fn plain_str(v: &str, slashes: bool) -> Option<&str> {
     const WORDS: [&str; 11] = [
         "true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf",
@@ -197,11 +218,11 @@ pub(super) fn plain_str(v: &str, slashes: bool) -> Option<&str> {
     let first_letter = v.bytes().next().is_some_and(|c| c.is_ascii_alphabetic());
     let chars_ok = v.bytes().all(|c| {
         c.is_ascii_alphanumeric()
-            || matches!(c, b'.' | b'_' | b'@' | b'+' | b'-')
+            || matches!(c, b'.' | b'_' | b'@' | b'+' | b'-' | b' ')
             || (slashes && c == b'/')
     });
     let word = WORDS.iter().any(|w| v.eq_ignore_ascii_case(w));
-    (first_letter && chars_ok && !word && !v.ends_with(['.', '-'])).then_some(v)
+    (first_letter && chars_ok && !word && !v.ends_with(['.', '-', ' '])).then_some(v)
 }
 
 pub(crate) fn yaml_error(e: serde_yaml::Error) -> FormatError {

@@ -104,6 +104,23 @@ fn fast_and_slow_paths_agree() {
     let slow: Body = serde_yaml::from_slice(&bytes).unwrap();
     assert_eq!(decode_body(&bytes).unwrap(), slow);
     assert_eq!(slow, folder);
+    // Names serde_yaml quotes, or writes plain with a space, stay on the
+    // fast path: one such name no longer sends the whole folder through
+    // serde_yaml.
+    assert_eq!(decode_simple(&bytes).as_ref(), Some(&folder));
+    // Another spelling of the same names is not what encode_body writes.
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for (canonical, other) in [
+        ("- name: a b\n", "- name: 'a b'\n"),
+        ("- name: a b\n", "- name: \"a b\"\n"),
+        ("- name: ü\n", "- name: \"\\xFC\"\n"),
+        ("- name: ü\n", "- name: !!str ü\n"),
+    ] {
+        assert!(text.contains(canonical), "{text}");
+        let respelled = text.replacen(canonical, other, 1);
+        assert_eq!(decode_simple(respelled.as_bytes()), None, "{other}");
+        assert!(decode_body(respelled.as_bytes()).is_err(), "{other}");
+    }
     let mut plain = Body::new(
         &NodeId::random().to_string(),
         NodeId::random(),
