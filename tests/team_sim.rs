@@ -56,8 +56,17 @@ impl Rng {
     }
 }
 
-/// Where each writer writes: bob in prod only, alice also in staging.
-const PROD: &[&str] = &["prod/a", "prod/b", "prod/db/x", "prod/db/y", "prod/new/z"];
+/// Where each writer writes: bob in prod only, alice also in staging. Two
+/// names are not plain YAML scalars (a space; a colon, which serde_yaml
+/// quotes), so merges also read folders whose names need more than the
+/// plain fast path.
+const PROD: &[&str] = &[
+    "prod/a",
+    "prod/b",
+    "prod/db/x",
+    "prod/db/my password",
+    "prod/new/z: q",
+];
 const STAGING: &[&str] = &["staging/a", "staging/db/x"];
 
 const ALICE: usize = 0;
