@@ -130,12 +130,12 @@ pub(super) fn decode_simple(bytes: &[u8]) -> Option<Body> {
         body.updated = Some(v.to_string());
     }
     if let Some(v) = take(lines, "updated_by") {
-        body.updated_by = Some(plain_str(v, false)?.to_string());
+        body.updated_by = Some(name_scalar(v, false)?);
     }
     if lines.peek() == Some(&"exposed_to:") {
         lines.next();
         while let Some(member) = lines.peek().and_then(|l| l.strip_prefix("- ")) {
-            body.exposed_to.push(plain_str(member, false)?.to_string());
+            body.exposed_to.push(name_scalar(member, false)?);
             lines.next();
         }
         if body.exposed_to.is_empty() {
@@ -186,13 +186,14 @@ fn age_key(v: &str) -> Option<&str> {
     (v.starts_with("AGE-SECRET-KEY-1") && plain).then_some(v)
 }
 
-/// A name (or, with `slashes`, a path) as [`encode_body`] writes it. Most
-/// are plain ([`plain_str`]). One that serde_yaml quotes (a space, a colon,
-/// an accent) is read by serde_yaml alone and taken only if serde_yaml
-/// writes the string back as exactly these bytes (it never folds lines:
-/// serde_yaml sets no width), so the rest of the body stays on the fast
-/// path: before, one such name sent a whole folder of 10,000 entries through
-/// serde_yaml. What is taken is canonical, as on the fast path.
+/// A name (a node's or a member's; with `slashes`, a path) as
+/// [`encode_body`] writes it. Most are what [`plain_str`] reads. Any other
+/// (`1password`, `a: b`, `café`) is read by serde_yaml alone, as one scalar,
+/// and taken only if serde_yaml writes the string back as exactly these
+/// bytes (it never folds lines: serde_yaml sets no width). So the rest of
+/// the body stays on the fast path, where before one such name sent a whole
+/// folder of 10,000 entries through serde_yaml, and what is taken is
+/// canonical, as on the fast path.
 fn name_scalar(v: &str, slashes: bool) -> Option<String> {
     if let Some(plain) = plain_str(v, slashes) {
         return Some(plain.to_string());

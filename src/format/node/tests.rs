@@ -142,7 +142,11 @@ fn fast_and_slow_paths_agree() {
     // After a revoke: every secret lists who may have read it.
     let mut exposed = secret_body(b"v");
     exposed.exposed_to = vec!["bob".into(), "carol-2".into()];
-    for body in [plain, secret, exposed] {
+    // Member names that do not start with a letter are valid, and written plain.
+    let mut digits = secret_body(b"v");
+    digits.updated_by = Some("2fa-bot".into());
+    digits.exposed_to = vec!["1ci".into(), "_deploy".into()];
+    for body in [plain, secret, exposed, digits] {
         let bytes = encode_body(&body);
         assert_eq!(
             decode_simple(&bytes).as_ref(),
