@@ -542,6 +542,43 @@ fn damaged_folder_files_are_refused_and_change_nothing() {
     }
 }
 
+/// `tree` reads a level's folders on every core once there are enough of
+/// them (eight); each still shows in its place, and an unreadable one among
+/// them is named in its place, not dropped or shifted.
+#[test]
+fn a_wide_tree_keeps_each_folder_in_its_place_around_an_unreadable_one() {
+    let f = Fixture::new();
+    let names: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
+    let yaml: String = names
+        .iter()
+        .map(|n| format!("{n}:\n  s-{n}: v\n"))
+        .collect();
+    f.env
+        .run_stdin(&["import", "yaml", "-", "--to", "wide"], yaml.as_bytes())
+        .assert_success();
+    let broken = f.resolve("wide/f05");
+    fs::write(f.node_path(&broken.id), b"this is not an age file\n").unwrap();
+    let mut want = String::from("wide/\n");
+    for (i, n) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let (branch, indent) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        if n == "f05" {
+            want.push_str(&format!("{branch}{n}/ (unreadable)\n"));
+        } else {
+            want.push_str(&format!("{branch}{n}/\n{indent}└── s-{n}\n"));
+        }
+    }
+    let out = f.refused(
+        &["tree", "wide"],
+        &[&broken.id.to_string(), "wide/f05/: not shown"],
+    );
+    assert_eq!(out.stdout, want, "{}", snapshot_text(&out));
+}
+
 #[test]
 fn damaged_root_files_are_refused_and_change_nothing() {
     let f = Fixture::new();

@@ -44,11 +44,23 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
     };
+    let title = sesto::SPath::parse(&args.path)?;
+    // Named from the store's top, as `sesto ls` takes them: `tree prod`
+    // reports `prod/db/`, not `db/`.
+    let unreadable: Vec<_> = tree
+        .unreadable()
+        .into_iter()
+        .map(|(p, why)| {
+            (
+                p.names().iter().fold(title.clone(), |at, n| at.join(n)),
+                why,
+            )
+        })
+        .collect();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&tree))?)?;
-        return Ok(status(report_unreadable(&tree.unreadable())));
+        return Ok(status(report_unreadable(&unreadable)));
     }
-    let title = sesto::SPath::parse(&args.path)?;
     writeln!(
         out,
         "{}",
@@ -62,7 +74,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let mut lines = std::io::BufWriter::new(out);
     draw(&tree, "", &mut lines)?;
     lines.flush()?;
-    Ok(status(report_unreadable(&tree.unreadable())))
+    Ok(status(report_unreadable(&unreadable)))
 }
 
 /// Names each folder that could not be read on stderr, with why and what
