@@ -18,6 +18,10 @@
 #   SIM_JOBS           runs at a time (default: the number of CPUs)
 #   SIM_RELEASE        1: build the test and sesto in release mode (each run
 #                      then spends its time in git, not in debug-built crypto)
+#   TMPDIR             where each run's repositories go; each run makes and
+#                      removes thousands of files, so a tmpfs (TMPDIR=/dev/shm)
+#                      helps: on a 2-core machine whose ext4 has no journal,
+#                      two jobs ran 31 seeds a minute there against 19.5 in /tmp
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
