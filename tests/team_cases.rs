@@ -1716,6 +1716,47 @@ fn a_node_file_removed_and_added_back_older_is_refused_by_a_clone_that_saw_the_n
 }
 
 #[test]
+fn a_repaired_replay_does_not_lock_out_a_member_who_no_longer_reads_the_node() {
+    // Found by tests/team_sim.rs (seed 350039, attack): mallory removed a
+    // prod secret's file and put its older copy back; bob, who had read the
+    // newer one, refused it in his sync, as he should. alice put the newer
+    // file back,
+    // then revoked bob's prod, which rotated the secret above it. bob's sync
+    // then refused the copy for good: the tip's newer version no longer
+    // opens for him, and the repair beneath it did not count.
+    let Replay {
+        team,
+        alice,
+        bob,
+        mallory,
+        id,
+        old_nodes,
+        ..
+    } = replay_setup();
+    let newer = team.clone_nodes(&alice)[&id].clone();
+    remove_and_put_back(&team, &mallory, &id, &old_nodes[&id]);
+    let out = team.sync(&bob);
+    assert_eq!(out.code, 1, "bob took the copy: {}", snapshot_text(&out));
+    assert!(
+        out.stderr.contains("an older copy added back"),
+        "{}",
+        out.stderr
+    );
+    // The repair, by hand: the newer file back.
+    assert_ok("alice's pull", &team.pull(&alice));
+    team.plant(&alice, &id, &newer);
+    team.commit(&alice, "undo mallory's pushes");
+    team.ok(&alice, &["revoke", "bob", "prod"]);
+    assert_ok("alice's push", &team.push(&alice));
+    let out = team.sync(&bob);
+    assert_ok("bob's sync after the repair and the revoke", &out);
+    let out = team.sesto(&bob, &["whoami"]);
+    assert_eq!(out.code, 0, "{}", snapshot_text(&out));
+    // What bob may still read, he reads; prod he may not.
+    assert_eq!(team.get(&bob, "prod/db/x"), None);
+}
+
+#[test]
 fn an_edit_kept_against_a_delete_is_no_rollback_to_a_clone_that_saw_the_delete() {
     // The honest twin of the case above: bob wrote prod/db/x twice and
     // removed prod/db; carol pulled all of it. alice, behind, changed x, and

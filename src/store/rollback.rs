@@ -580,6 +580,28 @@ impl Store {
             if tip_version.is_some_and(|t| t > drop.was) {
                 continue;
             }
+            // An admin's repair (a later commit on the drop's line that held
+            // the removed file again) with the tip's file written on top of
+            // it: what was built since was built on the newer file, not on
+            // the copy. This is what a member who no longer reads the node at
+            // the tip (a revoke since) has to go on, since the tip's version
+            // above does not open for them.
+            let on_or_after = |later: Oid, earlier: Oid| {
+                later == earlier || repo.graph_descendant_of(later, earlier).unwrap_or(false)
+            };
+            let repaired_below_tip = steps.iter().any(|r| {
+                r.id == id
+                    && on_or_after(r.commit, drop.commit)
+                    && blob_id(r.commit, &id) == drop.from
+                    && steps.iter().any(|t| {
+                        t.id == id
+                            && blob_id(t.commit, &id) == Some(tip_blob)
+                            && on_or_after(t.commit, r.commit)
+                    })
+            });
+            if repaired_below_tip {
+                continue;
+            }
             // The tip's file counts against the drop only when it came in on
             // the drop's line: the replay itself, or a write built on it. A
             // file from a line the drop never touched (a concurrent write a
