@@ -1757,6 +1757,42 @@ fn a_repaired_replay_does_not_lock_out_a_member_who_no_longer_reads_the_node() {
 }
 
 #[test]
+fn a_folder_replayed_under_a_rebased_delete_is_refused() {
+    // Found by tests/team_sim.rs (seed 350053, attack): bob removed prod/db
+    // in a commit of his own, behind alice, who added prod/db/y. mallory put
+    // back the db folder's older file, the one bob's delete was made
+    // against, so `git pull --rebase` took bob's delete without a conflict
+    // and y was gone. The folder is gone at the tip, and a drop of a node
+    // gone since was forgiven.
+    let (team, alice, bob, _carol) = prod_team(Mode::Commit, &[("prod/db/x", "v-x")]);
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    let old_nodes = team.clone_nodes(&alice);
+    let (db, _) = team.locate(&alice, &old_nodes, "prod/db");
+    team.ok(&bob, &["rm", "-r", "prod/db"]);
+    team.set_ok(&alice, "prod/db/y", "v-y");
+    assert_ok("alice's sync", &team.sync(&alice));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    team.plant(&mallory, &db, &old_nodes[&db]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    let out = team.git(&bob, &["pull", "-q", "--rebase"]);
+    assert!(
+        out.success(),
+        "git took the delete: {}",
+        snapshot_text(&out)
+    );
+    let out = team.sesto(&bob, &["ls", "prod"]);
+    assert_eq!(
+        out.code,
+        1,
+        "bob's clone took the replay: {}",
+        snapshot_text(&out)
+    );
+    assert!(out.stderr.contains("went back"), "{}", out.stderr);
+}
+
+#[test]
 fn an_edit_kept_against_a_delete_is_no_rollback_to_a_clone_that_saw_the_delete() {
     // The honest twin of the case above: bob wrote prod/db/x twice and
     // removed prod/db; carol pulled all of it. alice, behind, changed x, and

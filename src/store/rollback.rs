@@ -357,6 +357,15 @@ impl Store {
                     .to_vec(),
             )
         };
+        let on_or_after = |later: Oid, earlier: Oid| {
+            later == earlier || repo.graph_descendant_of(later, earlier).unwrap_or(false)
+        };
+        // Whether `id`'s file was removed in `commit` or a commit after it.
+        let removed_since = |id: &NodeId, commit: Oid| {
+            steps.iter().any(|s| {
+                s.id == *id && s.change == Change::Removed && on_or_after(s.commit, commit)
+            })
+        };
         let mut seen = Seen::default();
         // Removals in these steps, and those this clone saw before, by node.
         let mut removals_of: HashMap<NodeId, Vec<Removal>> = HashMap::new();
@@ -475,7 +484,10 @@ impl Store {
             }
         };
         for step in steps.iter().filter(|s| s.change == Change::Modified) {
-            if !listed(&step.id) {
+            // A node the tip no longer lists is judged only where its file
+            // went after this change: an older file there may be what let
+            // git take the delete (below).
+            if !listed(&step.id) && !removed_since(&step.id, step.commit) {
                 continue;
             }
             let (Some(before), Some(after)) =
@@ -552,19 +564,20 @@ impl Store {
         // built on the replay since.
         for (id, drop) in drops {
             let Some(bytes) = tip_side.blob(&id) else {
-                // Removed since. A file put back older counts all the same
-                // unless a later commit held the removed file again (an
-                // admin's repair): the replay may be what let a merge take
-                // a delete over a newer write.
+                // Removed since. The replay may be what let git take that
+                // delete over a newer write: a folder put back as the file
+                // a delete was made against (a rebase of an older `rm -r`,
+                // a merge with a line that removed it) gives git no conflict
+                // to stop at, and what was added since is gone (seed 350053).
+                // So the drop counts where the file went on or after it,
+                // and always for a file put back older, unless a later
+                // commit held the removed file again (an admin's repair).
                 let repaired = steps.iter().any(|s| {
                     s.id == id
-                        && (s.commit == drop.commit
-                            || repo
-                                .graph_descendant_of(s.commit, drop.commit)
-                                .unwrap_or(false))
+                        && on_or_after(s.commit, drop.commit)
                         && blob_id(s.commit, &id) == drop.from
                 });
-                if !drop.put_back || repaired {
+                if repaired || !(drop.put_back || removed_since(&id, drop.commit)) {
                     continue;
                 }
                 return Err(drop.refusal(self, &id, true));
@@ -586,9 +599,6 @@ impl Store {
             // the copy. This is what a member who no longer reads the node at
             // the tip (a revoke since) has to go on, since the tip's version
             // above does not open for them.
-            let on_or_after = |later: Oid, earlier: Oid| {
-                later == earlier || repo.graph_descendant_of(later, earlier).unwrap_or(false)
-            };
             let repaired_below_tip = steps.iter().any(|r| {
                 r.id == id
                     && on_or_after(r.commit, drop.commit)
