@@ -151,6 +151,8 @@ struct Sim {
     attacked: bool,
     /// Paths anyone moved (from or to), at any step.
     moved: Vec<String>,
+    /// Each move, from and to.
+    move_pairs: Vec<(String, String)>,
     carol_member: bool,
     carol_grant: bool,
     /// Node keys carol could have read while she had prod, gathered before
@@ -214,6 +216,7 @@ impl Sim {
             attacks: vec![],
             attacked: false,
             moved: vec![],
+            move_pairs: vec![],
             carol_member: true,
             carol_grant: true,
             carol_learned: BTreeSet::new(),
@@ -315,6 +318,8 @@ impl Sim {
         if out.success() {
             if what.starts_with("mv ") {
                 self.moved.extend(touched.iter().cloned());
+                self.move_pairs
+                    .push((touched[0].clone(), touched[1].clone()));
             }
             self.touched.extend(touched.into_iter().map(|p| (step, p)));
         }
@@ -731,16 +736,31 @@ impl Sim {
             .map(|(p, v)| (without_conflicts(p), v))
             .collect();
         for w in &self.synced {
-            let later = self.touched.iter().any(|(step, p)| {
-                *step > w.step
-                    && (*p == w.path
-                        || w.path.starts_with(&format!("{p}/"))
-                        || p.starts_with(&format!("{}/", w.path)))
-            });
             // A move the writer had not yet seen carries the value along (a
             // rename and an edit give the new name with the new content):
-            // where anyone ever moved the path, the value may be anywhere.
+            // where anyone ever moved the path, the value may be anywhere,
+            // and a later change of any path a move joined it to may have
+            // removed or replaced it (seed 410146: bob's `mv x y`, alice's
+            // new x, merged as y with her value, then bob's `rm y`).
             let moved = self.moved.contains(&w.path);
+            let mut aliases = vec![w.path.clone()];
+            while let Some(more) = self
+                .move_pairs
+                .iter()
+                .flat_map(|(a, b)| [(a, b), (b, a)])
+                .find(|(a, b)| aliases.contains(a) && !aliases.contains(b))
+                .map(|(_, b)| b.clone())
+            {
+                aliases.push(more);
+            }
+            let later = self.touched.iter().any(|(step, p)| {
+                *step > w.step
+                    && aliases.iter().any(|path| {
+                        p == path
+                            || path.starts_with(&format!("{p}/"))
+                            || p.starts_with(&format!("{path}/"))
+                    })
+            });
             let kept = shown
                 .iter()
                 .any(|(p, v)| (*p == w.path || moved) && **v == w.value);
