@@ -1515,6 +1515,21 @@ fn prod_team(mode: Mode, secrets: &[(&str, &str)]) -> (Team, Member, Member, Mem
     (team, alice, bob, carol)
 }
 
+/// [`prod_team`] in commit mode with mallory, a member who may write
+/// nothing, and bob pulled: also alice's node files as they are now and the
+/// id of `path` among them.
+fn prod_team_and_mallory(
+    secrets: &[(&str, &str)],
+    path: &str,
+) -> (Team, Member, Member, Member, common::team::Nodes, String) {
+    let (team, alice, bob, _carol) = prod_team(Mode::Commit, secrets);
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    let nodes = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &nodes, path);
+    (team, alice, bob, mallory, nodes, id)
+}
+
 /// bob writes `prod/db/x` twice (versions 2 and 3) and removes `prod/db`,
 /// each in a commit of its own.
 fn bob_writes_twice_and_deletes(team: &Team, bob: &Member) {
@@ -1720,10 +1735,9 @@ fn a_repaired_replay_does_not_lock_out_a_member_who_no_longer_reads_the_node() {
     // Found by tests/team_sim.rs (seed 350039, attack): mallory removed a
     // prod secret's file and put its older copy back; bob, who had read the
     // newer one, refused it in his sync, as he should. alice put the newer
-    // file back,
-    // then revoked bob's prod, which rotated the secret above it. bob's sync
-    // then refused the copy for good: the tip's newer version no longer
-    // opens for him, and the repair beneath it did not count.
+    // file back, then revoked bob's prod, which rotated the secret above it.
+    // bob's sync then refused the copy for good: the tip's newer version no
+    // longer opens for him, and the repair beneath it did not count.
     let Replay {
         team,
         alice,
@@ -1764,11 +1778,8 @@ fn a_folder_replayed_under_a_rebased_delete_is_refused() {
     // against, so `git pull --rebase` took bob's delete without a conflict
     // and y was gone. The folder is gone at the tip, and a drop of a node
     // gone since was forgiven.
-    let (team, alice, bob, _carol) = prod_team(Mode::Commit, &[("prod/db/x", "v-x")]);
-    let mallory = team.join(&alice, "mallory", None);
-    assert_ok("bob's pull", &team.pull(&bob));
-    let old_nodes = team.clone_nodes(&alice);
-    let (db, _) = team.locate(&alice, &old_nodes, "prod/db");
+    let (team, alice, bob, mallory, old_nodes, db) =
+        prod_team_and_mallory(&[("prod/db/x", "v-x")], "prod/db");
     team.ok(&bob, &["rm", "-r", "prod/db"]);
     team.set_ok(&alice, "prod/db/y", "v-y");
     assert_ok("alice's sync", &team.sync(&alice));
@@ -1946,11 +1957,8 @@ fn a_folder_put_back_from_before_a_rotation_is_refused_by_a_clone_behind_the_rot
     // knew, and neither the tip's keys nor those of mallory's commit open
     // it: the check skipped it, a later resolve said nothing, and bob
     // pushed a folder that locked alice out.
-    let (team, alice, bob, _carol) = prod_team(Mode::Commit, &[("prod/new/a", "v-alice-a")]);
-    let mallory = team.join(&alice, "mallory", None);
-    assert_ok("bob's pull", &team.pull(&bob));
-    let before = team.clone_nodes(&alice);
-    let (folder, _) = team.locate(&alice, &before, "prod/new");
+    let (team, alice, bob, mallory, before, folder) =
+        prod_team_and_mallory(&[("prod/new/a", "v-alice-a")], "prod/new");
     team.ok(&alice, &["member", "remove", "carol"]);
     assert_ok("alice's push", &team.push(&alice));
     remove_and_put_back(&team, &mallory, &folder, &before[&folder]);
