@@ -321,7 +321,9 @@ impl Store {
                 },
                 // A folder whose file cannot be read (a pusher removed it,
                 // say) is named, not followed; the rest still shows.
-                Kind::Folder => match read.next().expect("one read per folder entry") {
+                Kind::Folder => match read.next().expect(
+                    "par::map_from gives one result per item, in order: one per folder entry",
+                ) {
                     Ok((child, ids)) => self.subtree(e.name.clone(), child, ids)?,
                     Err(why) => Tree {
                         name: e.name.clone(),

@@ -563,6 +563,17 @@ impl Store {
         // otherwise the tip is older than what was written, whatever was
         // built on the replay since.
         for (id, drop) in drops {
+            // Commits on the drop's line that held the removed file again:
+            // an admin's repair.
+            let repairs: Vec<Oid> = steps
+                .iter()
+                .filter(|s| {
+                    s.id == id
+                        && on_or_after(s.commit, drop.commit)
+                        && blob_id(s.commit, &id) == drop.from
+                })
+                .map(|s| s.commit)
+                .collect();
             let Some(bytes) = tip_side.blob(&id) else {
                 // Removed since. The replay may be what let git take that
                 // delete over a newer write: a folder put back as the file
@@ -572,12 +583,7 @@ impl Store {
                 // So the drop counts where the file went on or after it,
                 // and always for a file put back older, unless a later
                 // commit held the removed file again (an admin's repair).
-                let repaired = steps.iter().any(|s| {
-                    s.id == id
-                        && on_or_after(s.commit, drop.commit)
-                        && blob_id(s.commit, &id) == drop.from
-                });
-                if repaired || !(drop.put_back || removed_since(&id, drop.commit)) {
+                if !repairs.is_empty() || !(drop.put_back || removed_since(&id, drop.commit)) {
                     continue;
                 }
                 return Err(drop.refusal(self, &id, true));
@@ -599,16 +605,12 @@ impl Store {
             // the copy. This is what a member who no longer reads the node at
             // the tip (a revoke since) has to go on, since the tip's version
             // above does not open for them.
-            let repaired_below_tip = steps.iter().any(|r| {
-                r.id == id
-                    && on_or_after(r.commit, drop.commit)
-                    && blob_id(r.commit, &id) == drop.from
-                    && steps.iter().any(|t| {
-                        t.id == id
-                            && blob_id(t.commit, &id) == Some(tip_blob)
-                            && on_or_after(t.commit, r.commit)
-                    })
-            });
+            let repaired_below_tip = !repairs.is_empty()
+                && steps.iter().any(|t| {
+                    t.id == id
+                        && blob_id(t.commit, &id) == Some(tip_blob)
+                        && repairs.iter().any(|r| on_or_after(t.commit, *r))
+                });
             if repaired_below_tip {
                 continue;
             }
