@@ -416,8 +416,58 @@ fn hooks_install_chains_the_old_hook_and_refuses_a_commit_with_a_secret() {
 
     env.run(&["hooks", "uninstall"]).assert_success();
     assert!(!hooks.join("pre-commit.sesto-chained").exists());
+    assert!(
+        !hooks.join("pre-push").exists(),
+        "sesto's pre-push hook stayed"
+    );
     let restored = std::fs::read_to_string(hooks.join("pre-commit")).unwrap();
     assert!(restored.contains("old-hook-ran"), "{restored}");
+}
+
+#[test]
+fn the_pre_push_hook_chains_the_old_one_and_both_read_the_refs() {
+    let env = store();
+    let hooks = env.repo.join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let seen = env.root.join("old-hook-saw");
+    std::fs::write(
+        hooks.join("pre-push"),
+        format!("#!/bin/sh\ncat > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    set_exec(&hooks.join("pre-push"));
+    let out = env.run(&["hooks", "install"]);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("pre-push.sesto-chained"),
+        "{}",
+        out.stdout
+    );
+    let bare = env.root.join("remote.git");
+    env.git(&["init", "-q", "--bare", bare.to_str().unwrap()])
+        .assert_success();
+    let pushed = env.git(&["push", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+    pushed.assert_success();
+    let head = env.git(&["rev-parse", "HEAD"]).stdout;
+    let saw = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        saw.contains(head.trim()) && saw.contains("refs/heads/main"),
+        "the chained hook saw {saw:?}"
+    );
+    // sesto read the same line and judged the commits it sends.
+    assert!(
+        all(&pushed).contains("push: HEAD → refs/heads/main:"),
+        "{}",
+        snapshot_text(&pushed)
+    );
+    // Lines that are not git's are refused, naming the form.
+    let bad = env.run_stdin(&["verify", "--push"], b"not four fields\n");
+    bad.assert_code(1);
+    assert!(
+        bad.stderr.contains("<local ref> <local commit>"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

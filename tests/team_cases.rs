@@ -1778,8 +1778,44 @@ fn a_folder_replayed_under_a_rebased_delete_is_refused() {
     // against, so `git pull --rebase` took bob's delete without a conflict
     // and y was gone. The folder is gone at the tip, and a drop of a node
     // gone since was forgiven.
+    let (team, _alice, bob) = a_delete_rebased_onto_a_replay(false);
+    let out = team.sesto(&bob, &["ls", "prod"]);
+    assert_eq!(
+        out.code,
+        1,
+        "bob's clone took the replay: {}",
+        snapshot_text(&out)
+    );
+    assert!(out.stderr.contains("went back"), "{}", out.stderr);
+}
+
+#[test]
+fn the_pre_push_hook_keeps_a_delete_made_against_a_replay_off_the_remote() {
+    // The case above, with `sesto hooks install` in bob's clone: nothing runs
+    // sesto between git's rebase and git's push but the pre-push hook.
+    let (team, _alice, bob) = a_delete_rebased_onto_a_replay(true);
+    let remote = team.remote_head();
+    let out = team.push(&bob);
+    assert!(
+        !out.success(),
+        "bob pushed the delete: {}",
+        snapshot_text(&out)
+    );
+    assert!(out.stderr.contains("went back"), "{}", snapshot_text(&out));
+    // The remote still holds y's file, for an admin's repair of the replay.
+    assert_eq!(team.remote_head(), remote, "the remote moved");
+}
+
+/// bob (write on prod) removes prod/db, behind alice, who adds prod/db/y;
+/// mallory puts back the db folder's older file, the one bob's delete was
+/// made against; bob's `git pull --rebase` takes his delete without a
+/// conflict. With `hooks`, bob installed sesto's hooks first.
+fn a_delete_rebased_onto_a_replay(hooks: bool) -> (Team, Member, Member) {
     let (team, alice, bob, mallory, old_nodes, db) =
         prod_team_and_mallory(&[("prod/db/x", "v-x")], "prod/db");
+    if hooks {
+        team.ok(&bob, &["hooks", "install"]);
+    }
     team.ok(&bob, &["rm", "-r", "prod/db"]);
     team.set_ok(&alice, "prod/db/y", "v-y");
     assert_ok("alice's sync", &team.sync(&alice));
@@ -1793,14 +1829,45 @@ fn a_folder_replayed_under_a_rebased_delete_is_refused() {
         "git took the delete: {}",
         snapshot_text(&out)
     );
-    let out = team.sesto(&bob, &["ls", "prod"]);
-    assert_eq!(
-        out.code,
-        1,
-        "bob's clone took the replay: {}",
+    (team, alice, bob)
+}
+
+#[test]
+fn the_pre_push_hook_refuses_to_pass_on_a_replayed_branch() {
+    // mallory pushes her older copy of prod/db/x to a branch of its own; bob,
+    // who read version 2 and is on main, pushes that branch to main. His
+    // clone never had it checked out, so only the commits the push sends
+    // are there to judge.
+    let r = replay_setup();
+    r.put_back_old();
+    let Replay {
+        team, bob, mallory, ..
+    } = r;
+    assert_ok(
+        "mallory's push",
+        &team.git(&mallory, &["push", "-q", "origin", "HEAD:evil"]),
+    );
+    team.ok(&bob, &["hooks", "install"]);
+    team.git_ok(&bob, &["fetch", "-q"]);
+    let remote = team.remote_head();
+    let out = team.git(&bob, &["push", "-q", "origin", "origin/evil:main"]);
+    assert!(
+        !out.success(),
+        "bob passed the replay on: {}",
         snapshot_text(&out)
     );
-    assert!(out.stderr.contains("went back"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("went back from version 2 to version 1")
+            || out.stderr.contains("went back from version 2 to version 1"),
+        "{}",
+        snapshot_text(&out)
+    );
+    assert_eq!(team.remote_head(), remote, "the remote moved");
+    // An honest history goes, judged whole as a new branch.
+    assert_ok(
+        "bob's push of a new branch",
+        &team.git(&bob, &["push", "-q", "origin", "HEAD:bob"]),
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `sesto hooks`: install sesto's git pre-commit hook.
+//! `sesto hooks`: install sesto's git pre-commit and pre-push hooks.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -10,25 +10,70 @@ use clap::Subcommand;
 
 use super::Global;
 
-/// The hook, as kept in the repository's hooks/ directory.
-const HOOK: &str = include_str!("../../hooks/pre-commit");
+/// One of sesto's git hooks, as kept in the repository's hooks/ directory.
+struct Hook {
+    /// git's name for it, and its file's name.
+    name: &'static str,
+    /// The script.
+    text: &'static str,
+}
 
-/// The line of [`HOOK`] that names the binary; install writes sesto's path.
+/// The hooks sesto installs: a scan of what is committed, and a check of
+/// what is pushed.
+const HOOKS: [Hook; 2] = [
+    Hook {
+        name: "pre-commit",
+        text: include_str!("../../hooks/pre-commit"),
+    },
+    Hook {
+        name: "pre-push",
+        text: include_str!("../../hooks/pre-push"),
+    },
+];
+
+/// The line of each hook that names the binary; install writes sesto's path.
 const BINARY_LINE: &str = "sesto=sesto\n";
 
-/// How sesto knows its own hook (a line of [`HOOK`]).
-const MARK: &str = "# sesto pre-commit hook";
+impl Hook {
+    /// How sesto knows its own hook (a line of its text).
+    fn mark(&self) -> String {
+        format!("# sesto {} hook", self.name)
+    }
 
-/// Where a hook that was there before sesto's is kept, and run from.
-const CHAINED: &str = "pre-commit.sesto-chained";
+    /// Where a hook that was there before sesto's is kept, and run from.
+    fn chained(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.sesto-chained", self.name))
+    }
 
-/// Install or remove sesto's git pre-commit hook
+    fn is_ours(&self, bytes: &[u8]) -> bool {
+        String::from_utf8_lossy(bytes).contains(&self.mark())
+    }
+
+    /// The hook with this binary's path, so that git clients with a short
+    /// PATH find sesto.
+    fn text(&self) -> Result<String> {
+        assert!(self.text.contains(BINARY_LINE) && self.text.contains(&self.mark()));
+        let exe = std::env::current_exe().context("cannot find the sesto binary's path")?;
+        let exe = exe.to_string_lossy();
+        if exe.contains('\'') || exe.contains('\n') {
+            return Ok(self.text.to_string()); // fall back to `sesto` on PATH
+        }
+        Ok(self
+            .text
+            .replacen(BINARY_LINE, &format!("sesto='{exe}'\n"), 1))
+    }
+}
+
+/// Install or remove sesto's git hooks: pre-commit and pre-push
 ///
-/// The hook runs `sesto scan --staged` before each `git commit` and refuses
-/// the commit when it finds something; it never prompts. A pre-commit hook
-/// already in place is kept as pre-commit.sesto-chained and run first: when
-/// it fails, the commit is refused. Installing twice changes nothing;
-/// uninstall puts the earlier hook back. The hooks directory is git's
+/// The pre-commit hook runs `sesto scan --staged` before each `git commit` and
+/// refuses the commit when it finds something; it never prompts. The pre-push
+/// hook runs `sesto verify --push`: it refuses a push whose commits take a
+/// node back to an older signed copy, or remove one against such a copy (what
+/// every clone that saw the newer file would refuse after pulling). A hook
+/// already in place is kept as <hook>.sesto-chained and run first: when it
+/// fails, so does the commit or push. Installing twice changes nothing;
+/// uninstall puts the earlier hooks back. The hooks directory is git's
 /// (core.hooksPath and worktrees are followed). For the pre-commit framework,
 /// use the hooks in this project's .pre-commit-hooks.yaml instead.
 #[derive(Debug, clap::Args)]
@@ -39,44 +84,69 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum HooksCommand {
-    /// Install the pre-commit hook, keeping and chaining any hook there
+    /// Install the pre-commit and pre-push hooks, keeping and chaining any hook there
     Install,
-    /// Remove sesto's pre-commit hook and restore the one it chained
+    /// Remove sesto's hooks and restore the ones they chained
     Uninstall,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let dir = hooks_dir(g)?;
-    let hook = dir.join("pre-commit");
-    let chained = dir.join(CHAINED);
     match args.command {
-        HooksCommand::Install => install(&dir, &hook, &chained, out)?,
-        HooksCommand::Uninstall => uninstall(&hook, &chained, out)?,
+        HooksCommand::Install => {
+            // Every hook checked before any is written: a refusal changes nothing.
+            for hook in &HOOKS {
+                check_installable(&dir, hook)?;
+            }
+            for hook in &HOOKS {
+                install(&dir, hook, out)?;
+            }
+        }
+        HooksCommand::Uninstall => {
+            for hook in &HOOKS {
+                check_removable(&dir, hook)?;
+            }
+            for hook in &HOOKS {
+                uninstall(&dir, hook, out)?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn install(dir: &Path, hook: &Path, chained: &Path, out: &mut dyn Write) -> Result<()> {
-    let text = hook_text()?;
-    match std::fs::read(hook) {
-        Ok(old) if is_ours(&old) => {
+/// Refuses to install `hook` where a foreign hook would need chaining but a
+/// chained one is kept already.
+fn check_installable(dir: &Path, hook: &Hook) -> Result<()> {
+    let path = dir.join(hook.name);
+    let chained = hook.chained(dir);
+    match std::fs::read(&path) {
+        Ok(old) if !hook.is_ours(&old) && chained.exists() => anyhow::bail!(
+            "{} exists and so does {}: sesto keeps one earlier hook; merge the two \
+             into {} and run `sesto hooks install` again",
+            path.display(),
+            chained.display(),
+            chained.display()
+        ),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn install(dir: &Path, hook: &Hook, out: &mut dyn Write) -> Result<()> {
+    let path = dir.join(hook.name);
+    let chained = hook.chained(dir);
+    let text = hook.text()?;
+    match std::fs::read(&path) {
+        Ok(old) if hook.is_ours(&old) => {
             if old == text.as_bytes() {
-                writeln!(out, "the sesto pre-commit hook is installed already")?;
+                writeln!(out, "the sesto {} hook is installed already", hook.name)?;
                 return Ok(());
             }
         }
         Ok(_) => {
-            if chained.exists() {
-                anyhow::bail!(
-                    "{} exists and so does {}: sesto keeps one earlier hook; merge the two \
-                     into {} and run `sesto hooks install` again",
-                    hook.display(),
-                    chained.display(),
-                    chained.display()
-                );
-            }
-            std::fs::rename(hook, chained)
-                .with_context(|| format!("cannot move {} aside", hook.display()))?;
+            std::fs::rename(&path, &chained)
+                .with_context(|| format!("cannot move {} aside", path.display()))?;
             writeln!(
                 out,
                 "kept the existing hook as {}; it runs first",
@@ -87,51 +157,42 @@ fn install(dir: &Path, hook: &Path, chained: &Path, out: &mut dyn Write) -> Resu
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    write_executable(hook, text.as_bytes())?;
-    writeln!(out, "installed {}", hook.display())?;
+    write_executable(&path, text.as_bytes())?;
+    writeln!(out, "installed {}", path.display())?;
     Ok(())
 }
 
-fn uninstall(hook: &Path, chained: &Path, out: &mut dyn Write) -> Result<()> {
-    match std::fs::read(hook) {
-        Ok(old) if is_ours(&old) => {
-            std::fs::remove_file(hook)
-                .with_context(|| format!("cannot remove {}", hook.display()))?;
-            writeln!(out, "removed {}", hook.display())?;
-        }
-        Ok(_) => anyhow::bail!(
-            "{} is not sesto's hook; it is left as it is",
-            hook.display()
+/// Refuses to uninstall where a hook in sesto's place is not sesto's.
+fn check_removable(dir: &Path, hook: &Hook) -> Result<()> {
+    let path = dir.join(hook.name);
+    match std::fs::read(&path) {
+        Ok(old) if !hook.is_ours(&old) => anyhow::bail!(
+            "{} is not sesto's hook; it is left as it is, and so are the others",
+            path.display()
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            writeln!(out, "no pre-commit hook is installed")?;
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn uninstall(dir: &Path, hook: &Hook, out: &mut dyn Write) -> Result<()> {
+    let path = dir.join(hook.name);
+    let chained = hook.chained(dir);
+    if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        writeln!(out, "removed {}", path.display())?;
+    } else {
+        writeln!(out, "no {} hook is installed", hook.name)?;
     }
     if chained.exists() {
-        std::fs::rename(chained, hook)
+        std::fs::rename(&chained, &path)
             .with_context(|| format!("cannot restore {}", chained.display()))?;
-        writeln!(out, "restored the earlier hook as {}", hook.display())?;
+        writeln!(out, "restored the earlier hook as {}", path.display())?;
     }
     Ok(())
-}
-
-fn is_ours(bytes: &[u8]) -> bool {
-    String::from_utf8_lossy(bytes).contains(MARK)
-}
-
-/// The hook with this binary's path, so that git clients with a short PATH
-/// find sesto.
-fn hook_text() -> Result<String> {
-    assert!(HOOK.contains(BINARY_LINE) && HOOK.contains(MARK));
-    let exe = std::env::current_exe().context("cannot find the sesto binary's path")?;
-    let exe = exe.to_string_lossy();
-    if exe.contains('\'') || exe.contains('\n') {
-        return Ok(HOOK.to_string()); // fall back to `sesto` on PATH
-    }
-    Ok(HOOK.replacen(BINARY_LINE, &format!("sesto='{exe}'\n"), 1))
 }
 
 /// Writes `bytes` to `path` through a temporary file, mode 0755.

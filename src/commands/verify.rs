@@ -1,9 +1,9 @@
 //! `sesto verify`: check the roster chain and the files, with or without a key.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Global;
 
@@ -15,15 +15,23 @@ use super::Global;
 /// also every node that key can read: decrypted, signature and writer checked.
 /// --history also checks every roster ever committed on any branch, and with a
 /// key that no node's version goes down along the current branch (a node
-/// rolled back to an older signed copy). Exits 1 on any problem.
+/// rolled back to an older signed copy). --push checks what a `git push`
+/// sends instead (sesto's pre-push hook). Exits 1 on any problem.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Also check every roster in history, and node versions along this branch
     #[arg(long)]
     history: bool,
+    /// Check the commits a push sends, named on stdin as git gives them to a
+    /// pre-push hook: no node goes back to an older signed copy in them
+    #[arg(long, conflicts_with = "history")]
+    push: bool,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
+    if args.push {
+        return push(g, out);
+    }
     let store = super::open(g)?;
     let mut problems: Vec<String> = Vec::new();
     match sesto::store::trust::verify_chain(store.work_tree()) {
@@ -86,4 +94,54 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out, "{} problem(s)", problems.len())?;
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `--push`: each line git gives a pre-push hook on stdin is `<local ref>
+/// <local commit> <remote ref> <remote commit>`; the commits each local one
+/// would send are judged as a pull of them would be. Opening the store
+/// checks the commits that came to this branch since the last command, too.
+fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = match super::open(g) {
+        Err(e) if matches!(e.downcast_ref(), Some(sesto::Error::NoStore { .. })) => {
+            writeln!(out, "push: no sesto store here, nothing to check")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        opened => opened?,
+    };
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the refs being pushed from stdin")?;
+    let mut problems = Vec::new();
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [local_ref, local, remote_ref, remote] = fields[..] else {
+            anyhow::bail!(
+                "stdin: `{line}` is not `<local ref> <local commit> <remote ref> <remote commit>` \
+                 (run by git's pre-push hook, or with such lines)"
+            );
+        };
+        if local.bytes().all(|b| b == b'0') {
+            continue; // a branch deleted on the remote sends nothing
+        }
+        match store.check_push(local, remote) {
+            Ok(n) => writeln!(
+                out,
+                "push: {local_ref} → {remote_ref}: {n} node file changes, none back in version"
+            )?,
+            Err(e) => problems.push(format!("{local_ref} → {remote_ref}: {e}")),
+        }
+    }
+    for p in &problems {
+        writeln!(out, "{p}")?;
+    }
+    if problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "the push is refused: a clone that saw the newer files would refuse these commits \
+         (git push --no-verify sends them all the same)"
+    )?;
+    Ok(ExitCode::FAILURE)
 }

@@ -311,6 +311,27 @@ impl Store {
         )
     }
 
+    /// Before a push (the pre-push hook): judges the commits `local` would
+    /// send that `remote` does not hold, as a clone that pulled them would,
+    /// and remembers nothing. `remote` is the remote's tip as git names it;
+    /// one this clone does not have (all zeros for a new branch) hides
+    /// nothing, and the newest commits of `local` are judged. Returns how
+    /// many node file changes were looked at.
+    pub fn check_push(&self, local: &str, remote: &str) -> Result<usize> {
+        let parse = |name: &str, text: &str| {
+            Oid::from_str(text)
+                .map_err(|_| Error::Value(format!("{name} commit `{text}` is not a git object id")))
+        };
+        let local = parse("the local", local)?;
+        let remote = parse("the remote", remote)?;
+        let repo = crate::git::open(&self.work)?;
+        let steps = steps(&repo, remote, local)?;
+        if !steps.is_empty() {
+            self.compare_steps(&repo, local, remote, &steps)?;
+        }
+        Ok(steps.len())
+    }
+
     /// Before `sync` takes in `theirs`: no commit it brings may take a node
     /// file back in version. Refusing here keeps the clone where it was,
     /// rather than at a commit every later command refuses. The files those
