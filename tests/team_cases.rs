@@ -1515,6 +1515,93 @@ fn prod_team(mode: Mode, secrets: &[(&str, &str)]) -> (Team, Member, Member, Mem
     (team, alice, bob, carol)
 }
 
+#[test]
+fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
+    // Found by tests/team_sim.rs (seed 500274, attack): alice, behind, had
+    // removed prod. bob wrote prod/a twice; mallory removed its file and put
+    // the first of bob's versions back. alice's merge kept that edit against
+    // her delete and, to keep it above what was removed, signed bob's older
+    // value at version 4: the replay passed for a newer write everywhere,
+    // and bob's last value was gone.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(mode, &[("prod/a", "v-alice-1")]);
+        let mallory = team.join(&alice, "mallory", None);
+        team.ok(&alice, &["rm", "-r", "prod"]);
+        team.commit(&alice, "no more prod");
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.set_ok(&bob, "prod/a", "v-bob-2");
+        team.commit(&bob, "a 2");
+        assert_ok("bob's push", &team.push(&bob));
+        let old_nodes = team.clone_nodes(&bob);
+        team.set_ok(&bob, "prod/a", "v-bob-3");
+        team.commit(&bob, "a 3");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        let (id, _) = team.locate(&alice, &old_nodes, "prod/a");
+        let file = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+        team.git_ok(&mallory, &["rm", "-q", &file]);
+        team.commit(&mallory, "tidy");
+        team.plant(&mallory, &id, &old_nodes[&id]);
+        team.commit(&mallory, "update");
+        assert_ok("mallory's push", &team.push(&mallory));
+        let remote = team.remote_head();
+        let out = team.take_in(&alice, Way::Pull).unwrap_err();
+        assert!(
+            out.stderr.contains("a replay"),
+            "{mode:?}: {}",
+            snapshot_text(&out)
+        );
+        assert_eq!(team.remote_head(), remote, "{mode:?}: alice pushed");
+        assert_ne!(
+            team.get(&alice, "prod/a").as_deref(),
+            Some("v-bob-2"),
+            "{mode:?}: alice took the replay"
+        );
+    }
+}
+
+#[test]
+fn what_an_admin_moves_out_of_its_writers_folder_stays_readable() {
+    // Found by tests/team_sim.rs (seed 500246, attack run, an honest move):
+    // alice moved a secret bob wrote in prod into staging. The node kept
+    // bob's signature, and bob may not write staging, so every reader
+    // refused it: the value was there and nobody could read it.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, carol) =
+            prod_team(mode, &[("prod/keep", "v-keep"), ("staging/keep", "v-keep")]);
+        team.set_ok(&bob, "prod/x", "v-bob-x");
+        team.set_ok(&bob, "prod/app/db/y", "v-bob-y");
+        team.commit(&bob, "bob's");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        team.ok(&alice, &["mv", "prod/x", "staging/x"]);
+        team.ok(&alice, &["mv", "prod/app", "staging/app"]);
+        // Within bob's folder, his signature still holds: nothing to sign.
+        team.ok(&alice, &["mv", "staging/app", "prod/app"]);
+        team.ok(&alice, &["mv", "prod/app", "staging/app"]);
+        team.commit(&alice, "moved");
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_eq!(
+            team.get(&alice, "staging/x").as_deref(),
+            Some("v-bob-x"),
+            "{mode:?}"
+        );
+        assert_eq!(
+            team.get(&alice, "staging/app/db/y").as_deref(),
+            Some("v-bob-y"),
+            "{mode:?}"
+        );
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify", "--history"]);
+        // bob and carol no longer read what left prod.
+        for m in [&bob, &carol] {
+            assert_ok("sync", &team.sync(m));
+            assert_eq!(team.get(m, "staging/x"), None, "{mode:?}");
+            team.ok(m, &["fsck"]);
+        }
+    }
+}
+
 /// [`prod_team`] in commit mode with mallory, a member who may write
 /// nothing, and bob pulled: also alice's node files as they are now and the
 /// id of `path` among them.

@@ -64,7 +64,8 @@ impl Store {
             let Some(parent) = parent_of.get(id).copied() else {
                 continue; // not listed after all
             };
-            let Some(removed) = self.removed_version(repo, m, &judge, &only, &mut sides, id) else {
+            let removals = self.removals(repo, m, &judge, &only, &mut sides, id);
+            let Some(removed) = removals.iter().map(|r| r.version).max() else {
                 continue;
             };
             let Some(name) = tx
@@ -83,6 +84,32 @@ impl Store {
                 continue;
             }
             if tx.node(id).body.version <= removed {
+                // A side whose own line removed a newer file than the one it
+                // holds put an older copy back: a replay, which no honest
+                // write makes. Raising it would sign the older value above
+                // the newer one, for every clone to take.
+                for side in [&m.ours, &m.theirs] {
+                    let Some(holds) = side_version(self, repo, side, id) else {
+                        continue;
+                    };
+                    let newer = removals
+                        .iter()
+                        .filter(|r| r.line == side.commit && r.version > holds)
+                        .max_by_key(|r| r.version);
+                    if let Some(r) = newer {
+                        return Err(self.reject(
+                            id,
+                            format!(
+                                "commit {} removed its file at version {}, and commit {} \
+                                 holds an older copy (version {holds}) put back: a replay; \
+                                 an admin puts the newer file back on the remote, then merge again",
+                                short(r.commit),
+                                r.version,
+                                short(side.commit)
+                            ),
+                        ));
+                    }
+                }
                 let node = tx.node_mut(*id);
                 node.body.version = removed;
                 raised += 1;
@@ -91,11 +118,11 @@ impl Store {
         Ok(raised)
     }
 
-    /// The highest version node `id` had in a file that a commit on either
-    /// side of `m` (since the base) removed: the version in the parent
-    /// that still had it, read with that parent's verified keys (`sides`
-    /// keeps each parent read, placing the nodes in `only`).
-    fn removed_version<'r>(
+    /// Each file of node `id` that a commit on either side of `m` (since
+    /// the base) removed: the version in the parent that still had it, read
+    /// with that parent's verified keys (`sides` keeps each parent read,
+    /// placing the nodes in `only`).
+    fn removals<'r>(
         &self,
         repo: &'r Repository,
         m: &Merge,
@@ -103,10 +130,10 @@ impl Store {
         only: &HashSet<NodeId>,
         sides: &mut HashMap<git2::Oid, Option<Side<'r>>>,
         id: &NodeId,
-    ) -> Option<u64> {
+    ) -> Vec<Removal> {
         let has =
             |commit: &git2::Commit| crate::store::rollback::node_blob_id(repo, commit.id(), id);
-        let mut highest = None;
+        let mut out = Vec::new();
         for tip in [m.ours.commit, m.theirs.commit] {
             let Ok(mut walk) = repo.revwalk() else {
                 continue;
@@ -136,10 +163,39 @@ impl Store {
                         .as_ref()
                         .and_then(|side| side.open(self, id, &bytes).ok())
                         .map(|node| node.body.version);
-                    highest = highest.max(version);
+                    if let Some(version) = version {
+                        out.push(Removal {
+                            line: tip,
+                            commit: commit.id(),
+                            version,
+                        });
+                    }
                 }
             }
         }
-        highest
+        out
     }
+}
+
+/// A file of a node that a commit removed.
+struct Removal {
+    /// The tip of the side whose line holds the commit.
+    line: git2::Oid,
+    /// The commit that removed it.
+    commit: git2::Oid,
+    /// The version the removed file had.
+    version: u64,
+}
+
+/// The version of node `id`'s file at `side`'s commit, where it has one it
+/// opens.
+fn side_version(store: &Store, repo: &Repository, side: &Side, id: &NodeId) -> Option<u64> {
+    let blob = side.blob_id(id)?;
+    let bytes = repo.find_blob(blob).ok()?.content().to_vec();
+    side.open(store, id, &bytes).ok().map(|n| n.body.version)
+}
+
+/// A commit's id as messages show it.
+fn short(commit: git2::Oid) -> String {
+    commit.to_string()[..12].to_string()
 }

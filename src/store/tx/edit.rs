@@ -240,6 +240,7 @@ impl Tx<'_> {
             });
         }
         let from_parent = self.resolve(&from_parent_path)?;
+        let below = self.load_moving_subtree(id, from_parent, to_parent)?;
         let mut entry = self
             .node_mut(from_parent)
             .body
@@ -249,6 +250,7 @@ impl Tx<'_> {
         let kind = entry.kind;
         self.node_mut(to_parent).body.put_child(entry);
         self.parents.insert(id, to_parent);
+        self.resign_unwritable(std::iter::once(id).chain(below));
         if kind == Kind::Folder && !self.roster().grants.is_empty() {
             // Shared folders record where they sit.
             for below in self.load_subtree(id, true)? {
@@ -258,6 +260,47 @@ impl Tx<'_> {
             }
         }
         Ok(to)
+    }
+
+    /// The nodes below `top`, a node about to move from folder `from` to
+    /// folder `to`, loaded where they still sit, when the move leaves behind
+    /// a write grant that may have let someone sign them: their signers are
+    /// then checked where they land. Otherwise none (a secret has none).
+    fn load_moving_subtree(
+        &mut self,
+        top: NodeId,
+        from: NodeId,
+        to: NodeId,
+    ) -> Result<Vec<NodeId>> {
+        let writers = |tx: &Self, folder: NodeId| -> BTreeSet<String> {
+            tx.chain_of(folder)
+                .iter()
+                .filter_map(|a| tx.roster().grants.get(a))
+                .flat_map(|g| g.iter())
+                .filter(|(_, access)| **access == node::Access::Write)
+                .map(|(member, _)| member.clone())
+                .collect()
+        };
+        if self.node(&top).body.kind != Kind::Folder
+            || writers(self, to).is_superset(&writers(self, from))
+        {
+            return Ok(Vec::new());
+        }
+        self.load_subtree(top, false)
+    }
+
+    /// Marks for signing again each of `moved` whose signer may not write
+    /// it where it now sits (a writer's secret moved out of the folder their
+    /// grant covers): readers would refuse it, so the mover signs it instead.
+    fn resign_unwritable(&mut self, moved: impl IntoIterator<Item = NodeId>) {
+        for id in moved {
+            if !self
+                .roster()
+                .may_write(&self.node(&id).signer, &self.chain_of(id))
+            {
+                self.dirty.insert(id);
+            }
+        }
     }
 
     /// Says what this change is in the commit sesto makes for it (where
