@@ -1561,6 +1561,62 @@ fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
 }
 
 #[test]
+fn an_edit_merged_into_a_move_out_of_the_writers_folder_stays_readable() {
+    // alice moves bob's prod/x to staging/x while bob, not pulled, edits
+    // prod/x. Whoever merges, the value must stay readable where it went;
+    // bob may not write staging, so an admin finishes the merge.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) =
+            prod_team(mode, &[("prod/keep", "v-keep"), ("staging/keep", "v-keep")]);
+        team.set_ok(&bob, "prod/x", "v-bob-1");
+        team.commit(&bob, "x");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        team.ok(&alice, &["mv", "prod/x", "staging/x"]);
+        team.commit(&alice, "moved");
+        assert_ok("alice's sync", &team.sync(&alice));
+        team.set_ok(&bob, "prod/x", "v-bob-2");
+        team.commit(&bob, "x 2");
+        // bob cannot follow x out of prod: he stops, names alice and pushes
+        // nothing; he hands her his branch, and she merges it.
+        let remote = team.remote_head();
+        let bobs = team.sync(&bob);
+        assert!(!bobs.success(), "{mode:?}");
+        assert!(
+            bobs.stderr.contains("alice") && bobs.stderr.contains("HEAD:refs/heads/for-admin"),
+            "{}",
+            snapshot_text(&bobs)
+        );
+        assert_eq!(team.remote_head(), remote, "{mode:?}: bob pushed");
+        team.abort(&bob);
+        team.git_ok(&bob, &["push", "-q", "origin", "HEAD:refs/heads/for-admin"]);
+        team.git_ok(&alice, &["fetch", "-q"]);
+        if !team
+            .git(&alice, &["merge", "-q", "--no-edit", "origin/for-admin"])
+            .success()
+        {
+            team.ok(&alice, &["resolve"]);
+            team.git_ok(&alice, &["commit", "-q", "--no-edit"]);
+        }
+        team.ok(&alice, &["resolve"]);
+        team.commit(&alice, "bob's x");
+        assert_ok("alice's push", &team.push(&alice));
+        team.git_ok(&bob, &["fetch", "-q"]);
+        team.git_ok(&bob, &["reset", "-q", "--hard", "origin/main"]);
+        assert_ok("bob's sync", &team.sync(&bob));
+        let x = team.get(&alice, "staging/x");
+        let conflict = team.get(&alice, "staging/x (conflict 1)");
+        assert!(
+            [x.as_deref(), conflict.as_deref()].contains(&Some("v-bob-2")),
+            "{mode:?}: bob's edit is gone: {x:?} {conflict:?} {}",
+            team.ok(&alice, &["tree"])
+        );
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify", "--history"]);
+    }
+}
+
+#[test]
 fn what_an_admin_moves_out_of_its_writers_folder_stays_readable() {
     // Found by tests/team_sim.rs (seed 500246, attack run, an honest move):
     // alice moved a secret bob wrote in prod into staging. The node kept

@@ -229,8 +229,8 @@ impl<'r> Merge<'r> {
         if !self.roster.may_write(&me, chain) {
             return Err(Error::Denied(format!(
                 "node {id} changed on both sides, and {me} may not write it under the merged \
-                 roster; an admin ({}) can finish this merge",
-                self.roster.admins().join(", ")
+                 roster; {}",
+                admin_finishes(&self.roster)
             )));
         }
         let key = self.key(id, &ours, &theirs, base.as_ref());
@@ -370,6 +370,18 @@ pub fn merge_driver(
         queue_conflict_copy(store, &copy)?;
     }
     Ok(())
+}
+
+/// What a member who cannot finish a merge does: hand it to an admin, who
+/// reads and may write everything, or give up their side.
+pub(crate) fn admin_finishes(roster: &Roster) -> String {
+    format!(
+        "an admin ({}) can finish this merge: give it up here (`git merge --abort`, or \
+         `git rebase --abort`), push your commits to a branch of their own (`git push origin \
+         HEAD:refs/heads/for-admin`) and ask them to merge that branch; or keep theirs with \
+         `git merge --abort` and `git reset --hard @{{u}}`",
+        roster.admins().join(", ")
+    )
 }
 
 /// The node id of a node file's path in the repository.

@@ -255,10 +255,8 @@ impl Store {
             // admin, who reads everything, can.
             if !self.is_admin() && report.left.iter().any(|l| l.contains("can read lists it")) {
                 report.left.push(format!(
-                    "you cannot read every node this merge changed; nothing was pushed: an admin \
-                     ({}) can finish this merge, or keep theirs with `git merge --abort` and \
-                     `git reset --hard @{{u}}`",
-                    self.roster.admins().join(", ")
+                    "you cannot read every node this merge changed; nothing was pushed: {}",
+                    merge::admin_finishes(&self.roster)
                 ));
             }
             return Ok(report);
@@ -279,9 +277,8 @@ impl Store {
                 if grants.contains_key(&me) && removed {
                     report.left.push(format!(
                         "the other side removed shared folder {id}, and you changed what is \
-                         inside it; nothing was pushed: an admin ({}) can finish this merge, \
-                         or keep theirs with `git merge --abort` and `git reset --hard @{{u}}`",
-                        self.roster.admins().join(", ")
+                         inside it; nothing was pushed: {}",
+                        merge::admin_finishes(&self.roster)
                     ));
                 }
             }
