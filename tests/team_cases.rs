@@ -1516,6 +1516,41 @@ fn prod_team(mode: Mode, secrets: &[(&str, &str)]) -> (Team, Member, Member, Mem
 }
 
 #[test]
+fn a_folder_replayed_as_the_merge_base_does_not_hide_an_entry_behind_a_concurrent_change() {
+    // Found by tests/team_sim.rs (seed 540280, attack): bob added prod/new;
+    // mallory put back the prod folder's file from before, which is also
+    // the merge base's, so alice's merge of her own change to prod took her
+    // folder without merging (git saw nothing change on the other side), and
+    // prod/new was gone. Her folder is concurrent, never newer than bob's,
+    // whatever its version number says.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(mode, &[("prod/a", "v-alice-a")]);
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        let old_nodes = team.clone_nodes(&alice);
+        let (prod, _) = team.locate(&alice, &old_nodes, "prod");
+        team.ok(&alice, &["mv", "prod/a", "prod/b"]);
+        team.set_ok(&alice, "prod/c", "v-alice-c");
+        team.commit(&alice, "alice's");
+        team.set_ok(&bob, "prod/new/z", "v-bob-z");
+        team.commit(&bob, "bob's");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        team.plant(&mallory, &prod, &old_nodes[&prod]);
+        team.commit(&mallory, "update");
+        assert_ok("mallory's push", &team.push(&mallory));
+        let remote = team.remote_head();
+        let out = team.take_in(&alice, Way::Pull).unwrap_err();
+        assert!(
+            out.stderr.contains("went back"),
+            "{mode:?}: {}",
+            snapshot_text(&out)
+        );
+        assert_eq!(team.remote_head(), remote, "{mode:?}: alice pushed");
+    }
+}
+
+#[test]
 fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
     // Found by tests/team_sim.rs (seed 500274, attack): alice, behind, had
     // removed prod. bob wrote prod/a twice; mallory removed its file and put

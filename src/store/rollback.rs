@@ -195,6 +195,8 @@ fn read_removed(state: &Path) -> Vec<Removal> {
 #[derive(Debug, Clone, Copy)]
 struct Drop {
     commit: Oid,
+    /// The commit that held the file of version `was`.
+    had: Oid,
     was: u64,
     now: u64,
     from: Option<Oid>,
@@ -528,6 +530,7 @@ impl Store {
                     step.id,
                     Drop {
                         commit: step.commit,
+                        had: step.parent,
                         was,
                         now,
                         from,
@@ -567,6 +570,7 @@ impl Store {
                     fine = false;
                     let drop = Drop {
                         commit: add.commit,
+                        had: removal.had,
                         was,
                         now,
                         from: Some(removal.blob),
@@ -612,6 +616,26 @@ impl Store {
             let tip_blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
             if Some(tip_blob) == drop.from {
                 continue;
+            }
+            // A merge took the tip's file over the drop's line from a line
+            // that never held the newer file: the older copy made the drop's
+            // line look unchanged to git, so nothing merged what the newer
+            // file added, and no version the tip's file carries makes up
+            // for it (seed 540280: a folder's new entry was gone).
+            let taken_over = steps.iter().any(|s| {
+                s.id == id
+                    && blob_id(s.commit, &id) == Some(tip_blob)
+                    && on_or_after(s.parent, drop.commit)
+                    && repo.find_commit(s.commit).is_ok_and(|c| {
+                        c.parent_ids().any(|p| {
+                            p != s.parent
+                                && blob_id(p, &id) == Some(tip_blob)
+                                && !on_or_after(p, drop.had)
+                        })
+                    })
+            });
+            if taken_over && repairs.is_empty() {
+                return Err(drop.refusal(self, &id, false));
             }
             let tip_version = tip_side
                 .open(self, &id, &bytes)
