@@ -460,6 +460,19 @@ fn the_pre_push_hook_chains_the_old_one_and_both_read_the_refs() {
         "{}",
         snapshot_text(&pushed)
     );
+    // Tags go too: an annotated one names its commit through a tag object,
+    // and deleting one sends nothing.
+    env.git(&["tag", "-a", "v1", "-m", "v1"]).assert_success();
+    env.git(&["tag", "light"]).assert_success();
+    let tags = env.git(&["push", bare.to_str().unwrap(), "v1", "light"]);
+    tags.assert_success();
+    assert!(
+        all(&tags).contains("push: refs/tags/v1 → refs/tags/v1:"),
+        "{}",
+        snapshot_text(&tags)
+    );
+    env.git(&["push", bare.to_str().unwrap(), ":refs/tags/v1"])
+        .assert_success();
     // Lines that are not git's are refused, naming the form.
     let bad = env.run_stdin(&["verify", "--push"], b"not four fields\n");
     bad.assert_code(1);

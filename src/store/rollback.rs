@@ -327,6 +327,18 @@ impl Store {
         let local = parse("the local", local)?;
         let remote = parse("the remote", remote)?;
         let repo = crate::git::open(&self.work)?;
+        // A tag names its commit (an annotated one through a tag object);
+        // a tag of a tree or a blob sends no commits to judge.
+        let commit_of = |oid: Oid| {
+            repo.find_object(oid, None)
+                .and_then(|o| o.peel_to_commit())
+                .map(|c| c.id())
+                .ok()
+        };
+        let Some(local) = commit_of(local) else {
+            return Ok(0);
+        };
+        let remote = commit_of(remote).unwrap_or(remote);
         let steps = steps(&repo, remote, local)?;
         if !steps.is_empty() {
             self.compare_steps(&repo, local, remote, &steps)?;
