@@ -600,7 +600,7 @@ fn the_pre_commit_framework_runs_the_hooks_of_this_repository() {
         &env,
         ".pre-commit-config.yaml",
         format!(
-            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: sesto-scan\n      - id: sesto-verify\n",
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: sesto-scan\n      - id: sesto-verify\n      - id: sesto-push\n",
             hook_repo.display()
         ),
     );
@@ -610,6 +610,7 @@ fn the_pre_commit_framework_runs_the_hooks_of_this_repository() {
         run_cmd(with_pre_commit_env(&env, cmd))
     };
     pc(&["install"]).assert_success();
+    pc(&["install", "--hook-type", "pre-push"]).assert_success();
     env.git(&["add", ".pre-commit-config.yaml"])
         .assert_success();
     let git_commit = |msg: &str| {
@@ -658,6 +659,58 @@ fn the_pre_commit_framework_runs_the_hooks_of_this_repository() {
     assert_ne!(refused.code, 0, "{}", snapshot_text(&refused));
     assert!(
         all(&refused).contains(".sesto/notes.txt:1: sesto-layout"),
+        "{}",
+        snapshot_text(&refused)
+    );
+    env.git(&["rm", "-q", "--cached", ".sesto/notes.txt"])
+        .assert_success();
+    std::fs::remove_file(env.repo.join(".sesto/notes.txt")).unwrap();
+
+    // sesto-push judges what a push sends, from the framework's variables.
+    let bare = env.root.join("remote.git");
+    env.git(&["init", "-q", "--bare", bare.to_str().unwrap()])
+        .assert_success();
+    let push = || {
+        let mut cmd = env.command("git");
+        cmd.args(["push", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+        run_cmd(with_pre_commit_env(&env, cmd))
+    };
+    let pushed = push();
+    pushed.assert_success();
+    assert!(
+        all(&pushed).contains("sesto verify --push") && all(&pushed).contains("Passed"),
+        "{}",
+        snapshot_text(&pushed)
+    );
+    // prod/new's first file put back over its second: refused.
+    env.run_stdin(&["set", "prod/new"], b"a newer value here")
+        .assert_success();
+    git_commit("newer").assert_success();
+    let file = env
+        .git(&[
+            "diff",
+            "--name-only",
+            "HEAD~1",
+            "HEAD",
+            "--",
+            ".sesto/nodes",
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    assert!(!file.is_empty() && !file.contains('\n'), "{file}");
+    let older = {
+        let mut cmd = env.command("git");
+        cmd.args(["show", &format!("HEAD~1:{file}")]);
+        cmd.output().unwrap().stdout
+    };
+    std::fs::write(env.repo.join(&file), older).unwrap();
+    env.git(&["add", &file]).assert_success();
+    git_commit("older").assert_success();
+    let refused = push();
+    assert_ne!(refused.code, 0, "{}", snapshot_text(&refused));
+    assert!(
+        all(&refused).contains("went back from version"),
         "{}",
         snapshot_text(&refused)
     );

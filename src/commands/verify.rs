@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long)]
     history: bool,
     /// Check the commits a push sends, named on stdin as git gives them to a
-    /// pre-push hook: no node goes back to an older signed copy in them
+    /// pre-push hook (or by the pre-commit framework's PRE_COMMIT_FROM_REF and
+    /// PRE_COMMIT_TO_REF): no node goes back to an older signed copy in them
     #[arg(long, conflicts_with = "history")]
     push: bool,
 }
@@ -112,6 +113,9 @@ fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
     std::io::stdin()
         .read_to_string(&mut input)
         .context("cannot read the refs being pushed from stdin")?;
+    if input.trim().is_empty() {
+        input = pre_commit_framework_line().unwrap_or_default();
+    }
     let mut problems = Vec::new();
     for line in input.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -144,4 +148,15 @@ fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
          (git push --no-verify sends them all the same)"
     )?;
     Ok(ExitCode::FAILURE)
+}
+
+/// The pre-commit framework runs a pre-push hook once per ref pushed and
+/// names it in its environment rather than on stdin: that ref as git's line.
+fn pre_commit_framework_line() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let to = var("PRE_COMMIT_TO_REF")?;
+    let from = var("PRE_COMMIT_FROM_REF").unwrap_or_else(|| "0".repeat(to.len()));
+    let local = var("PRE_COMMIT_LOCAL_BRANCH").unwrap_or_else(|| "HEAD".into());
+    let remote = var("PRE_COMMIT_REMOTE_BRANCH").unwrap_or_else(|| "(remote)".into());
+    Some(format!("{local} {to} {remote} {from}\n"))
 }
