@@ -1551,6 +1551,48 @@ fn a_folder_replayed_as_the_merge_base_does_not_hide_an_entry_behind_a_concurren
 }
 
 #[test]
+fn a_newer_write_from_a_line_that_held_the_replayed_file_is_taken() {
+    // Found by tests/team_sim.rs (seed 560184, attack: a lockout from the fix
+    // of 540280). mallory put prod/a's first file back over its second; bob's
+    // plain pull took it into a merge before carol's repair. alice, behind,
+    // had written prod/a again on top of the second file, and merged the
+    // repair. bob's next pull took alice's file over his merge: it came from
+    // a line that never had bob's merge, but that did hold the second file,
+    // so it is a newer write, not a concurrent one that never saw it.
+    let (team, alice, bob, carol) = prod_team(Mode::Commit, &[("prod/a", "v-alice-1")]);
+    let mallory = team.join(&alice, "mallory", None);
+    let first = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &first, "prod/a");
+    team.set_ok(&alice, "prod/a", "v-alice-2");
+    assert_ok("alice's push", &team.push(&alice));
+    for m in [&bob, &carol, &mallory] {
+        assert_ok("pull", &team.pull(m));
+    }
+    let second = team.clone_nodes(&alice);
+    team.set_ok(&bob, "prod/b", "v-bob-b");
+    team.set_ok(&alice, "prod/a", "v-alice-3");
+    team.plant(&mallory, &id, &first[&id]);
+    team.commit(&mallory, "update");
+    assert_ok("mallory's push", &team.push(&mallory));
+    team.git_ok(&bob, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    team.git_ok(&carol, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    team.plant(&carol, &id, &second[&id]);
+    team.commit(&carol, "repair");
+    team.git_ok(&carol, &["push", "-q", "origin", "HEAD:main"]);
+    team.git_ok(&alice, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    assert_ok("alice's push", &team.push(&alice));
+    team.git_ok(&bob, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    assert_eq!(
+        team.get(&bob, "prod/a").as_deref(),
+        Some("v-alice-3"),
+        "{}",
+        snapshot_text(&team.sesto(&bob, &["get", "prod/a"]))
+    );
+    assert_ok("bob's sync", &team.sync(&bob));
+    team.ok(&alice, &["fsck"]);
+}
+
+#[test]
 fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
     // Found by tests/team_sim.rs (seed 500274, attack): alice, behind, had
     // removed prod. bob wrote prod/a twice; mallory removed its file and put

@@ -510,12 +510,16 @@ impl Store {
         // does not open with its folder's key is judged all the same).
         let listed =
             |id: &NodeId| tip_side.nodes.contains_key(id) || tip_side.rejected.contains_key(id);
-        // Per node, the drop from the highest version.
-        let mut drops: HashMap<NodeId, Drop> = HashMap::new();
+        // Per node, the drops from its highest version: each is judged, so
+        // that which one a walk meets last decides nothing (a merge that
+        // took a replay in before an admin's repair is a drop of its own).
+        let mut drops: HashMap<NodeId, Vec<Drop>> = HashMap::new();
         let mut note = |id: NodeId, drop: Drop| {
-            let known = drops.entry(id).or_insert(drop);
-            if drop.was >= known.was {
-                *known = drop;
+            let known = drops.entry(id).or_default();
+            match known.first().map(|k| k.was) {
+                Some(was) if drop.was < was => {}
+                Some(was) if drop.was == was => known.push(drop),
+                _ => *known = vec![drop],
             }
         };
         for step in steps.iter().filter(|s| s.change == Change::Modified) {
@@ -599,7 +603,10 @@ impl Store {
         // again (an admin put it back) or a newer version than that;
         // otherwise the tip is older than what was written, whatever was
         // built on the replay since.
-        for (id, drop) in drops {
+        for (id, drop) in drops
+            .into_iter()
+            .flat_map(|(id, all)| all.into_iter().map(move |d| (id, d)))
+        {
             // Commits on the drop's line that held the removed file again:
             // an admin's repair.
             let repairs: Vec<Oid> = steps
@@ -634,15 +641,39 @@ impl Store {
             // line look unchanged to git, so nothing merged what the newer
             // file added, and no version the tip's file carries makes up
             // for it (seed 540280: a folder's new entry was gone).
+            // A line held the newer file where it descends from the commit
+            // that had it, or from any other commit with that file (the file
+            // is often older than that commit: seed 560184).
+            let held_newer = |line: Oid| {
+                if on_or_after(line, drop.had) {
+                    return true;
+                }
+                let Some(from) = drop.from else {
+                    return true;
+                };
+                let Ok(mut walk) = repo.revwalk() else {
+                    return true;
+                };
+                if walk.push(line).is_err() {
+                    return true;
+                }
+                let mut walked = 0;
+                for commit in walk.take(MAX_WALK).flatten() {
+                    walked += 1;
+                    if blob_id(commit, &id) == Some(from) {
+                        return true;
+                    }
+                }
+                // Further back than a check walks: not held against it.
+                walked == MAX_WALK
+            };
             let taken_over = steps.iter().any(|s| {
                 s.id == id
                     && blob_id(s.commit, &id) == Some(tip_blob)
                     && on_or_after(s.parent, drop.commit)
                     && repo.find_commit(s.commit).is_ok_and(|c| {
                         c.parent_ids().any(|p| {
-                            p != s.parent
-                                && blob_id(p, &id) == Some(tip_blob)
-                                && !on_or_after(p, drop.had)
+                            p != s.parent && blob_id(p, &id) == Some(tip_blob) && !held_newer(p)
                         })
                     })
             });
