@@ -1536,17 +1536,8 @@ fn a_folder_replayed_as_the_merge_base_does_not_hide_an_entry_behind_a_concurren
         team.commit(&bob, "bob's");
         assert_ok("bob's push", &team.push(&bob));
         assert_ok("mallory's pull", &team.pull(&mallory));
-        team.plant(&mallory, &prod, &old_nodes[&prod]);
-        team.commit(&mallory, "update");
-        assert_ok("mallory's push", &team.push(&mallory));
-        let remote = team.remote_head();
-        let out = team.take_in(&alice, Way::Pull).unwrap_err();
-        assert!(
-            out.stderr.contains("went back"),
-            "{mode:?}: {}",
-            snapshot_text(&out)
-        );
-        assert_eq!(team.remote_head(), remote, "{mode:?}: alice pushed");
+        mallory_pushes_file(&team, &mallory, &prod, &old_nodes[&prod]);
+        pull_is_refused(&team, &alice, "went back", mode);
     }
 }
 
@@ -1618,17 +1609,8 @@ fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
         let file = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
         team.git_ok(&mallory, &["rm", "-q", &file]);
         team.commit(&mallory, "tidy");
-        team.plant(&mallory, &id, &old_nodes[&id]);
-        team.commit(&mallory, "update");
-        assert_ok("mallory's push", &team.push(&mallory));
-        let remote = team.remote_head();
-        let out = team.take_in(&alice, Way::Pull).unwrap_err();
-        assert!(
-            out.stderr.contains("a replay"),
-            "{mode:?}: {}",
-            snapshot_text(&out)
-        );
-        assert_eq!(team.remote_head(), remote, "{mode:?}: alice pushed");
+        mallory_pushes_file(&team, &mallory, &id, &old_nodes[&id]);
+        pull_is_refused(&team, &alice, "a replay", mode);
         assert_ne!(
             team.get(&alice, "prod/a").as_deref(),
             Some("v-bob-2"),
@@ -1733,6 +1715,27 @@ fn what_an_admin_moves_out_of_its_writers_folder_stays_readable() {
             team.ok(m, &["fsck"]);
         }
     }
+}
+
+/// mallory commits `bytes` as node `id`'s file and pushes it to main.
+fn mallory_pushes_file(team: &Team, mallory: &Member, id: &str, bytes: &[u8]) {
+    team.plant(mallory, id, bytes);
+    team.commit(mallory, "update");
+    assert_ok("mallory's push", &team.push(mallory));
+}
+
+/// `m`'s pull (git pull, then `sesto resolve`) fails saying `says`, and the
+/// remote does not move.
+#[track_caller]
+fn pull_is_refused(team: &Team, m: &Member, says: &str, mode: Mode) {
+    let remote = team.remote_head();
+    let out = team.take_in(m, Way::Pull).unwrap_err();
+    assert!(
+        out.stderr.contains(says),
+        "{mode:?}: {}",
+        snapshot_text(&out)
+    );
+    assert_eq!(team.remote_head(), remote, "{mode:?}: {} pushed", m.name);
 }
 
 /// [`prod_team`] in commit mode with mallory, a member who may write
@@ -2040,9 +2043,7 @@ fn a_delete_rebased_onto_a_replay(hooks: bool) -> (Team, Member, Member) {
     team.set_ok(&alice, "prod/db/y", "v-y");
     assert_ok("alice's sync", &team.sync(&alice));
     assert_ok("mallory's pull", &team.pull(&mallory));
-    team.plant(&mallory, &db, &old_nodes[&db]);
-    team.commit(&mallory, "update");
-    assert_ok("mallory's push", &team.push(&mallory));
+    mallory_pushes_file(&team, &mallory, &db, &old_nodes[&db]);
     let out = team.git(&bob, &["pull", "-q", "--rebase"]);
     assert!(
         out.success(),

@@ -636,11 +636,6 @@ impl Store {
             if Some(tip_blob) == drop.from {
                 continue;
             }
-            // A merge took the tip's file over the drop's line from a line
-            // that never held the newer file: the older copy made the drop's
-            // line look unchanged to git, so nothing merged what the newer
-            // file added, and no version the tip's file carries makes up
-            // for it (seed 540280: a folder's new entry was gone).
             // A line held the newer file where it descends from the commit
             // that had it, or from any other commit with that file (the file
             // is often older than that commit: seed 560184).
@@ -667,17 +662,24 @@ impl Store {
                 // Further back than a check walks: not held against it.
                 walked == MAX_WALK
             };
-            let taken_over = steps.iter().any(|s| {
-                s.id == id
-                    && blob_id(s.commit, &id) == Some(tip_blob)
-                    && on_or_after(s.parent, drop.commit)
-                    && repo.find_commit(s.commit).is_ok_and(|c| {
-                        c.parent_ids().any(|p| {
-                            p != s.parent && blob_id(p, &id) == Some(tip_blob) && !held_newer(p)
+            // A merge took the tip's file over the drop's line from a line
+            // that never held the newer file: the older copy made the drop's
+            // line look unchanged to git, so nothing merged what the newer
+            // file added, and no version the tip's file carries makes up
+            // for it (seed 540280: a folder's new entry was gone). An
+            // admin's repair forgives it, so then nothing is walked.
+            let taken_over = repairs.is_empty()
+                && steps.iter().any(|s| {
+                    s.id == id
+                        && blob_id(s.commit, &id) == Some(tip_blob)
+                        && on_or_after(s.parent, drop.commit)
+                        && repo.find_commit(s.commit).is_ok_and(|c| {
+                            c.parent_ids().any(|p| {
+                                p != s.parent && blob_id(p, &id) == Some(tip_blob) && !held_newer(p)
+                            })
                         })
-                    })
-            });
-            if taken_over && repairs.is_empty() {
+                });
+            if taken_over {
                 return Err(drop.refusal(self, &id, false));
             }
             let tip_version = tip_side

@@ -89,7 +89,7 @@ impl Store {
                 // write makes. Raising it would sign the older value above
                 // the newer one, for every clone to take.
                 for side in [&m.ours, &m.theirs] {
-                    let Some(holds) = side_version(self, repo, side, id) else {
+                    let Some(holds) = side_version(self, side, id) else {
                         continue;
                     };
                     let newer = removals
@@ -189,9 +189,8 @@ struct Removal {
 
 /// The version of node `id`'s file at `side`'s commit, where it has one it
 /// opens.
-fn side_version(store: &Store, repo: &Repository, side: &Side, id: &NodeId) -> Option<u64> {
-    let blob = side.blob_id(id)?;
-    let bytes = repo.find_blob(blob).ok()?.content().to_vec();
+fn side_version(store: &Store, side: &Side, id: &NodeId) -> Option<u64> {
+    let bytes = side.blob(id)?;
     side.open(store, id, &bytes).ok().map(|n| n.body.version)
 }
 
