@@ -1620,6 +1620,58 @@ fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
 }
 
 #[test]
+fn a_file_put_back_above_a_removal_is_raised_where_the_removing_line_had_a_forged_root() {
+    // Found by tests/team_sim.rs (seed 600115, attack: a lockout). mallory
+    // pushed a root of her own; bob, who cannot read the root, built on it:
+    // wrote prod/db/x again, then removed prod/db. alice, behind, added
+    // prod/db/y and prod/z; carol undid mallory's commit. alice's merge
+    // kept prod/db (her change against bob's delete) and put x back from
+    // her side, but could not read the version bob's line removed (no
+    // commit on that line verified from the root), so x stayed below it
+    // and every clone that saw bob's write refused the merge as a rollback.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, carol) = prod_team(mode, &[("prod/db/x", "v-alice-1")]);
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        // mallory's root: encrypted to alice, signed by mallory.
+        let roster = team.roster(&mallory);
+        let mut root = Body::new(&roster.store, roster.root, Kind::Folder, "");
+        root.version = 1000;
+        let forged = team.forge(&mallory.key, &roster.store, &root, &[&alice.public]);
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        mallory_pushes_file(&team, &mallory, &roster.root.to_string(), &forged);
+        let forgery = team.git_ok(&mallory, &["rev-parse", "HEAD"]);
+        // bob builds on it without noticing: he starts reading at prod.
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.set_ok(&bob, "prod/db/x", "v-bob-2");
+        team.commit(&bob, "x 2");
+        team.ok(&bob, &["rm", "-r", "prod/db"]);
+        team.commit(&bob, "no more db");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("carol's pull", &team.pull(&carol));
+        team.git_ok(&carol, &["revert", "--no-edit", forgery.trim()]);
+        assert_ok("carol's push", &team.push(&carol));
+        team.set_ok(&alice, "prod/db/y", "v-alice-y");
+        team.set_ok(&alice, "prod/z", "v-alice-z");
+        team.commit(&alice, "y and z");
+        assert_ok("alice's sync", &team.sync(&alice));
+        for m in [&carol, &bob] {
+            assert_ok(&format!("{}'s sync", m.name), &team.sync(m));
+            assert_eq!(
+                team.get(m, "prod/db/y").as_deref(),
+                Some("v-alice-y"),
+                "{mode:?}: {}",
+                snapshot_text(&team.sesto(m, &["get", "prod/db/y"]))
+            );
+            team.ok(m, &["get", "prod/db/x"]);
+        }
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify", "--history"]);
+    }
+}
+
+#[test]
 fn an_edit_merged_into_a_move_out_of_the_writers_folder_stays_readable() {
     // alice moves bob's prod/x to staging/x while bob, not pulled, edits
     // prod/x. Whoever merges, the value must stay readable where it went;

@@ -156,12 +156,23 @@ impl Store {
                     let Ok(bytes) = repo.find_blob(blob).map(|b| b.content().to_vec()) else {
                         continue;
                     };
-                    let side = sides.entry(parent.id()).or_insert_with(|| {
-                        Side::load_placing(self, repo, judge, &parent, only).ok()
+                    // Read as the rollback check reads it: with the key and
+                    // place a side of this merge gives the node, else at its
+                    // place in the commit that had it. That commit may not
+                    // verify at all (a root forged there, repaired since),
+                    // and every clone that saw the file still counts it.
+                    let placed = [&m.ours, &m.theirs].into_iter().find_map(|side| {
+                        let p = side.nodes.get(id)?;
+                        self.open_node_under(&side.rules(), id, &bytes, p.key.as_ref(), &p.chain)
+                            .ok()
                     });
-                    let version = side
-                        .as_ref()
-                        .and_then(|side| side.open(self, id, &bytes).ok())
+                    let version = placed
+                        .or_else(|| {
+                            let side = sides.entry(parent.id()).or_insert_with(|| {
+                                Side::load_placing(self, repo, judge, &parent, only).ok()
+                            });
+                            side.as_ref()?.open(self, id, &bytes).ok()
+                        })
                         .map(|node| node.body.version);
                     if let Some(version) = version {
                         out.push(Removal {
