@@ -1672,6 +1672,51 @@ fn a_file_put_back_above_a_removal_is_raised_where_the_removing_line_had_a_forge
 }
 
 #[test]
+fn verify_history_in_a_fresh_clone_finds_a_replay_on_a_line_a_merge_took_in() {
+    // mallory put prod/a's first file back over alice's second on main; bob,
+    // whose own line still had the first file, merged it with a plain `git
+    // pull` and pushed. His first-parent line never held the second file,
+    // so a walk of first parents saw prod/a unchanged; a fresh clone reads
+    // alice's lost write as current. The replay is on the merge's second
+    // parent, and `verify --history` judges every line.
+    let (team, alice, bob, carol) = prod_team(Mode::Commit, &[("prod/a", "v-alice-1")]);
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    let first = team.clone_nodes(&alice);
+    let (id, _) = team.locate(&alice, &first, "prod/a");
+    team.set_ok(&bob, "prod/b", "v-bob-b");
+    team.set_ok(&alice, "prod/a", "v-alice-2");
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("mallory's pull", &team.pull(&mallory));
+    mallory_pushes_file(&team, &mallory, &id, &first[&id]);
+    let replay = team.remote_head();
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_ok("bob's push", &team.push(&bob));
+    fs::remove_dir_all(&carol.clone).unwrap();
+    team.clone_for(&carol, true);
+    assert_eq!(team.get(&carol, "prod/a").as_deref(), Some("v-alice-1"));
+    let out = team.sesto(&carol, &["verify", "--history"]);
+    assert_eq!(out.code, 1, "{}", snapshot_text(&out));
+    assert!(
+        out.stdout.contains("went back from version 2 to version 1")
+            && out.stdout.contains(&replay[..12]),
+        "{}",
+        snapshot_text(&out)
+    );
+    // Without the replay, the same shape of history is clean.
+    let (team, alice, bob, carol) = prod_team(Mode::Commit, &[("prod/a", "v-alice-1")]);
+    team.set_ok(&bob, "prod/b", "v-bob-b");
+    team.set_ok(&alice, "prod/a", "v-alice-2");
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_ok("bob's push", &team.push(&bob));
+    fs::remove_dir_all(&carol.clone).unwrap();
+    team.clone_for(&carol, true);
+    let out = team.sesto(&carol, &["verify", "--history"]);
+    assert_eq!(out.code, 0, "{}", snapshot_text(&out));
+}
+
+#[test]
 fn an_edit_merged_into_a_move_out_of_the_writers_folder_stays_readable() {
     // alice moves bob's prod/x to staging/x while bob, not pulled, edits
     // prod/x. Whoever merges, the value must stay readable where it went;

@@ -14,8 +14,9 @@ use super::Global;
 /// holds nothing but the roster and well-formed age files. With a member key,
 /// also every node that key can read: decrypted, signature and writer checked.
 /// --history also checks every roster ever committed on any branch, and with a
-/// key that no node's version goes down along the current branch (a node
-/// rolled back to an older signed copy). --push checks what a `git push`
+/// key that no node's version goes down in any commit of the current branch,
+/// also on the lines its merges took in (a node rolled back to an older
+/// signed copy). --push checks what a `git push`
 /// sends instead (sesto's pre-push hook). Exits 1 on any problem.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,6 +57,14 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
                 h.versions, h.commits
             )?;
             problems.extend(h.problems);
+            // Every line of the branch, as a clone pulling it all would.
+            match store.check_branch() {
+                Ok(n) => writeln!(
+                    out,
+                    "history: {n} node file changes on every line merged in, none back in version"
+                )?,
+                Err(e) => problems.push(e.to_string()),
+            }
         }
     }
     let (files, file_problems) = store.check_files()?;

@@ -108,6 +108,11 @@ struct Step {
 /// its own, so a newer version and a replay of an older one in between
 /// cannot cancel out.
 fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
+    steps_within(repo, old, new, MAX_WALK)
+}
+
+/// [`steps`], walking at most `most` commits.
+fn steps_within(repo: &Repository, old: Oid, new: Oid, most: usize) -> Result<Vec<Step>> {
     let mut walk = repo.revwalk()?;
     walk.push(new)?;
     if repo.find_commit(old).is_ok() {
@@ -126,7 +131,7 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
         }
         Ok(())
     };
-    for commit in walk.take(MAX_WALK) {
+    for commit in walk.take(most) {
         let commit = commit?;
         walked += 1;
         for parent in repo.find_commit(commit)?.parent_ids() {
@@ -135,7 +140,7 @@ fn steps(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<Step>> {
     }
     // More commits than are walked: what this clone had against what it
     // has now, too, so that a replay further back is not missed.
-    if walked == MAX_WALK && repo.find_commit(old).is_ok() {
+    if walked == most && repo.find_commit(old).is_ok() {
         push(old, new)?;
     }
     Ok(out)
@@ -342,6 +347,24 @@ impl Store {
         let steps = steps(&repo, remote, local)?;
         if !steps.is_empty() {
             self.compare_steps(&repo, local, remote, &steps)?;
+        }
+        Ok(steps.len())
+    }
+
+    /// `verify --history`: judges every commit of `HEAD`'s history, on
+    /// every line a merge joined (not its first parents only), as a clone
+    /// that pulled them all at once would, and remembers nothing. A fresh
+    /// clone has seen no newer file, so this is how it finds an older copy
+    /// put back on a line a merge took in. Returns how many node file
+    /// changes were looked at.
+    pub fn check_branch(&self) -> Result<usize> {
+        let repo = crate::git::open(&self.work)?;
+        let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else {
+            return Ok(0);
+        };
+        let steps = steps_within(&repo, Oid::zero(), head.id(), usize::MAX)?;
+        if !steps.is_empty() {
+            self.compare_steps(&repo, head.id(), head.id(), &steps)?;
         }
         Ok(steps.len())
     }
