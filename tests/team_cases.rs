@@ -2404,3 +2404,36 @@ fn remove_and_put_back(team: &Team, mallory: &Member, id: &str, old: &[u8]) {
     team.commit(mallory, "update");
     assert_ok("mallory's push", &team.push(mallory));
 }
+
+#[test]
+fn a_secret_moved_out_of_a_folder_removed_meanwhile_changed_is_listed_once() {
+    // Found by tests/team_sim.rs (seed 610336, infra): bob moved prod/db/x
+    // to prod/b and removed prod/db, while alice added a folder in prod/db.
+    // Her change beat his delete and prod/db came back, still listing x,
+    // which prod/b listed too: one file under two names, `fsck` failed.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(
+            mode,
+            &[("prod/db/x", "v-alice-x"), ("prod/db/y", "v-alice-y")],
+        );
+        team.ok(&alice, &["mkdir", "-p", "prod/db/f1"]);
+        team.commit(&alice, "alice's");
+        assert_ok("alice's push", &team.push(&alice));
+        team.ok(&bob, &["mv", "prod/db/x", "prod/b"]);
+        team.ok(&bob, &["rm", "-r", "-f", "prod/db"]);
+        team.commit(&bob, "bob's");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        for m in [&alice, &bob] {
+            let values = team.values(m);
+            assert_eq!(
+                values.get("prod/b").map(String::as_str),
+                Some("v-alice-x"),
+                "{}",
+                m.name
+            );
+            assert!(!values.contains_key("prod/db/x"), "{}: {values:?}", m.name);
+            team.ok(m, &["fsck"]);
+        }
+    }
+}

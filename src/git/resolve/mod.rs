@@ -452,14 +452,16 @@ impl Store {
         });
         if placed.kind == Kind::Folder {
             // Loaded, so that what is restored inside it finds it; of its
-            // entries, those the other side deleted stay deleted.
+            // entries, those the other side deleted stay deleted, and those
+            // it moved out before deleting the folder stay where it moved
+            // them (listed twice, one name would follow the other's writes).
             tx.child(parent, &name)?;
             let gone: Vec<String> = tx
                 .node(&id)
                 .body
                 .children
                 .iter()
-                .filter(|e| !self.node_file(&e.id).exists())
+                .filter(|e| !self.node_file(&e.id).exists() || listed.contains(&e.id))
                 .map(|e| e.name.clone())
                 .collect();
             for n in gone {
