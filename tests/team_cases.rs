@@ -2437,3 +2437,38 @@ fn a_secret_moved_out_of_a_folder_removed_meanwhile_changed_is_listed_once() {
         }
     }
 }
+
+#[test]
+fn a_replay_pulled_after_a_rebase_that_stopped_on_a_conflict_is_refused() {
+    // Found by tests/team_sim.rs (seed 610504, infra): git leaves
+    // REBASE_HEAD behind when a rebase that stopped on a conflict finishes.
+    // alice's clone took that for a rebase under way, which skips the
+    // rollback check, so she took mallory's older copy in, built on it and
+    // pushed it, and every other clone was refused from then on.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) =
+            prod_team(mode, &[("prod/a", "v-alice-a"), ("prod/b", "v-alice-b")]);
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        let old_nodes = team.clone_nodes(&alice);
+        let (b, _) = team.locate(&alice, &old_nodes, "prod/b");
+        team.ok(&bob, &["rm", "prod/a"]);
+        team.commit(&bob, "bob's");
+        assert_ok("bob's push", &team.push(&bob));
+        // The conflicting write last: git removes REBASE_HEAD when it
+        // picks a commit after the one it stopped at.
+        team.set_ok(&alice, "prod/b", "v-alice-b2");
+        team.set_ok(&alice, "prod/a", "v-alice-a2");
+        team.commit(&alice, "alice's");
+        if let Err(out) = team.take_in(&alice, Way::Rebase) {
+            panic!("{mode:?}: alice's rebase: {}", snapshot_text(&out));
+        }
+        assert!(
+            alice.clone.join(".git/REBASE_HEAD").exists(),
+            "{mode:?}: the rebase did not stop on a conflict, so this tests nothing"
+        );
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        mallory_pushes_file(&team, &mallory, &b, &old_nodes[&b]);
+        pull_is_refused(&team, &alice, "went back", mode);
+    }
+}

@@ -44,10 +44,12 @@ pub fn head_state(work: &Path) -> HeadState {
     let Ok(dir) = git_dir(work) else {
         return HeadState::Branch;
     };
+    // Not `REBASE_HEAD`: git leaves it behind after a rebase that stopped
+    // on a conflict has finished, and a clone taken for mid-rebase would
+    // skip the rollback check for good.
     let moving = [
         "MERGE_HEAD",
         "CHERRY_PICK_HEAD",
-        "REBASE_HEAD",
         "rebase-merge",
         "rebase-apply",
     ]

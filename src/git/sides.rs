@@ -381,7 +381,15 @@ pub(crate) fn their_commit<'r>(
             candidates.push(oid);
         }
     }
+    // git leaves `REBASE_HEAD` behind when a rebase finishes: it names
+    // theirs only while one is under way.
+    let rebasing = ["rebase-merge", "rebase-apply"]
+        .iter()
+        .any(|d| repo.path().join(d).exists());
     for r in ["MERGE_HEAD", "CHERRY_PICK_HEAD", "REBASE_HEAD"] {
+        if r == "REBASE_HEAD" && !rebasing {
+            continue;
+        }
         if let Ok(oid) = repo.refname_to_id(r) {
             candidates.push(oid);
         }
