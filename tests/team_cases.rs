@@ -2472,3 +2472,31 @@ fn a_replay_pulled_after_a_rebase_that_stopped_on_a_conflict_is_refused() {
         pull_is_refused(&team, &alice, "went back", mode);
     }
 }
+
+#[test]
+fn a_merge_numbered_above_a_replayed_folder_does_not_forgive_what_the_replay_dropped() {
+    // Found by tests/team_sim.rs (seeds 621072 infra, 621867 commit): bob
+    // wrote prod/db twice; mallory put back his first file. alice, who had
+    // written prod/db twice on her own line, merged it: her merge numbered
+    // its file above bob's second, yet held nothing his second added, and
+    // the higher number was taken as a repair. Only a line that had bob's
+    // second file may forgive its loss.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(mode, &[("prod/db/x", "v-alice-x")]);
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.set_ok(&alice, "prod/db/y1", "v-alice-y1");
+        team.set_ok(&alice, "prod/db/y2", "v-alice-y2");
+        team.commit(&alice, "alice's");
+        team.set_ok(&bob, "prod/db/z1", "v-bob-z1");
+        team.commit(&bob, "bob's first");
+        let first = team.clone_nodes(&bob);
+        let (db, _) = team.locate(&alice, &first, "prod/db");
+        team.set_ok(&bob, "prod/db/z2", "v-bob-z2");
+        team.commit(&bob, "bob's second");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        mallory_pushes_file(&team, &mallory, &db, &first[&db]);
+        pull_is_refused(&team, &alice, "went back", mode);
+    }
+}

@@ -709,7 +709,15 @@ impl Store {
                 .open(self, &id, &bytes)
                 .map(|n| n.body.version)
                 .ok();
-            if tip_version.is_some_and(|t| t > drop.was) {
+            // A newer version forgives the drop only where its file derives
+            // from the newer one: a merge of the older copy with a line that
+            // never had the newer file numbers its file above both, yet holds
+            // nothing the newer file added (seed 621072: a folder's entry
+            // was gone). A file put back is raised above what was removed
+            // by whoever puts it back (`sesto resolve`), from either side.
+            if tip_version.is_some_and(|t| t > drop.was)
+                && (drop.put_back || derives_from_newer(repo, &id, &drop, tip, &mut version))
+            {
                 continue;
             }
             // An admin's repair (a later commit on the drop's line that held
@@ -773,6 +781,101 @@ impl Store {
                         .graph_descendant_of(s.commit, drop.commit)
                         .unwrap_or(false)
             })
+    }
+}
+
+/// Node `id`'s version in `commit`'s file, as `version` reads it.
+type VersionOf<'a> = dyn FnMut(Oid, &NodeId, &[u8]) -> Option<u64> + 'a;
+
+/// Whether node `id`'s file at `commit` derives from the newer file `drop`
+/// went back from: it is that file, or it is a parent's file that derives
+/// from it, unchanged or written above it in version. The older copy does
+/// not, nor does a merge of it with a line that never had the newer file,
+/// whatever version that merge gave its file. Files that do not open, and
+/// history further back than a check walks, are given the benefit.
+fn derives_from_newer(
+    repo: &Repository,
+    id: &NodeId,
+    drop: &Drop,
+    commit: Oid,
+    version: &mut VersionOf,
+) -> bool {
+    let mut walk = DerivesWalk {
+        repo,
+        id,
+        drop,
+        memo: HashMap::new(),
+        budget: MAX_WALK,
+    };
+    walk.derives(commit, version)
+}
+
+/// The state of one [`derives_from_newer`].
+struct DerivesWalk<'a> {
+    repo: &'a Repository,
+    id: &'a NodeId,
+    drop: &'a Drop,
+    memo: HashMap<Oid, bool>,
+    budget: usize,
+}
+
+impl DerivesWalk<'_> {
+    fn derives(&mut self, commit: Oid, version: &mut VersionOf) -> bool {
+        if let Some(&known) = self.memo.get(&commit) {
+            return known;
+        }
+        let blob = node_blob_id(self.repo, commit, self.id);
+        let answer = if blob.is_some() && blob == self.drop.from {
+            true
+        } else if blob.is_none()
+            || commit == self.drop.commit
+            || commit == self.drop.had
+            || self
+                .repo
+                .graph_descendant_of(self.drop.had, commit)
+                .unwrap_or(false)
+        {
+            // Gone here, the older copy itself, or from before the newer file.
+            false
+        } else if self.budget == 0 {
+            true
+        } else {
+            self.budget -= 1;
+            let parents: Vec<Oid> = self
+                .repo
+                .find_commit(commit)
+                .map(|c| c.parent_ids().collect())
+                .unwrap_or_default();
+            let mut mine = None;
+            let mut found = false;
+            for parent in parents {
+                if !self.derives(parent, version) {
+                    continue;
+                }
+                let theirs = node_blob_id(self.repo, parent, self.id);
+                if theirs == blob {
+                    found = true;
+                    break;
+                }
+                let mine = *mine.get_or_insert_with(|| self.version_at(commit, version));
+                match (mine, self.version_at(parent, version)) {
+                    (Some(m), Some(p)) if m < p => {}
+                    _ => {
+                        found = true;
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        self.memo.insert(commit, answer);
+        answer
+    }
+
+    fn version_at(&self, commit: Oid, version: &mut VersionOf) -> Option<u64> {
+        let blob = node_blob_id(self.repo, commit, self.id)?;
+        let bytes = self.repo.find_blob(blob).ok()?.content().to_vec();
+        version(commit, self.id, &bytes)
     }
 }
 
