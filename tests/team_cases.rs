@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use common::team::{Member, Mode, Team, Way, FUTURE};
@@ -2498,5 +2498,61 @@ fn a_merge_numbered_above_a_replayed_folder_does_not_forgive_what_the_replay_dro
         assert_ok("mallory's pull", &team.pull(&mallory));
         mallory_pushes_file(&team, &mallory, &db, &first[&db]);
         pull_is_refused(&team, &alice, "went back", mode);
+    }
+}
+
+#[test]
+fn a_member_moves_a_secret_between_two_folders_they_write_beside_concurrent_edits() {
+    // bob writes prod and staging but reads neither the root nor anything
+    // else: his move rewrites both shared folders, each under its own key,
+    // and merges with alice's edits in both without losing either side.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, carol) = prod_team(
+            mode,
+            &[
+                ("prod/a", "v-alice-a"),
+                ("prod/c", "v-alice-c"),
+                ("staging/b", "v-alice-b"),
+                ("other/z", "v-alice-z"),
+            ],
+        );
+        team.ok(&alice, &["grant", "bob", "staging", "--write"]);
+        team.commit(&alice, "bob writes staging");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.ok(&bob, &["mv", "prod/a", "staging/a"]);
+        team.commit(&bob, "bob's move");
+        team.set_ok(&alice, "prod/c", "v-alice-c2");
+        team.set_ok(&alice, "staging/b", "v-alice-b2");
+        team.commit(&alice, "alice's edits");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        assert_ok("carol's pull", &team.pull(&carol));
+        let expected: BTreeMap<String, String> = [
+            ("other/z", "v-alice-z"),
+            ("prod/c", "v-alice-c2"),
+            ("staging/a", "v-alice-a"),
+            ("staging/b", "v-alice-b2"),
+        ]
+        .iter()
+        .map(|(p, v)| (p.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(team.values(&alice), expected, "{mode:?}");
+        let bobs: BTreeMap<String, String> = expected
+            .iter()
+            .filter(|(p, _)| !p.starts_with("other/"))
+            .map(|(p, v)| (p.clone(), v.clone()))
+            .collect();
+        assert_eq!(team.values(&bob), bobs, "{mode:?}");
+        let carols: BTreeMap<String, String> = [("prod/c", "v-alice-c2")]
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(team.values(&carol), carols, "{mode:?}");
+        for m in [&alice, &bob] {
+            team.ok(m, &["fsck"]);
+        }
+        team.ok(&alice, &["verify", "--history"]);
     }
 }
