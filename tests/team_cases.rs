@@ -2098,46 +2098,58 @@ fn a_folder_replayed_under_a_rebased_delete_is_refused() {
     // against, so `git pull --rebase` took bob's delete without a conflict
     // and y was gone. The folder is gone at the tip, and a drop of a node
     // gone since was forgiven.
-    let (team, _alice, bob) = a_delete_rebased_onto_a_replay(false);
-    let out = team.sesto(&bob, &["ls", "prod"]);
-    assert_eq!(
-        out.code,
-        1,
-        "bob's clone took the replay: {}",
-        snapshot_text(&out)
-    );
-    assert!(out.stderr.contains("went back"), "{}", out.stderr);
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, _alice, bob) = a_delete_rebased_onto_a_replay(false, mode);
+        let out = team.sesto(&bob, &["ls", "prod"]);
+        assert_eq!(
+            out.code,
+            1,
+            "{mode:?}: bob's clone took the replay: {}",
+            snapshot_text(&out)
+        );
+        assert!(out.stderr.contains("went back"), "{mode:?}: {}", out.stderr);
+    }
 }
 
 #[test]
 fn the_pre_push_hook_keeps_a_delete_made_against_a_replay_off_the_remote() {
     // The case above, with `sesto hooks install` in bob's clone: nothing runs
-    // sesto between git's rebase and git's push but the pre-push hook.
-    let (team, _alice, bob) = a_delete_rebased_onto_a_replay(true);
-    let remote = team.remote_head();
-    let out = team.push(&bob);
-    assert!(
-        !out.success(),
-        "bob pushed the delete: {}",
-        snapshot_text(&out)
-    );
-    assert!(out.stderr.contains("went back"), "{}", snapshot_text(&out));
-    // The remote still holds y's file, for an admin's repair of the replay.
-    assert_eq!(team.remote_head(), remote, "the remote moved");
+    // sesto between git's rebase and git's push but the pre-push hook; in an
+    // infrastructure repository (`sesto.commit` off) too, where bob commits
+    // with git.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, _alice, bob) = a_delete_rebased_onto_a_replay(true, mode);
+        let remote = team.remote_head();
+        let out = team.push(&bob);
+        assert!(
+            !out.success(),
+            "{mode:?}: bob pushed the delete: {}",
+            snapshot_text(&out)
+        );
+        let text = snapshot_text(&out);
+        assert!(out.stderr.contains("went back"), "{mode:?}: {text}");
+        // The remote still holds y's file, for an admin's repair of the replay.
+        assert_eq!(team.remote_head(), remote, "{mode:?}: the remote moved");
+    }
 }
 
 /// bob (write on prod) removes prod/db, behind alice, who adds prod/db/y;
 /// mallory puts back the db folder's older file, the one bob's delete was
 /// made against; bob's `git pull --rebase` takes his delete without a
 /// conflict. With `hooks`, bob installed sesto's hooks first.
-fn a_delete_rebased_onto_a_replay(hooks: bool) -> (Team, Member, Member) {
-    let (team, alice, bob, mallory, old_nodes, db) =
-        prod_team_and_mallory(&[("prod/db/x", "v-x")], "prod/db");
+fn a_delete_rebased_onto_a_replay(hooks: bool, mode: Mode) -> (Team, Member, Member) {
+    let (team, alice, bob, _carol) = prod_team(mode, &[("prod/db/x", "v-x")]);
+    let mallory = team.join(&alice, "mallory", None);
+    assert_ok("bob's pull", &team.pull(&bob));
+    let old_nodes = team.clone_nodes(&alice);
+    let (db, _) = team.locate(&alice, &old_nodes, "prod/db");
     if hooks {
         team.ok(&bob, &["hooks", "install"]);
     }
     team.ok(&bob, &["rm", "-r", "prod/db"]);
+    team.commit(&bob, "bob's delete");
     team.set_ok(&alice, "prod/db/y", "v-y");
+    team.commit(&alice, "alice's");
     assert_ok("alice's sync", &team.sync(&alice));
     assert_ok("mallory's pull", &team.pull(&mallory));
     mallory_pushes_file(&team, &mallory, &db, &old_nodes[&db]);
