@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_tool, run_cmd, run_cmd_stdin, without_terminal, KeyKind, Output, TestEnv};
+use common::{
+    require_tool, run_cmd, run_cmd_stdin, snapshot_text, without_terminal, KeyKind, Output, TestEnv,
+};
 
 const PASSPHRASE: &str = "correct horse";
 
@@ -514,4 +516,51 @@ fn a_signing_only_passphrase_key_is_asked_for_only_to_write() {
     carol(&["set", "prod/db"], b"second").assert_success();
     assert_eq!(s.prompts(), before + 1, "writing asks once");
     assert_eq!(carol(&["get", "prod/db"], b"").stdout, "second");
+}
+
+#[test]
+#[cfg_attr(
+    missing_ssh,
+    ignore = "needs ssh-keygen, ssh, ssh-add, ssh-agent: apt-get install openssh-client"
+)]
+fn the_pre_push_hook_asks_for_the_passphrase_once_or_says_to_unlock() {
+    // The hook reads the nodes a push changes: with no terminal and no
+    // askpass the push is refused saying what to do, through askpass it is
+    // asked once, and once unlocked it asks nothing.
+    let s = setup();
+    s.asked(&["hooks", "install"], b"").assert_success();
+    s.asked(&["set", "prod/db"], b"second").assert_success();
+    let bare = s.env.bare_repo("remote.git");
+    let bare = bare.to_str().expect("a UTF-8 temp path");
+    let push = |askpass: bool| {
+        let mut cmd = s.env.command("git");
+        cmd.args(["push", "--quiet", bare, "HEAD:refs/heads/main"]);
+        if askpass {
+            cmd.env("SSH_ASKPASS", &s.askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force");
+        }
+        without_terminal(&mut cmd);
+        run_cmd(cmd)
+    };
+    let refused = push(false);
+    assert!(!refused.success(), "pushed: {}", snapshot_text(&refused));
+    let said = snapshot_text(&refused);
+    assert!(said.contains("sesto unlock"), "{said}");
+    assert!(said.contains("could not judge"), "{said}");
+    assert_eq!(
+        s.env.git(&["ls-remote", bare]).stdout.trim(),
+        "",
+        "the remote got the push"
+    );
+
+    let before = s.prompts();
+    push(true).assert_success();
+    assert_eq!(s.prompts(), before + 1, "the hook asks once");
+
+    s.asked(&["unlock"], b"").assert_success();
+    s.bare(&["set", "prod/db"], b"third").assert_success();
+    let before = s.prompts();
+    push(false).assert_success();
+    assert_eq!(s.prompts(), before, "unlocked, the hook asks nothing");
+    s.bare(&["lock"], b"").assert_success();
 }

@@ -126,6 +126,8 @@ fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
         input = pre_commit_framework_line().unwrap_or_default();
     }
     let mut problems = Vec::new();
+    // Whether a problem is not a refusal but a failure to judge at all.
+    let mut unjudged = false;
     for line in input.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [local_ref, local, remote_ref, remote] = fields[..] else {
@@ -142,7 +144,10 @@ fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
                 out,
                 "push: {local_ref} → {remote_ref}: {n} node file changes, none back in version"
             )?,
-            Err(e) => problems.push(format!("{local_ref} → {remote_ref}: {e}")),
+            Err(e) => {
+                unjudged |= !matches!(e, sesto::Error::Node { .. });
+                problems.push(format!("{local_ref} → {remote_ref}: {e}"));
+            }
         }
     }
     for p in &problems {
@@ -151,10 +156,14 @@ fn push(g: &Global, out: &mut dyn Write) -> Result<ExitCode> {
     if problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    let why = if unjudged {
+        "sesto could not judge what it sends (above)"
+    } else {
+        "a clone that saw the newer files would refuse these commits"
+    };
     writeln!(
         out,
-        "the push is refused: a clone that saw the newer files would refuse these commits \
-         (git push --no-verify sends them all the same)"
+        "the push is refused: {why} (git push --no-verify sends them all the same)"
     )?;
     Ok(ExitCode::FAILURE)
 }

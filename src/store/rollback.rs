@@ -322,7 +322,9 @@ impl Store {
     /// send that `remote` does not hold, as a clone that pulled them would,
     /// and remembers nothing. `remote` is the remote's tip as git names it;
     /// one this clone does not have (all zeros for a new branch) hides
-    /// nothing, and the newest commits of `local` are judged. Returns how
+    /// nothing, and the newest commits of `local` are judged. The folders
+    /// this member reaches are opened first, so a key that cannot be
+    /// unlocked fails the check rather than pass it unjudged. Returns how
     /// many node file changes were looked at.
     pub fn check_push(&self, local: &str, remote: &str) -> Result<usize> {
         let parse = |name: &str, text: &str| {
@@ -346,9 +348,18 @@ impl Store {
         let remote = commit_of(remote).unwrap_or(remote);
         let steps = steps(&repo, remote, local)?;
         if !steps.is_empty() {
+            self.can_judge()?;
             self.compare_steps(&repo, local, remote, &steps)?;
         }
         Ok(steps.len())
+    }
+
+    /// Opens the folders this member reaches, so that a key that cannot be
+    /// unlocked (a passphrase with no terminal to ask it on) is an error here:
+    /// a check that opens nothing judges nothing, and must not say all is
+    /// well.
+    fn can_judge(&self) -> Result<()> {
+        self.tops().map(|_| ())
     }
 
     /// `verify --history`: judges every commit of `HEAD`'s history, on
@@ -364,6 +375,7 @@ impl Store {
         };
         let steps = steps_within(&repo, Oid::zero(), head.id(), usize::MAX)?;
         if !steps.is_empty() {
+            self.can_judge()?;
             self.compare_steps(&repo, head.id(), head.id(), &steps)?;
         }
         Ok(steps.len())
