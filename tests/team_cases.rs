@@ -2568,3 +2568,82 @@ fn a_member_moves_a_secret_between_two_folders_they_write_beside_concurrent_edit
         team.ok(&alice, &["verify", "--history"]);
     }
 }
+
+#[test]
+fn a_members_sync_goes_on_where_a_folder_they_were_granted_was_removed_and_they_changed_nothing_in_it(
+) {
+    // Found by tests/team_sim.rs (seed 650094, attack): alice removed
+    // staging, which bob was granted too, and changed prod/a, as bob did. His
+    // merge kept her value beside his, then refused: "the other side removed
+    // shared folder …, and you changed what is inside it", though he had
+    // changed nothing in staging. The delete stands; only a change inside
+    // the removed folder needs an admin.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) =
+            prod_team(mode, &[("prod/a", "v-alice-a"), ("staging/s", "v-alice-s")]);
+        team.ok(&alice, &["grant", "bob", "staging", "--write"]);
+        team.commit(&alice, "bob writes staging");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.ok(&alice, &["rm", "-r", "staging"]);
+        team.set_ok(&alice, "prod/a", "v-alice-a2");
+        team.commit(&alice, "alice's");
+        assert_ok("alice's push", &team.push(&alice));
+        team.set_ok(&bob, "prod/a", "v-bob-a");
+        team.commit(&bob, "bob's");
+        assert_ok("bob's sync", &team.sync(&bob));
+        assert_ok("alice's sync", &team.sync(&alice));
+        let values = team.values(&alice);
+        let mut prod_a: Vec<&str> = values
+            .iter()
+            .filter(|(p, _)| p.starts_with("prod/a"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        prod_a.sort();
+        assert_eq!(prod_a, ["v-alice-a2", "v-bob-a"], "{mode:?}: {values:?}");
+        assert!(
+            !values.keys().any(|p| p.starts_with("staging/")),
+            "{mode:?}"
+        );
+        for m in [&alice, &bob] {
+            team.ok(m, &["fsck"]);
+        }
+    }
+}
+
+#[test]
+fn values_queued_by_a_merge_given_up_are_not_kept_beside_anything() {
+    // Found with seed 650094 too: bob's pull merged prod/a, changed on both
+    // sides, and the driver queued alice's value to keep beside his. He gave
+    // the merge up (`git reset --hard @{u}`, as sesto tells a member who
+    // cannot finish), and his next `sync` still found the queue and went on
+    // to settle a merge that was no more.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(mode, &[("prod/a", "v-alice-a")]);
+        team.set_ok(&alice, "prod/a", "v-alice-a2");
+        team.commit(&alice, "alice's");
+        assert_ok("alice's push", &team.push(&alice));
+        team.set_ok(&bob, "prod/a", "v-bob-a");
+        team.commit(&bob, "bob's");
+        let pull = team.git(&bob, &["pull", "-q", "--no-rebase", "--no-edit"]);
+        assert_ok("bob's git pull", &pull);
+        assert!(
+            bob.clone.join(".git/sesto/conflicts").exists(),
+            "{mode:?}: the driver queued nothing, so this tests nothing"
+        );
+        team.git_ok(&bob, &["reset", "-q", "--hard", "@{u}"]);
+        assert_ok("bob's sync", &team.sync(&bob));
+        let values = team.values(&bob);
+        assert_eq!(
+            values.get("prod/a").map(String::as_str),
+            Some("v-alice-a2"),
+            "{mode:?}"
+        );
+        assert!(
+            !values.keys().any(|p| p.contains("(conflict")),
+            "{mode:?}: a copy from the merge given up: {values:?}"
+        );
+        assert_eq!(team.head(&bob), team.remote_head(), "{mode:?}");
+        team.ok(&bob, &["fsck"]);
+    }
+}

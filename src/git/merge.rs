@@ -209,6 +209,7 @@ impl<'r> Merge<'r> {
                                 id: *id,
                                 blob: Oid::hash_object(git2::ObjectType::Blob, b)?,
                                 commit: self.theirs.commit,
+                                ours: Some(self.ours.commit),
                             });
                         }
                     }
@@ -543,7 +544,11 @@ fn queue_conflict_copy(store: &Store, copy: &Queued) -> Result<()> {
     std::fs::create_dir_all(&store.state).map_err(Error::io("cannot create", &store.state))?;
     let path = store.state.join(CONFLICTS);
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.push_str(&format!("{} {} {}\n", copy.id, copy.blob, copy.commit));
+    text.push_str(&format!("{} {} {}", copy.id, copy.blob, copy.commit));
+    if let Some(ours) = copy.ours {
+        text.push_str(&format!(" {ours}"));
+    }
+    text.push('\n');
     crate::store::journal::write_atomic(&path, text.as_bytes())
 }
 
@@ -554,21 +559,66 @@ pub(crate) struct Queued {
     pub(crate) id: NodeId,
     pub(crate) blob: Oid,
     pub(crate) commit: Oid,
+    /// Ours' commit in the merge that queued it (`None` where an older
+    /// sesto queued it).
+    pub(crate) ours: Option<Oid>,
 }
 
-/// Theirs' values the merge driver queued.
+/// Theirs' values the merge driver queued, for the merge or rebase under
+/// way or the one git finished since. A merge given up (`git merge
+/// --abort`, `git reset --hard @{u}`) leaves its queue behind; its values
+/// are not kept beside anything.
 pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<Queued> {
     let text = std::fs::read_to_string(store.state.join(CONFLICTS)).unwrap_or_default();
-    text.lines()
+    let queued: Vec<Queued> = text
+        .lines()
         .filter_map(|l| {
             let mut words = l.split(' ');
             Some(Queued {
                 id: words.next()?.parse().ok()?,
                 blob: Oid::from_str(words.next()?).ok()?,
                 commit: Oid::from_str(words.next()?).ok()?,
+                ours: words.next().and_then(|w| Oid::from_str(w).ok()),
             })
         })
+        .collect();
+    if queued.is_empty() {
+        return queued;
+    }
+    let Ok(repo) = crate::git::open(&store.work) else {
+        return queued;
+    };
+    let moving = crate::git::head_state(&store.work) == crate::git::HeadState::Moving;
+    queued
+        .into_iter()
+        .filter(|q| still_merging(&repo, moving, q))
         .collect()
+}
+
+/// Whether `HEAD` is where the merge that queued `q` left it: at ours with
+/// the merge or rebase still under way, or past ours with theirs taken in
+/// (a merge's parent, or a commit of the branch a rebase replayed, which
+/// `ORIG_HEAD` names).
+fn still_merging(repo: &Repository, moving: bool, q: &Queued) -> bool {
+    let Some(ours) = q.ours else {
+        return true;
+    };
+    let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()).map(|c| c.id()) else {
+        return false;
+    };
+    if head == ours {
+        return moving;
+    }
+    let holds = |tip: Oid, commit: Oid| {
+        tip == commit || repo.graph_descendant_of(tip, commit).unwrap_or(false)
+    };
+    if !holds(head, ours) {
+        return false;
+    }
+    holds(head, q.commit)
+        || repo
+            .refname_to_id("ORIG_HEAD")
+            .is_ok_and(|orig| holds(orig, q.commit))
 }
 
 /// Forgets the queue once `resolve` has kept every copy.

@@ -146,6 +146,8 @@ impl Store {
             // keep beside ours, written below).
             report.rekeyed = self.settle_merged_keys(&repo)?;
             if copies.is_empty() {
+                // Nothing queued, or only what a merge given up left.
+                merge::clear_conflict_copies(self)?;
                 return Ok(report);
             }
         }
@@ -267,14 +269,28 @@ impl Store {
             merge::clear_conflict_copies(self)?;
             return Ok(report);
         }
-        // A member's own folder that the other side removed (gone, or kept
-        // here from a delete/modify conflict) cannot be listed again by them:
-        // it is listed in a folder they cannot write.
+        // A member's own folder that the other side removed, where this
+        // side changed what is inside it (the folder or a node below it kept
+        // from a delete/modify conflict), cannot be listed again by them: it
+        // is listed in a folder they cannot write. Where this side changed
+        // nothing there, the delete stands.
         if !self.is_admin() {
             let me = self.me.clone().unwrap_or_default();
+            let changed_inside = |folder: &NodeId| {
+                kept.iter().any(|(k, from_theirs)| {
+                    k == folder
+                        || (!from_theirs
+                            && merge.as_ref().is_some_and(|m| {
+                                m.ours
+                                    .nodes
+                                    .get(k)
+                                    .is_some_and(|p| p.chain.contains(folder))
+                            }))
+                })
+            };
             for (id, grants) in &self.roster.grants {
                 let removed = !self.node_file(id).exists() || kept.iter().any(|(k, _)| k == id);
-                if grants.contains_key(&me) && removed {
+                if grants.contains_key(&me) && removed && changed_inside(id) {
                     report.left.push(format!(
                         "the other side removed shared folder {id}, and you changed what is \
                          inside it; nothing was pushed: {}",
