@@ -269,23 +269,21 @@ impl Store {
             merge::clear_conflict_copies(self)?;
             return Ok(report);
         }
-        // A member's own folder that the other side removed, where this
-        // side changed what is inside it (the folder or a node below it kept
+        // A member's own folder that one side removed, where the other
+        // changed what is inside it (the folder or a node below it, kept
         // from a delete/modify conflict), cannot be listed again by them: it
-        // is listed in a folder they cannot write. Where this side changed
-        // nothing there, the delete stands.
+        // is listed in a folder they cannot write. Where nothing inside it
+        // changed, the delete stands. (In a rebase the member's own changes
+        // are theirs.)
         if !self.is_admin() {
             let me = self.me.clone().unwrap_or_default();
             let changed_inside = |folder: &NodeId| {
                 kept.iter().any(|(k, from_theirs)| {
                     k == folder
-                        || (!from_theirs
-                            && merge.as_ref().is_some_and(|m| {
-                                m.ours
-                                    .nodes
-                                    .get(k)
-                                    .is_some_and(|p| p.chain.contains(folder))
-                            }))
+                        || merge.as_ref().is_some_and(|m| {
+                            let side = if *from_theirs { &m.theirs } else { &m.ours };
+                            side.nodes.get(k).is_some_and(|p| p.chain.contains(folder))
+                        })
                 })
             };
             for (id, grants) in &self.roster.grants {
