@@ -2647,3 +2647,79 @@ fn values_queued_by_a_merge_given_up_are_not_kept_beside_anything() {
         team.ok(&bob, &["fsck"]);
     }
 }
+
+#[test]
+fn a_members_edit_rebased_onto_the_removal_of_their_folder_is_not_lost() {
+    // Found by tests/team_sim.rs (seeds 690030, 690218, 690282, honest): the
+    // check that stops a member whose folder the other side removed, while
+    // they changed something inside it, took the member's changes to be
+    // ours. In a rebase they are theirs: bob's `git pull --rebase` put his
+    // edit's files back in no folder, pushed, and his value was gone.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(mode, &[("prod/db/x", "v-alice-x")]);
+        team.ok(&alice, &["rm", "-r", "prod"]);
+        team.commit(&alice, "alice's");
+        assert_ok("alice's push", &team.push(&alice));
+        team.set_ok(&bob, "prod/db/x", "v-bob-x");
+        team.commit(&bob, "bob's");
+        let remote = team.remote_head();
+        match team.take_in(&bob, Way::Rebase) {
+            Ok(()) => {
+                assert_ok("alice's sync", &team.sync(&alice));
+                assert_eq!(
+                    team.get(&alice, "prod/db/x").as_deref(),
+                    Some("v-bob-x"),
+                    "{mode:?}: bob's rebase went through and lost his value"
+                );
+            }
+            Err(out) => {
+                let text = snapshot_text(&out);
+                assert!(text.contains("alice"), "{mode:?}: {text}");
+                assert_eq!(
+                    team.remote_head(),
+                    remote,
+                    "{mode:?}: a stopped rebase pushed"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn writes_built_on_a_folder_put_back_older_do_not_forgive_it() {
+    // Found by tests/team_sim.rs (seed 670195, attack): bob added prod/b;
+    // mallory removed the prod folder's file and added its older copy back,
+    // without b. alice, who never had bob's folder, took that in and wrote
+    // in prod twice, which numbered the folder above bob's; the higher
+    // number was taken as a repair, and b was gone for everyone. Only a
+    // line that had bob's folder may forgive it.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) =
+            prod_team(mode, &[("prod/a", "v-alice-a"), ("prod/c", "v-alice-c")]);
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        let old_nodes = team.clone_nodes(&alice);
+        let (prod, _) = team.locate(&alice, &old_nodes, "prod");
+        team.set_ok(&bob, "prod/b", "v-bob-b");
+        team.commit(&bob, "bob's");
+        assert_ok("bob's push", &team.push(&bob));
+        remove_and_put_back(&team, &mallory, &prod, &old_nodes[&prod]);
+        for (i, name) in ["prod/d", "prod/e", "prod/f"].iter().enumerate() {
+            team.set_ok(&alice, name, &format!("v-alice-{i}"));
+            team.commit(&alice, name);
+        }
+        match team.take_in(&alice, Way::Rebase) {
+            Ok(()) => pull_is_refused(&team, &bob, "went back", mode),
+            Err(out) => {
+                let text = snapshot_text(&out);
+                assert!(text.contains("went back"), "{mode:?}: {text}");
+                team.abort(&alice);
+            }
+        }
+        assert_eq!(
+            team.get(&bob, "prod/b").as_deref(),
+            Some("v-bob-b"),
+            "{mode:?}: bob lost prod/b"
+        );
+    }
+}

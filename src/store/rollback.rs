@@ -725,10 +725,13 @@ impl Store {
             // from the newer one: a merge of the older copy with a line that
             // never had the newer file numbers its file above both, yet holds
             // nothing the newer file added (seed 621072: a folder's entry
-            // was gone). A file put back is raised above what was removed
-            // by whoever puts it back (`sesto resolve`), from either side.
+            // was gone), and writes built on an older copy put back after a
+            // removal climb above the removed version all the same (seed
+            // 670195: a secret was gone). An honest merge that puts a file
+            // back writes it above the removed version in the same commit,
+            // so it makes no drop to forgive.
             if tip_version.is_some_and(|t| t > drop.was)
-                && (drop.put_back || derives_from_newer(repo, &id, &drop, tip, &mut version))
+                && derives_from_newer(repo, &id, &drop, tip, &mut version)
             {
                 continue;
             }

@@ -368,6 +368,12 @@ impl Team {
             }
         }
         step(self.sesto(m, &["resolve"]))?;
+        // What resolve settled after a merge git finished alone is staged
+        // for the member to commit where sesto does not (the README's flow);
+        // pushed without it, the others would not see it until later.
+        if !self.git(m, &["diff", "--cached", "--quiet"]).success() {
+            step(self.git(m, &["commit", "-q", "-m", "settle merge"]))?;
+        }
         step(self.push(m))
     }
 
