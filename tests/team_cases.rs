@@ -2723,3 +2723,55 @@ fn writes_built_on_a_folder_put_back_older_do_not_forgive_it() {
         );
     }
 }
+
+#[test]
+fn an_edit_kept_under_a_replayed_folder_survives_the_repair_of_that_folder() {
+    // Found by tests/team_sim.rs (seed 710311, attack): bob removed
+    // prod/db/x; mallory put back the db folder's older file, which still
+    // listed x; alice, behind, had edited x, and her rebase onto mallory's
+    // commits kept the edit (it beats bob's delete) under the replayed
+    // folder, which needed no change for it. An admin's repair then put the
+    // newer folder back, and alice's merge of it took that folder (hers was
+    // the merge base's): x's file stayed, listed nowhere, and her edit,
+    // never pushed, was gone. The README says the repair merges unpushed
+    // changes in.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob, _carol) = prod_team(
+            mode,
+            &[("prod/db/x", "v-alice-x"), ("prod/db/y", "v-alice-y")],
+        );
+        let mallory = team.join(&alice, "mallory", None);
+        assert_ok("bob's pull", &team.pull(&bob));
+        let old_nodes = team.clone_nodes(&alice);
+        let (db, _) = team.locate(&alice, &old_nodes, "prod/db");
+        team.ok(&bob, &["rm", "prod/db/x"]);
+        team.commit(&bob, "bob's");
+        assert_ok("bob's push", &team.push(&bob));
+        let newer = team.clone_nodes(&bob);
+        assert_ok("mallory's pull", &team.pull(&mallory));
+        mallory_pushes_file(&team, &mallory, &db, &old_nodes[&db]);
+        team.set_ok(&alice, "prod/db/x", "v-alice-x2");
+        team.commit(&alice, "alice's");
+        // Her rebase takes mallory's commits in; sesto then refuses them.
+        let _ = team.take_in(&alice, Way::Rebase);
+        team.abort(&alice);
+        // The repair: bob puts his folder back with git alone.
+        assert_ok("bob's git pull", &team.pull(&bob));
+        team.plant(&bob, &db, &newer[&db]);
+        team.commit(&bob, "undo mallory's push");
+        assert_ok("the repair's push", &team.push(&bob));
+        if let Err(out) = team.take_in(&alice, Way::Pull) {
+            panic!(
+                "{mode:?}: alice's pull of the repair: {}",
+                snapshot_text(&out)
+            );
+        }
+        let values = team.values(&alice);
+        assert_eq!(
+            values.get("prod/db/x").map(String::as_str),
+            Some("v-alice-x2"),
+            "{mode:?}: {values:?}"
+        );
+        team.ok(&alice, &["fsck"]);
+    }
+}

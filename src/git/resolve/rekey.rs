@@ -70,19 +70,29 @@ impl Store {
         let mut restored = Vec::new();
         let pruned = self.restore_or_prune(&mut tx, &m, &BTreeSet::new(), &mut restored)?;
         crate::git::stage(repo, &restored)?;
+        let mut put_back: Vec<NodeId> = restored
+            .iter()
+            .filter_map(|p| crate::git::merge::node_of(p).ok())
+            .collect();
+        // Files git kept from one side that no merged folder lists: git took
+        // the folder from the other side, which removed the entry, because
+        // this side's folder was the merge base's (a change kept under an
+        // older copy of its folder put back, seed 710311). An edit beats a
+        // delete: each is listed again where its side had it.
+        let relisted = self.relist_kept(&mut tx, repo, &m)?;
+        put_back.extend(relisted.iter().copied());
         // Restored files are written above what the other side removed
         // (see put_back.rs).
-        let raised = if restored.is_empty() {
+        let raised = if put_back.is_empty() {
             0
         } else {
-            let put_back: Vec<NodeId> = restored
-                .iter()
-                .filter_map(|p| crate::git::merge::node_of(p).ok())
-                .collect();
             let parent_of = super::put_back::listing_folders(&mut tx)?;
             self.raise_put_back(&mut tx, repo, &m, &put_back, &parent_of)?
         };
-        let fixed = raised + settle_keys(&mut tx, &m)? + rekey_past_rotations(&mut tx, &m)?;
+        let fixed = raised
+            + relisted.len()
+            + settle_keys(&mut tx, &m)?
+            + rekey_past_rotations(&mut tx, &m)?;
         if fixed > 0 || !pruned.is_empty() {
             tx.commit()?;
         } else if !restored.is_empty() && crate::git::auto_commit(repo) {
@@ -92,6 +102,54 @@ impl Store {
             )?;
         }
         Ok(fixed + pruned.len() + restored.len())
+    }
+}
+
+impl Store {
+    /// Lists again each node whose file the merged work tree has but no
+    /// folder of it lists, where a side of `m` placed it in a folder the
+    /// merged store has and this member may write there. Returns them.
+    fn relist_kept(
+        &self,
+        tx: &mut crate::store::tx::Tx,
+        repo: &Repository,
+        m: &Merge,
+    ) -> Result<Vec<NodeId>> {
+        let mut parent_of = super::put_back::listing_folders(tx)?;
+        let mut listed: BTreeSet<NodeId> = tx
+            .top_ids()
+            .into_iter()
+            .chain(parent_of.keys().copied())
+            .collect();
+        let me = self.me.clone().unwrap_or_default();
+        let mut relisted = Vec::new();
+        for side in [&m.ours, &m.theirs] {
+            let mut unlisted: Vec<(&NodeId, &crate::git::sides::Placed)> = side
+                .nodes
+                .iter()
+                .filter(|(id, p)| {
+                    !listed.contains(id) && p.parent.is_some() && self.node_file(id).exists()
+                })
+                .collect();
+            // Folders before what they hold.
+            unlisted.sort_by_key(|(_, p)| p.chain.len());
+            for (id, placed) in unlisted {
+                if listed.contains(id) || !self.may_write(&me, &placed.chain) {
+                    continue;
+                }
+                let Some(parent) = placed.parent else {
+                    continue;
+                };
+                if !listed.contains(&parent) {
+                    continue;
+                }
+                self.restore_entry(tx, repo, side, *id, &mut listed, &mut parent_of)?;
+                if listed.contains(id) {
+                    relisted.push(*id);
+                }
+            }
+        }
+        Ok(relisted)
     }
 }
 
