@@ -2,7 +2,7 @@
 //! gets the key of the file the merge kept, and entries a side's key
 //! rotation missed are re-keyed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use git2::{Commit, Oid, Repository};
 
@@ -79,14 +79,13 @@ impl Store {
         // this side's folder was the merge base's (a change kept under an
         // older copy of its folder put back, seed 710311). An edit beats a
         // delete: each is listed again where its side had it.
-        let relisted = self.relist_kept(&mut tx, repo, &m)?;
+        let (relisted, parent_of) = self.relist_kept(&mut tx, repo, &m)?;
         put_back.extend(relisted.iter().copied());
         // Restored files are written above what the other side removed
         // (see put_back.rs).
         let raised = if put_back.is_empty() {
             0
         } else {
-            let parent_of = super::put_back::listing_folders(&mut tx)?;
             self.raise_put_back(&mut tx, repo, &m, &put_back, &parent_of)?
         };
         let fixed = raised
@@ -103,18 +102,18 @@ impl Store {
         }
         Ok(fixed + pruned.len() + restored.len())
     }
-}
 
-impl Store {
     /// Lists again each node whose file the merged work tree has but no
     /// folder of it lists, where a side of `m` placed it in a folder the
-    /// merged store has and this member may write there. Returns them.
+    /// merged store has and this member may write there. Returns them, and
+    /// the folder that lists each node afterwards (walked once, for
+    /// [`Store::raise_put_back`] too).
     fn relist_kept(
         &self,
         tx: &mut crate::store::tx::Tx,
         repo: &Repository,
         m: &Merge,
-    ) -> Result<Vec<NodeId>> {
+    ) -> Result<(Vec<NodeId>, HashMap<NodeId, NodeId>)> {
         let mut parent_of = super::put_back::listing_folders(tx)?;
         let mut listed: BTreeSet<NodeId> = tx
             .top_ids()
@@ -149,7 +148,7 @@ impl Store {
                 }
             }
         }
-        Ok(relisted)
+        Ok((relisted, parent_of))
     }
 }
 
