@@ -187,15 +187,7 @@ pub fn check_sesto_file(rel: &str, bytes: Option<&[u8]>) -> Option<&'static str>
     ) {
         return None;
     }
-    let parts: Vec<&str> = rel.split('/').collect();
-    let named_well = match parts[..] {
-        ["nodes", shard, file] => file
-            .strip_suffix(".age")
-            .and_then(|id| id.parse::<crate::format::node::NodeId>().ok())
-            .is_some_and(|id| shard.len() == 2 && id.to_string().starts_with(shard)),
-        _ => false,
-    };
-    if !named_well {
+    if crate::format::node::NodeId::from_rel_path(rel).is_none() {
         return Some(SESTO_LAYOUT);
     }
     match bytes {

@@ -66,12 +66,15 @@ impl Store {
             let mut changed: Vec<(NodeId, git2::Oid)> = Vec::new();
             let mut present: HashSet<NodeId> = HashSet::new();
             for shard in nodes.iter() {
+                let fan = shard.name().unwrap_or_default().to_string();
                 let Ok(shard) = shard.to_object(&repo).and_then(|o| o.peel_to_tree()) else {
                     continue;
                 };
                 for file in shard.iter() {
+                    // Only a file where a reader looks for its node counts:
+                    // one in another shard is never read.
                     let name = file.name().unwrap_or_default();
-                    let Some(Ok(id)) = name.strip_suffix(".age").map(NodeId::from_str) else {
+                    let Some(id) = NodeId::from_shard_file(&fan, name) else {
                         continue;
                     };
                     present.insert(id);

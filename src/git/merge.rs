@@ -387,12 +387,9 @@ pub(crate) fn admin_finishes(roster: &Roster) -> String {
 
 /// The node id of a node file's path in the repository.
 pub(crate) fn node_of(path: &str) -> Result<NodeId> {
-    path.strip_prefix(".sesto/nodes/")
-        .and_then(|p| p.split('/').nth(1))
-        .and_then(|f| f.strip_suffix(".age"))
-        .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))?
-        .parse::<NodeId>()
-        .map_err(Into::into)
+    path.strip_prefix(".sesto/")
+        .and_then(NodeId::from_rel_path)
+        .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))
 }
 
 /// A merged node, and theirs' value when it had to be kept beside ours.

@@ -266,15 +266,20 @@ impl Store {
                     let shard = path
                         .parent()
                         .and_then(Path::file_name)
-                        .map(|s| s.to_string_lossy().into_owned());
-                    match name.strip_suffix(".age").map(str::parse::<NodeId>) {
-                        Some(Ok(id)) if shard.as_deref() == Some(&id.to_string()[..2]) => {
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    match NodeId::from_shard_file(&shard, &name) {
+                        Some(id) => {
                             nodes.insert(id, rel(path));
                         }
-                        Some(Ok(_)) => {
+                        None if name
+                            .strip_suffix(".age")
+                            .map(str::parse::<NodeId>)
+                            .is_some_and(|r| r.is_ok()) =>
+                        {
                             problems.push(problem("node file in the wrong shard directory", false))
                         }
-                        _ => problems.push(problem(
+                        None => problems.push(problem(
                             "not a node file: names are <32 hex digits>.age",
                             false,
                         )),

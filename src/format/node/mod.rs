@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::{Zeroize, Zeroizing};
 
+pub mod chunks;
 mod codec;
 mod layout;
 mod roster;
@@ -90,10 +91,29 @@ impl NodeId {
     }
 
     /// The relative path of this node's file under `.sesto/`, sharded by its
-    /// first two hex digits.
+    /// first two hex digits. [`NodeId::from_rel_path`] is its inverse.
     pub fn rel_path(&self) -> String {
         let hex = self.to_string();
         format!("nodes/{}/{}.age", &hex[..2], hex)
+    }
+
+    /// The node whose file `rel` (relative to `.sesto/`) is, where `rel` is
+    /// exactly the path [`NodeId::rel_path`] gives it; `None` for anything
+    /// else (another shard, an id not in canonical form, more levels). Every
+    /// reader of node paths (the merge driver, history, the rollback check,
+    /// `fsck`, `verify`, the commit scan) goes through here, so that one
+    /// function owns the layout.
+    pub fn from_rel_path(rel: &str) -> Option<NodeId> {
+        let (shard, file) = rel.strip_prefix("nodes/")?.split_once('/')?;
+        NodeId::from_shard_file(shard, file)
+    }
+
+    /// [`NodeId::from_rel_path`] for a file name `file` in shard directory
+    /// `shard`, for walks of a tree that are already in the shard.
+    pub fn from_shard_file(shard: &str, file: &str) -> Option<NodeId> {
+        let id: NodeId = file.strip_suffix(".age")?.parse().ok()?;
+        // The id parsed, so `file` is 32 lowercase hex digits and `.age`.
+        (shard.len() == 2 && file.starts_with(shard)).then_some(id)
     }
 }
 

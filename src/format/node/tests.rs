@@ -177,6 +177,39 @@ fn ids_round_trip_and_reject_bad_text() {
 }
 
 #[test]
+fn a_node_path_names_its_node_only_where_rel_path_puts_it() {
+    let id = NodeId::random();
+    assert_eq!(NodeId::from_rel_path(&id.rel_path()), Some(id));
+    let hex = id.to_string();
+    let other_shard = if hex.starts_with("00") { "01" } else { "00" };
+    for bad in [
+        format!("nodes/{other_shard}/{hex}.age"),
+        format!("nodes/{}/{hex}", &hex[..2]),
+        format!("nodes/{}/{hex}.age.tmp", &hex[..2]),
+        format!("nodes/{}/{}.age", &hex[..2], hex.to_uppercase()),
+        format!("nodes/{}/{}/{hex}.age", &hex[..1], &hex[1..2]),
+        format!("nodes/{}/x/{hex}.age", &hex[..2]),
+        format!("nodes/{}/{hex}.age", &hex[..3]),
+        format!("nodes/../{}/{hex}.age", &hex[..2]),
+        format!("./nodes/{}/{hex}.age", &hex[..2]),
+        format!("{}/{hex}.age", &hex[..2]),
+        format!("nodes/{hex}.age"),
+        String::new(),
+        "nodes//.age".into(),
+    ] {
+        assert_eq!(NodeId::from_rel_path(&bad), None, "{bad}");
+    }
+    assert_eq!(
+        NodeId::from_shard_file(&hex[..2], &format!("{hex}.age")),
+        Some(id)
+    );
+    assert_eq!(
+        NodeId::from_shard_file(other_shard, &format!("{hex}.age")),
+        None
+    );
+}
+
+#[test]
 fn body_round_trips_with_binary_value() {
     let body = secret_body(b"\x00\xffhunter2\n");
     let bytes = encode_body(&body);
