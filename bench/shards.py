@@ -61,4 +61,5 @@ def main():
             dirs, raw, z, largest = run(n, 2, layout, rng)
             print(f"| {n:,} | {name} | {dirs:,} | {raw:,} B, {z:,} B | {largest:,} B |")
 
-main()
+if __name__ == "__main__":
+    main()
