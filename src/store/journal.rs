@@ -280,14 +280,47 @@ pub fn prepare_dirs<'p>(targets: impl IntoIterator<Item = &'p Path>) -> Result<V
     Ok(dirs)
 }
 
-/// Creates `dir` if needed and refuses it when it is a symlink.
+/// Creates `dir` if needed, and refuses it when it is a symlink. Inside a
+/// store's `.sesto/` every level below `.sesto/` is checked and made one at a
+/// time, so that a symlink planted at a middle level (`nodes/`, or a level of
+/// format version 2's deeper shards) is refused before anything is created
+/// through it: `create_dir_all` would follow it out of the repository.
 fn prepare_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
-    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::Refused {
-            path: dir.to_path_buf(),
-            reason: "symlinks are not allowed in .sesto/".into(),
-        });
+    let refuse = |path: &Path, reason: &str| Error::Refused {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let below_sesto = dir
+        .ancestors()
+        .position(|a| a.file_name() == Some(std::ffi::OsStr::new(".sesto")));
+    let Some(depth) = below_sesto else {
+        fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse(dir, "symlinks are not allowed in .sesto/"));
+        }
+        return Ok(());
+    };
+    let levels: Vec<&Path> = dir.ancestors().take(depth).collect();
+    for level in levels.into_iter().rev() {
+        let meta = match fs::symlink_metadata(level) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match fs::create_dir(level) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(Error::io("cannot create directory", level)(e))
+                    }
+                    _ => {}
+                }
+                // Made here, or by someone else meanwhile: look again.
+                fs::symlink_metadata(level).map_err(Error::io("cannot read", level))?
+            }
+            other => other.map_err(Error::io("cannot read", level))?,
+        };
+        if meta.file_type().is_symlink() {
+            return Err(refuse(level, "symlinks are not allowed in .sesto/"));
+        }
+        if !meta.is_dir() {
+            return Err(refuse(level, "not a directory"));
+        }
     }
     Ok(())
 }

@@ -22,6 +22,43 @@ fn a_refused_temp_takes_its_written_siblings_with_it() {
     assert!(!work.join("state").join(TEMP_LIST).exists());
 }
 
+#[test]
+fn a_symlink_at_any_level_below_sesto_is_refused_before_anything_is_made_through_it() {
+    // `nodes/` itself, and a middle level of format version 2's shards.
+    for (planted, target) in [
+        ("nodes", ".sesto/nodes/ab/x.age"),
+        ("nodes/3", ".sesto/nodes/3/f/2/a/x.age"),
+        ("nodes/3/f/2", ".sesto/nodes/3/f/2/a/x.age"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        let outside = work.join("outside");
+        fs::create_dir(&outside).unwrap();
+        let link = work.join(".sesto").join(planted);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let files = vec![(work.join(target), b"one".to_vec())];
+        let err = write_temps(&work.join("state"), work, &files).unwrap_err();
+        assert!(
+            err.to_string().contains("symlinks are not allowed"),
+            "{planted}: {err}"
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "{planted}: something was made through the symlink"
+        );
+        assert!(prepare_dirs([work.join(target).as_path()]).is_err());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{planted}");
+    }
+    // Where nothing is planted, every level is made.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join(".sesto/nodes/3/f/2/a/x.age");
+    fs::create_dir(dir.path().join(".sesto")).unwrap();
+    prepare_dirs([target.as_path()]).unwrap();
+    assert!(target.parent().unwrap().is_dir());
+}
+
 /// Records `ops`, reads them back unchanged, and applies them twice:
 /// replaying a journal is harmless.
 fn record_read_and_apply_twice(work: &Path, ops: &[Op]) {
