@@ -73,13 +73,14 @@ impl Store {
         chain: &[NodeId],
     ) -> Result<Node> {
         let path = self.node_file(id);
-        if let Some(shard) = path.parent() {
-            if is_symlink(shard) || is_symlink(&self.dir.join("nodes")) {
-                return Err(self.reject(
-                    id,
-                    "its directory is a symlink; symlinks are not allowed in .sesto/",
-                ));
-            }
+        // Every directory between `.sesto/` and the file: `nodes/` and the
+        // shard (and each level of a deeper layout).
+        let mut levels = path.ancestors().skip(1).take_while(|d| *d != self.dir);
+        if levels.any(is_symlink) {
+            return Err(self.reject(
+                id,
+                "its directory is a symlink; symlinks are not allowed in .sesto/",
+            ));
         }
         let bytes = match read_limited(&path, MAX_NODE_FILE) {
             Ok(b) => b,
