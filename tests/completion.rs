@@ -330,10 +330,9 @@ fn completes(env: &TestEnv, shell: Shell, keys: &str, expect: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn subcommands_complete_without_the_plumbing() {
     let env = store();
     for shell in Shell::all() {
@@ -355,10 +354,9 @@ fn subcommands_complete_without_the_plumbing() {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_folder_lists_its_entries_and_values_never_show() {
     let env = store();
     for shell in Shell::all() {
@@ -377,10 +375,9 @@ fn a_folder_lists_its_entries_and_values_never_show() {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn nested_folders_complete_without_a_space_after_each_folder() {
     let env = store();
     for shell in Shell::all() {
@@ -393,10 +390,9 @@ fn nested_folders_complete_without_a_space_after_each_folder() {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_name_with_a_space_is_quoted() {
     let env = store();
     for shell in Shell::all() {
@@ -412,10 +408,9 @@ fn a_name_with_a_space_is_quoted() {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn scripts_saved_where_the_readme_says_load_on_their_own() {
     let env = store();
     for shell in Shell::all().into_iter().filter(|s| *s != Shell::Bash) {
@@ -425,10 +420,9 @@ fn scripts_saved_where_the_readme_says_load_on_their_own() {
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn member_names_complete_for_member_remove_and_grant() {
     let env = store();
     for shell in Shell::all() {
@@ -459,10 +453,9 @@ fn complete_without_terminal(env: &TestEnv, line: &str, word: &str) -> (String, 
 }
 
 #[test]
-#[cfg_attr(
-    any(missing_zsh, missing_fish, missing_bash),
-    ignore = "needs zsh, fish and bash: apt-get install zsh fish bash"
-)]
+#[cfg_attr(missing_zsh, ignore = "needs zsh: apt-get install zsh")]
+#[cfg_attr(missing_fish, ignore = "needs fish: apt-get install fish")]
+#[cfg_attr(missing_bash, ignore = "needs bash: apt-get install bash")]
 fn a_key_with_a_passphrase_and_no_agent_completes_nothing_quickly() {
     let env = store();
     let key = env.home.join(".ssh/id_ed25519");
