@@ -274,8 +274,7 @@ impl Store {
                         }
                         None if name
                             .strip_suffix(".age")
-                            .map(str::parse::<NodeId>)
-                            .is_some_and(|r| r.is_ok()) =>
+                            .is_some_and(|s| s.parse::<NodeId>().is_ok()) =>
                         {
                             problems.push(problem("node file in the wrong shard directory", false))
                         }

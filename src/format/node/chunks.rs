@@ -30,10 +30,8 @@ pub struct Seed([u8; 32]);
 impl Seed {
     /// A fresh random seed.
     pub fn random() -> Seed {
-        use rand::RngCore;
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Seed(bytes)
+        use rand::Rng;
+        Seed(rand::rngs::OsRng.gen())
     }
 
     /// The seed from its 32 bytes.
@@ -42,7 +40,8 @@ impl Seed {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any size");
+        // HMAC takes a key of any length (RFC 2104): this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts any key length");
         for part in parts {
             mac.update(part);
         }
@@ -53,7 +52,7 @@ impl Seed {
     /// name's chunk, most significant first.
     pub fn name_bits(&self, name: &str) -> u64 {
         let mac = self.mac(&[name.as_bytes()]);
-        u64::from_be_bytes(mac[..8].try_into().expect("8 bytes"))
+        u64::from_be_bytes(std::array::from_fn(|i| mac[i]))
     }
 
     /// The node id of the chunk at `prefix`: the first 128 bits of
@@ -61,7 +60,7 @@ impl Seed {
     /// clones that split one chunk write the same files.
     pub fn chunk_id(&self, prefix: Prefix) -> NodeId {
         let mac = self.mac(&[b"sesto-chunk-v2\n", prefix.to_string().as_bytes()]);
-        NodeId(mac[..16].try_into().expect("16 bytes"))
+        NodeId(std::array::from_fn(|i| mac[i]))
     }
 }
 
@@ -144,11 +143,12 @@ impl Trie {
     pub fn owner(&self, h: u64) -> Prefix {
         let mut p = Prefix::ROOT;
         while self.is_split(p) {
-            // A split prefix is shorter than MAX_DEPTH: `split` and `decode`
-            // refuse one at the bound.
+            // `splits` is private and only `split`, `decode` and `union` (of
+            // such sets) fill it, all refusing a split at MAX_DEPTH - 1: a
+            // split prefix always has a child.
             p = p
                 .child(Prefix::bit_of(h, p.len))
-                .expect("split below the bound");
+                .expect("a split prefix is shorter than MAX_DEPTH - 1");
         }
         p
     }

@@ -84,10 +84,8 @@ pub struct NodeId([u8; 16]);
 impl NodeId {
     /// A fresh random id.
     pub fn random() -> NodeId {
-        use rand::RngCore;
-        let mut bytes = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        NodeId(bytes)
+        use rand::Rng;
+        NodeId(rand::rngs::OsRng.gen())
     }
 
     /// The relative path of this node's file under `.sesto/`, sharded by its
