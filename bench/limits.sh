@@ -69,7 +69,7 @@ copy_store() { # NAME -> path of a copy of the store
 }
 root_id=$(awk '/^root:/ {print $2}' "$store/.sesto/roster.yaml")
 deep_root=$(copy_store deep-root)
-root_file=$deep_root/.sesto/nodes/${root_id:0:2}/$root_id.age
+root_file=$deep_root/.sesto/nodes/${root_id:0:1}/${root_id:1:1}/${root_id:2:1}/${root_id:3:1}/$root_id.age
 age -R "$work/id_ed25519.pub" -o "$root_file" "$inputs/node-brackets.txt"
 deep_roster=$(copy_store deep-roster)
 cp "$inputs/roster-brackets.yaml" "$deep_roster/.sesto/roster.yaml"

@@ -89,6 +89,7 @@ fn main() -> Res<()> {
     let options = InitOptions {
         start: Some(args.dir.clone()),
         name: Some("bench".into()),
+        format: None,
     };
     let store = sesto::init(&options, sesto::identities_from_text(&key_text)?)?.store;
     // Written after init, so the repository was empty and init turned on sesto.commit.
@@ -182,7 +183,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Res<()> {
 fn export_keys(dir: &Path, ssh_key_text: &str, store: &sesto::Store, out: &Path) -> Res<usize> {
     std::fs::create_dir_all(out)?;
     let nodes_dir = dir.join(".sesto");
-    let file_of = |id: &node::NodeId| nodes_dir.join(id.rel_path());
+    let format = store.roster().sesto;
+    let file_of = |id: &node::NodeId| nodes_dir.join(id.rel_path(format));
     let root_id = store.roster().root;
     let ssh = age::ssh::Identity::from_buffer(ssh_key_text.as_bytes(), None)?;
     let root = read_body(&file_of(&root_id), &ssh)?;

@@ -23,7 +23,7 @@
 //!
 //! // The first admin's SSH private key (here made in memory; usually ~/.ssh/id_ed25519).
 //! let ids = sesto::identities_from_text(&key_text)?;
-//! let options = InitOptions { start: Some(tmp.path().into()), name: Some("alice".into()) };
+//! let options = InitOptions { start: Some(tmp.path().into()), name: Some("alice".into()), ..Default::default() };
 //! init(&options, ids)?;
 //!
 //! // Later, or in another process: open the store and use it.

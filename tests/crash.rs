@@ -54,6 +54,9 @@ enum Op {
     Move,
     /// `rm -r old`: the root rewritten, four node files removed.
     RemoveTree,
+    /// `migrate` of a store made in format 1: every node file moved, the
+    /// roster rewritten.
+    Migrate,
 }
 
 impl Op {
@@ -63,6 +66,7 @@ impl Op {
             Op::Change => &["set", "prod/db/password"],
             Op::Move => &["mv", "prod/db/user", "staging/api"],
             Op::RemoveTree => &["rm", "-r", "old"],
+            Op::Migrate => &["migrate"],
         }
     }
 
@@ -70,7 +74,7 @@ impl Op {
         match self {
             Op::Create => b"created-value",
             Op::Change => b"changed-password",
-            Op::Move | Op::RemoveTree => b"",
+            Op::Move | Op::RemoveTree | Op::Migrate => b"",
         }
     }
 
@@ -91,17 +95,51 @@ impl Op {
                 after.insert("staging/api/user".into(), value);
             }
             Op::RemoveTree => after.retain(|path, _| path != "old" && !path.starts_with("old/")),
+            Op::Migrate => {}
         }
         after
     }
+
+    /// The store format before and after the operation.
+    fn formats(self) -> (u32, u32) {
+        match self {
+            Op::Migrate => (1, 2),
+            _ => (2, 2),
+        }
+    }
+}
+
+/// The store format the roster declares, and whether every node file is
+/// where that format keeps it (and nothing but node files is under nodes/).
+fn layout(env: &TestEnv) -> (u32, bool) {
+    let roster = fs::read(env.repo.join(".sesto/roster.yaml")).unwrap();
+    let format = sesto::format::node::declared_version(&roster).unwrap() as u32;
+    let sesto_dir = env.repo.join(".sesto");
+    let all_in_place = walkdir::WalkDir::new(sesto_dir.join("nodes"))
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| !e.file_type().is_dir())
+        .all(|e| {
+            let rel = e.path().strip_prefix(&sesto_dir).unwrap().to_str().unwrap();
+            let name = e.file_name().to_string_lossy();
+            name.starts_with(sesto::store::journal::TEMP_MARK)
+                || sesto::format::node::NodeId::from_rel_path(rel, format).is_some()
+        });
+    (format, all_in_place)
 }
 
 /// A store with secrets in several folders; returns it and what it holds.
 fn setup() -> (TestEnv, Contents) {
+    setup_in(2)
+}
+
+/// [`setup`] in store format `format`.
+fn setup_in(format: u32) -> (TestEnv, Contents) {
     let env = TestEnv::new();
     env.init_repo();
     env.ssh_keygen("id_ed25519", KeyKind::Ed25519, None);
-    env.run(&["init", "--name", "alice"]).assert_success();
+    env.run(&["init", "--name", "alice", "--format", &format.to_string()])
+        .assert_success();
     let mut contents = Contents::new();
     for (path, value) in [
         ("prod/db/password", "old-password"),
@@ -254,7 +292,7 @@ fn journal_pending(env: &TestEnv) -> bool {
 
 /// Interrupts `op` at `failpoint` and checks everything the store promises.
 fn crash_case(op: Op, failpoint: &str) {
-    let (env, before) = setup();
+    let (env, before) = setup_in(op.formats().0);
     let after = op.apply(&before);
     let head_before = head(&env);
     let journaled = failpoint != "after-temp";
@@ -296,6 +334,16 @@ fn crash_case(op: Op, failpoint: &str) {
         if journaled { "new" } else { "old" }
     );
     assert!(!journal_pending(&env), "the reader replayed the journal");
+    let format = if journaled {
+        op.formats().1
+    } else {
+        op.formats().0
+    };
+    assert_eq!(
+        layout(&env),
+        (format, true),
+        "{op:?} killed at {failpoint}: the roster's format and where the files are"
+    );
 
     // The index matches the work tree; the only untracked files are the temp files
     // of a crash before the journal.
@@ -375,9 +423,9 @@ macro_rules! crash_tests {
         fn every_failpoint_is_covered() {
             let covered: Vec<&str> = vec![$($failpoint),*];
             for fp in FAILPOINTS {
-                assert_eq!(covered.iter().filter(|c| **c == fp).count(), 4, "{fp}");
+                assert_eq!(covered.iter().filter(|c| **c == fp).count(), 5, "{fp}");
             }
-            assert_eq!(covered.len(), FAILPOINTS.len() * 4);
+            assert_eq!(covered.len(), FAILPOINTS.len() * 5);
         }
     };
 }
@@ -407,6 +455,12 @@ crash_tests! {
     remove_tree_after_renames: Op::RemoveTree, "after-renames";
     remove_tree_after_stage: Op::RemoveTree, "after-stage";
     remove_tree_after_commit: Op::RemoveTree, "after-commit";
+    migrate_after_temp: Op::Migrate, "after-temp";
+    migrate_after_journal: Op::Migrate, "after-journal";
+    migrate_after_first_rename: Op::Migrate, "after-first-rename";
+    migrate_after_renames: Op::Migrate, "after-renames";
+    migrate_after_stage: Op::Migrate, "after-stage";
+    migrate_after_commit: Op::Migrate, "after-commit";
 }
 
 #[test]

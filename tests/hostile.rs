@@ -103,7 +103,8 @@ impl Fixture {
     }
 
     fn node_path(&self, id: &NodeId) -> PathBuf {
-        self.sesto_dir().join(id.rel_path())
+        self.sesto_dir()
+            .join(id.rel_path(sesto::format::node::FORMAT))
     }
 
     /// alice's private key, to sign forgeries that only one check should catch.
@@ -496,7 +497,14 @@ fn damaged_secret_files_are_refused_and_change_nothing() {
             &["get", "prod/db/password"][..],
             &["set", "prod/db/password"],
         ] {
-            f.refused(args, &[&id, &secret.id.rel_path(), reason]);
+            f.refused(
+                args,
+                &[
+                    &id,
+                    &secret.id.rel_path(sesto::format::node::FORMAT),
+                    reason,
+                ],
+            );
         }
         f.fsck_reports(&[&id, reason]);
         // Siblings stay readable: one bad file does not take its folder down.
@@ -679,16 +687,25 @@ fn planted_shard_symlinks_are_not_written_through() {
     // node must not be written through one of them, out of the repository.
     let outside = f.env.root.join("outside");
     fs::create_dir(&outside).unwrap();
-    let nodes = f.sesto_dir().join("nodes");
-    for n in 0..=255u8 {
-        let shard = nodes.join(format!("{n:02x}"));
-        if !shard.exists() {
-            symlink(&outside, &shard).unwrap();
+    // At every level of the four of shards: each directory not in use yet
+    // is a symlink, below each one in use.
+    let mut in_use = vec![f.sesto_dir().join("nodes")];
+    for _level in 0..4 {
+        let mut next = Vec::new();
+        for dir in &in_use {
+            for n in 0..16u8 {
+                let shard = dir.join(format!("{n:x}"));
+                if shard.exists() {
+                    next.push(shard);
+                } else {
+                    symlink(&outside, &shard).unwrap();
+                }
+            }
         }
+        in_use = next;
     }
     // Each command makes seven new nodes at random ids: that all of them
-    // land in the few shards already in use ((7/256)^7) cannot happen. With
-    // three each, one run in some 50,000 could (one unexplained failure).
+    // land in the few shards already in use ((7/65536)^7) cannot happen.
     f.refused(
         &["set", "brand/new/a/b/c/d/secret"],
         &["symlinks are not allowed"],
@@ -1772,7 +1789,9 @@ fn roster_decode_refuses_hostile_bytes() {
     for bad in [
         text.replace("version: 1\n", "version: 01\n"),
         text.replace("version: 1\n", "version: -1\n"),
-        text.replace("sesto: 1\n", "sesto: 2\n"),
+        text.replace("sesto: 2\n", "sesto: 3\n"),
+        text.replace("sesto: 2\n", "sesto: 0\n"),
+        text.replace("sesto: 2\n", "sesto: 02\n"),
         text.replace(&roster.store, "not-an-id"),
         text.replace(&root, &format!("{root}0")),
         text.replace("admin: true", "admin: yes"),
@@ -1965,13 +1984,13 @@ fn issue11_case4_a_roster_of_a_newer_format_says_to_upgrade() {
     let f = Fixture::new();
     let text = fs::read_to_string(f.sesto_dir().join("roster.yaml")).unwrap();
     // A newer format may have any shape after its version line.
-    let newer = text.replace("sesto: 1\n", "sesto: 2\n") + "quorum: 2\n";
+    let newer = text.replace("sesto: 2\n", "sesto: 3\n") + "quorum: 2\n";
     write_signed_roster(&f, newer.as_bytes(), &f.alice());
     roster_refused(
         &f,
         &[
             "roster.yaml",
-            "format version 2; this sesto reads version 1: upgrade sesto",
+            "format version 3; this sesto reads versions 1 to 2: upgrade sesto",
         ],
     );
 }
@@ -2078,7 +2097,7 @@ proptest::proptest! {
         for (path, bytes) in names.iter().zip(&files) {
             fs::write(path, bytes).unwrap();
         }
-        let rel = format!(".sesto/{}", secret.rel_path());
+        let rel = format!(".sesto/{}", secret.rel_path(sesto::format::node::FORMAT));
         // theirs as a pusher would have it: committed, so the driver finds
         // the commit holding it and reads that commit as theirs' side.
         let theirs = commit_beside_head(&f.0.env, &rel, &names[2]);

@@ -67,16 +67,28 @@ fn root_id(env: &TestEnv) -> String {
         .to_owned()
 }
 
-/// The node file of `id`, relative to the repository.
+/// The node file of `id`, relative to the repository (format 2's layout).
 fn node_file(id: &str) -> String {
-    format!(".sesto/nodes/{}/{id}.age", &id[..2])
+    format!(
+        ".sesto/nodes/{}/{}/{}/{}/{id}.age",
+        &id[..1],
+        &id[1..2],
+        &id[2..3],
+        &id[3..4]
+    )
 }
 
+/// The README recovery recipe's first line, verbatim: where a node's file is.
+const README_NODE_FN: &str =
+    "node() { echo \".sesto/nodes/${1:0:1}/${1:1:1}/${1:2:1}/${1:3:1}/$1.age\"; }";
+
 /// Runs `script` with `bash -c` in the repository, sealed, with `set -euo pipefail`
-/// so that a failing step of a pipeline fails the whole.
+/// so that a failing step of a pipeline fails the whole, after the README's
+/// `node` function.
 fn bash(env: &TestEnv, script: &str, vars: &[(&str, &OsStr)]) -> Output {
     let mut cmd = env.command("bash");
-    cmd.arg("-c").arg(format!("set -euo pipefail\n{script}"));
+    cmd.arg("-c")
+        .arg(format!("set -euo pipefail\n{README_NODE_FN}\n{script}"));
     for (name, value) in vars {
         cmd.env(name, value);
     }
@@ -206,7 +218,7 @@ fn readme_decrypt_root(env: &TestEnv) -> String {
     let out = bash(
         env,
         "root=$(sed -n 's/^root: //p' .sesto/roster.yaml)\n\
-         age -d -i ~/.ssh/id_ed25519 .sesto/nodes/${root:0:2}/$root.age",
+         age -d -i ~/.ssh/id_ed25519 $(node $root)",
         &[],
     );
     out.assert_success();
@@ -219,7 +231,7 @@ fn readme_decrypt_child(env: &TestEnv, keyfile: &Path, e: &Entry) -> String {
     let out = bash(
         env,
         "echo \"$KEY\" > \"$K\" && chmod 600 \"$K\"\n\
-         age -d -i \"$K\" .sesto/nodes/${ID:0:2}/$ID.age",
+         age -d -i \"$K\" $(node $ID)",
         &[
             ("KEY", e.key.as_ref()),
             ("K", keyfile.as_os_str()),
@@ -237,8 +249,8 @@ fn readme_decode_value(env: &TestEnv, keyfile: &Path, e: &Entry, rev: Option<&st
     let out_dir = tempfile::tempdir().unwrap();
     let out_file = out_dir.path().join("value");
     let source = match rev {
-        None => "age -d -i \"$K\" .sesto/nodes/${ID:0:2}/$ID.age",
-        Some(_) => "git show \"$REV:.sesto/nodes/${ID:0:2}/$ID.age\" | age -d -i \"$K\"",
+        None => "age -d -i \"$K\" $(node $ID)",
+        Some(_) => "git show \"$REV:$(node $ID)\" | age -d -i \"$K\"",
     };
     let out = bash(
         env,
@@ -356,7 +368,7 @@ fn age_cli_recovers_secrets_by_the_readme_recipe() {
     let out = bash(
         &env,
         "echo \"$KEY\" > \"$K\" && chmod 600 \"$K\"\n\
-         age -d -i \"$K\" .sesto/nodes/${ID:0:2}/$ID.age",
+         age -d -i \"$K\" $(node $ID)",
         &[
             ("KEY", wrong.key.as_ref()),
             ("K", keyfile.as_os_str()),

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use common::team::{Member, Mode, Team, Way, FUTURE};
+use common::team::{node_rel, Member, Mode, Team, Way, FUTURE};
 use common::{require_tool, snapshot_text, Output, NOW};
 use sesto::format::crypto;
 use sesto::format::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
@@ -1606,7 +1606,7 @@ fn an_older_copy_replayed_on_the_edit_side_is_not_signed_above_a_delete() {
         assert_ok("bob's push", &team.push(&bob));
         assert_ok("mallory's pull", &team.pull(&mallory));
         let (id, _) = team.locate(&alice, &old_nodes, "prod/a");
-        let file = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+        let file = node_rel(&mallory, &id);
         team.git_ok(&mallory, &["rm", "-q", &file]);
         team.commit(&mallory, "tidy");
         mallory_pushes_file(&team, &mallory, &id, &old_nodes[&id]);
@@ -2001,7 +2001,7 @@ fn a_node_file_removed_and_added_back_older_is_refused_by_a_clone_that_saw_the_n
             old_commit,
             ..
         } = replay_setup();
-        let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+        let rel = node_rel(&mallory, &id);
         team.git_ok(&mallory, &["rm", "-q", &rel]);
         team.commit(&mallory, "tidy");
         if how == "two pulls" {
@@ -2409,7 +2409,7 @@ fn a_copy_put_back_as_the_base_file_cannot_let_a_delete_take_a_newer_write() {
 /// as its file in the next, and pushes.
 fn remove_and_put_back(team: &Team, mallory: &Member, id: &str, old: &[u8]) {
     assert_ok("mallory's pull", &team.pull(mallory));
-    let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+    let rel = node_rel(mallory, id);
     team.git_ok(mallory, &["rm", "-q", &rel]);
     team.commit(mallory, "tidy");
     team.plant(mallory, id, old);

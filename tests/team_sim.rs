@@ -27,7 +27,7 @@ mod common;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use common::team::{Member, Mode, Nodes, Team, Way};
+use common::team::{node_rel, Member, Mode, Nodes, Team, Way};
 use common::Output;
 use common::NOW;
 use sesto::format::node::{Body, Entry, Kind, NodeId, NodeKey, Value};
@@ -477,10 +477,7 @@ impl Sim {
         let roster = team.roster(m);
         // The test's view of which file is which path (ids are random).
         let by_path = team.paths(&self.who[ALICE].key, &roster.root, &team.clone_nodes(m));
-        let files: Vec<String> = by_path
-            .values()
-            .map(|id| format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path()))
-            .collect();
+        let files: Vec<String> = by_path.values().map(|id| node_rel(m, id)).collect();
         if files.is_empty() {
             return self.note("mallory: no node she can place".into());
         }
@@ -553,8 +550,8 @@ impl Sim {
                     key: NodeKey::new(key),
                 });
                 let secret = team.forge(&m.key, &store, &secret, &[&recipient]);
-                changed.push((format!(".sesto/{}", id.rel_path()), secret));
-                let root_file = format!(".sesto/{}", roster.root.rel_path());
+                changed.push((format!(".sesto/{}", id.rel_path(roster.sesto)), secret));
+                let root_file = format!(".sesto/{}", roster.root.rel_path(roster.sesto));
                 changed.push((root_file, team.forge(&m.key, &store, &root, &everyone)));
                 "signs a root listing her secret"
             }

@@ -103,13 +103,14 @@ impl Team {
         out.stdout.lines().map(str::to_string).collect()
     }
 
+    /// Every node file, at any depth below `nodes/`.
     fn node_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for shard in fs::read_dir(self.env.repo.join(".sesto/nodes")).unwrap() {
-            for f in fs::read_dir(shard.unwrap().path()).unwrap() {
-                files.push(f.unwrap().path());
-            }
-        }
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(self.env.repo.join(".sesto/nodes"))
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().is_file())
+            .map(walkdir::DirEntry::into_path)
+            .collect();
         files.sort();
         files
     }
@@ -724,7 +725,13 @@ fn resolve(t: &Team, path: &str) -> (NodeId, Option<String>, Vec<u8>) {
         .unwrap();
     let root = t.roster().root;
     let open = |id: &NodeId, with: &dyn age::Identity| {
-        let bytes = fs::read(t.env.repo.join(".sesto").join(id.rel_path())).unwrap();
+        let bytes = fs::read(
+            t.env
+                .repo
+                .join(".sesto")
+                .join(id.rel_path(sesto::format::node::FORMAT)),
+        )
+        .unwrap();
         crypto::decrypt(&bytes, &[with]).unwrap().to_vec()
     };
     let mut plain = open(&root, admin);
@@ -768,9 +775,22 @@ fn attack_outsider_replaces_root_and_shared_folder_with_files_to_real_keys() {
     // The root, re-encrypted to alice with a body mallory signed.
     let (root, _, plain) = resolve(&t, "");
     let body = node::split(&plain).unwrap().body.to_vec();
-    let original = fs::read(t.env.repo.join(".sesto").join(root.rel_path())).unwrap();
+    let original = fs::read(
+        t.env
+            .repo
+            .join(".sesto")
+            .join(root.rel_path(sesto::format::node::FORMAT)),
+    )
+    .unwrap();
     let forged = forge(&t, &root, &body, &mallory, &[alice_r.as_ref()]);
-    fs::write(t.env.repo.join(".sesto").join(root.rel_path()), forged).unwrap();
+    fs::write(
+        t.env
+            .repo
+            .join(".sesto")
+            .join(root.rel_path(sesto::format::node::FORMAT)),
+        forged,
+    )
+    .unwrap();
     let out = t.env.run(&["ls"]);
     out.assert_code(1);
     assert!(
@@ -778,7 +798,14 @@ fn attack_outsider_replaces_root_and_shared_folder_with_files_to_real_keys() {
         "{}",
         out.stderr
     );
-    fs::write(t.env.repo.join(".sesto").join(root.rel_path()), original).unwrap();
+    fs::write(
+        t.env
+            .repo
+            .join(".sesto")
+            .join(root.rel_path(sesto::format::node::FORMAT)),
+        original,
+    )
+    .unwrap();
 
     // The shared folder, to its own recipient and bob: bob rejects it.
     let (prod, key, plain) = resolve(&t, "prod");
@@ -791,7 +818,14 @@ fn attack_outsider_replaces_root_and_shared_folder_with_files_to_real_keys() {
         &mallory,
         &[&own.to_public(), bob_r.as_ref()],
     );
-    fs::write(t.env.repo.join(".sesto").join(prod.rel_path()), forged).unwrap();
+    fs::write(
+        t.env
+            .repo
+            .join(".sesto")
+            .join(prod.rel_path(sesto::format::node::FORMAT)),
+        forged,
+    )
+    .unwrap();
     for who in [&t.alice, &t.bob] {
         let out = t.run_as(who, &["get", "prod/db/password"], None);
         out.assert_code(1);
@@ -816,7 +850,14 @@ fn attack_read_only_member_signs_a_node_with_their_own_key() {
     let bob = PrivateKey::read_openssh_file(&t.bob).unwrap();
     let own: age::x25519::Identity = key.unwrap().parse().unwrap();
     let forged = forge(&t, &id, &bytes, &bob, &[&own.to_public()]);
-    fs::write(t.env.repo.join(".sesto").join(id.rel_path()), forged).unwrap();
+    fs::write(
+        t.env
+            .repo
+            .join(".sesto")
+            .join(id.rel_path(sesto::format::node::FORMAT)),
+        forged,
+    )
+    .unwrap();
     for who in [&t.alice, &t.bob] {
         let out = t.run_as(who, &["get", "prod/db/password"], None);
         out.assert_code(1);
@@ -835,7 +876,11 @@ fn attack_node_file_copied_over_another_id_is_refused() {
     let (a, _, _) = resolve(&t, "prod/db/password");
     let (b, _, _) = resolve(&t, "prod/api/token");
     let dir = t.env.repo.join(".sesto");
-    fs::copy(dir.join(a.rel_path()), dir.join(b.rel_path())).unwrap();
+    fs::copy(
+        dir.join(a.rel_path(sesto::format::node::FORMAT)),
+        dir.join(b.rel_path(sesto::format::node::FORMAT)),
+    )
+    .unwrap();
     let out = t.env.run(&["get", "prod/api/token"]);
     out.assert_code(1);
     assert!(out.stderr.contains(&b.to_string()), "{}", out.stderr);
@@ -876,7 +921,7 @@ fn revoking_an_outer_grant_keeps_an_inner_one() {
 fn verify_history_finds_a_node_rolled_back_to_an_older_signed_copy() {
     let t = Team::new();
     let (id, _, _) = resolve(&t, "prod/db/password");
-    let file = format!(".sesto/{}", id.rel_path());
+    let file = format!(".sesto/{}", id.rel_path(sesto::format::node::FORMAT));
     t.env
         .run_stdin(&["set", "prod/db/password"], b"second")
         .assert_success();

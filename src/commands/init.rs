@@ -17,6 +17,12 @@ pub struct Args {
     /// Your member name (default: git's user.name, else your key's comment, else $USER)
     #[arg(long)]
     name: Option<String>,
+
+    /// The store format to write: 2 (the default), or 1 while some members
+    /// still run a sesto that reads only version 1 (`sesto migrate` upgrades
+    /// it later)
+    #[arg(long, value_name = "VERSION")]
+    format: Option<u32>,
 }
 
 pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
@@ -24,6 +30,7 @@ pub fn run(g: &Global, args: Args, out: &mut dyn Write) -> Result<ExitCode> {
     let options = sesto::InitOptions {
         start: g.store.clone(),
         name: args.name,
+        format: args.format,
     };
     let done = sesto::init(&options, ids)?;
     let store = &done.store;

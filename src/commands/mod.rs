@@ -25,6 +25,7 @@ pub mod ls;
 pub mod man;
 pub mod materialize;
 pub mod member;
+pub mod migrate;
 pub mod mkdir;
 pub mod mv;
 pub mod otp;

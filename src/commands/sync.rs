@@ -85,6 +85,14 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     if report.roster_merged {
         writeln!(out, "merged both sides' roster changes (signed by you)")?;
     }
+    if !report.relocated.is_empty() {
+        let n = report.relocated.len();
+        writeln!(
+            out,
+            "moved {n} node file{} the merge left where the store's format does not keep them",
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
     for k in &report.kept {
         writeln!(out, "kept the change to {k} (the other side deleted it)")?;
     }

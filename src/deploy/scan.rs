@@ -178,8 +178,8 @@ pub fn sesto_relative(path: &str) -> Option<&str> {
 
 /// Checks a file that sits in `.sesto/` (`rel` is its path below it): the
 /// roster, its signature, the roster log and `.gitattributes` are allowed, and node files
-/// named `nodes/<2 hex>/<32 hex>.age` in the right shard whose bytes (when
-/// given) open as an age file. Returns the rule broken, if any.
+/// where either format's layout puts them (`nodes/3f/<id>.age`,
+/// `nodes/3/f/2/a/<id>.age`) whose bytes (when given) open as an age file. Returns the rule broken, if any.
 pub fn check_sesto_file(rel: &str, bytes: Option<&[u8]>) -> Option<&'static str> {
     if matches!(
         rel,
@@ -187,7 +187,7 @@ pub fn check_sesto_file(rel: &str, bytes: Option<&[u8]>) -> Option<&'static str>
     ) {
         return None;
     }
-    if crate::format::node::NodeId::from_rel_path(rel).is_none() {
+    if crate::format::node::NodeId::from_any_rel_path(rel).is_none() {
         return Some(SESTO_LAYOUT);
     }
     match bytes {

@@ -56,34 +56,20 @@ impl Store {
         for commit in &commits {
             report.commits += 1;
             let Ok(tree) = commit.tree() else { continue };
-            let Ok(nodes) = tree.get_path(Path::new(".sesto/nodes")) else {
-                continue;
-            };
-            let Ok(nodes) = nodes.to_object(&repo).and_then(|o| o.peel_to_tree()) else {
-                continue;
-            };
-            // The node files this commit changed (by blob id).
+            // The node files this commit changed (by blob id). Only a file
+            // where a reader looks for its node counts: one in another shard
+            // or in the other format's layout is never read.
+            let files = crate::git::node_files::node_files(&repo, &tree);
             let mut changed: Vec<(NodeId, git2::Oid)> = Vec::new();
             let mut present: HashSet<NodeId> = HashSet::new();
-            for shard in nodes.iter() {
-                let fan = shard.name().unwrap_or_default().to_string();
-                let Ok(shard) = shard.to_object(&repo).and_then(|o| o.peel_to_tree()) else {
-                    continue;
-                };
-                for file in shard.iter() {
-                    // Only a file where a reader looks for its node counts:
-                    // one in another shard is never read.
-                    let name = file.name().unwrap_or_default();
-                    let Some(id) = NodeId::from_shard_file(&fan, name) else {
-                        continue;
-                    };
-                    present.insert(id);
-                    // A file put back byte for byte is a change too.
-                    if current.insert(id, file.id()) != Some(file.id()) {
-                        changed.push((id, file.id()));
-                    }
+            for (id, blob) in files {
+                present.insert(id);
+                // A file put back byte for byte is a change too.
+                if current.insert(id, blob) != Some(blob) {
+                    changed.push((id, blob));
                 }
             }
+            changed.sort_unstable();
             // A node whose file this commit removed keeps its highest
             // version: a file put back later must be newer (whoever puts a
             // node back writes it above what was removed, as `sesto

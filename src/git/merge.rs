@@ -161,7 +161,7 @@ impl<'r> Merge<'r> {
                             &side.commit.to_string()[..12],
                             node.body.version,
                             b.body.version,
-                            sides::node_path(id)
+                            sides::node_path(id, side.roster.sesto)
                         ),
                     ));
                 }
@@ -385,10 +385,13 @@ pub(crate) fn admin_finishes(roster: &Roster) -> String {
     )
 }
 
-/// The node id of a node file's path in the repository.
+/// The node id of a node file's path in the repository, in either
+/// format's layout (a merge may span `sesto migrate`; each side's file is
+/// read where its own roster's format puts it).
 pub(crate) fn node_of(path: &str) -> Result<NodeId> {
     path.strip_prefix(".sesto/")
-        .and_then(NodeId::from_rel_path)
+        .and_then(NodeId::from_any_rel_path)
+        .map(|(id, _)| id)
         .ok_or_else(|| Error::Value(format!("{path} is not a sesto node file")))
 }
 

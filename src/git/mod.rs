@@ -14,6 +14,7 @@
 
 pub mod history;
 pub mod merge;
+pub(crate) mod node_files;
 pub mod resolve;
 pub(crate) mod roster_merge;
 pub(crate) mod sides;

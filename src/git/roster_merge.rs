@@ -46,6 +46,23 @@ pub(crate) fn merge(
     ours.follows(work, base)?;
     theirs.follows(work, base)?;
     let (b, o, t) = (&base.roster, &ours.roster, &theirs.roster);
+    if o.sesto != t.sesto {
+        // The node files of the two sides are in different layouts; the
+        // side still in the older format is migrated first, then merged.
+        let (old, new) = if o.sesto < t.sesto {
+            ("ours", "theirs")
+        } else {
+            ("theirs", "ours")
+        };
+        return Err(Error::Roster(format!(
+            "{new} moved the store to format {} (`sesto migrate`) while {old} changed the \
+             roster in format {}: give up this merge (`git merge --abort`), run `sesto \
+             migrate` on the side still in format {} (an admin), and merge again",
+            o.sesto.max(t.sesto),
+            o.sesto.min(t.sesto),
+            o.sesto.min(t.sesto)
+        )));
+    }
     let mut conflicts = Vec::new();
     let members = merge_maps(&b.members, &o.members, &t.members, |name| {
         conflicts.push(format!(

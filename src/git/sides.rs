@@ -56,9 +56,22 @@ pub(crate) struct Side<'r> {
     pub(crate) rejected: HashMap<NodeId, String>,
 }
 
-/// The path of a node file inside the repository.
-pub(crate) fn node_path(id: &NodeId) -> String {
-    format!(".sesto/{}", id.rel_path())
+/// The path of a node file inside the repository, in a store of `format`.
+pub(crate) fn node_path(id: &NodeId, format: u32) -> String {
+    format!(".sesto/{}", id.rel_path(format))
+}
+
+/// The store format of the commit whose tree is `tree`, as its roster
+/// declares it on its first line; 1 where it has none or declares none
+/// (which no reader of that commit's nodes then opens anyway). The roster
+/// itself is verified by whoever reads the commit's nodes; this only says
+/// where to look for them.
+pub(crate) fn tree_format(repo: &Repository, tree: &Tree) -> u32 {
+    blob_at(repo, tree, ".sesto/roster.yaml")
+        .and_then(|bytes| crate::format::node::declared_version(&bytes))
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| (crate::format::node::OLDEST_FORMAT..=crate::format::node::FORMAT).contains(v))
+        .unwrap_or(crate::format::node::OLDEST_FORMAT)
 }
 
 /// Blob bytes at `path` in `tree`.
@@ -302,13 +315,13 @@ impl<'r> Side<'r> {
 
     /// The node file's bytes in this commit.
     pub(crate) fn blob(&self, id: &NodeId) -> Option<Vec<u8>> {
-        blob_at(self.repo, &self.tree, &node_path(id))
+        blob_at(self.repo, &self.tree, &node_path(id, self.roster.sesto))
     }
 
     /// The blob id of the node's file in this commit.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
         self.tree
-            .get_path(Path::new(&node_path(id)))
+            .get_path(Path::new(&node_path(id, self.roster.sesto)))
             .ok()
             .map(|e| e.id())
     }

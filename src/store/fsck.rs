@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::node::{Kind, NodeId};
+use crate::format::node::{self, Kind, NodeId};
 use crate::store::journal::{self, Lock};
 use crate::store::{SPath, Store};
 
@@ -93,7 +93,7 @@ impl Store {
                 let first = reachable.insert(t.id);
                 if !first {
                     report.problems.push(Problem {
-                        file: format!(".sesto/{}", t.id.rel_path()),
+                        file: format!(".sesto/{}", self.rel_path(&t.id)),
                         detail: format!("referenced twice (again at {})", t.path),
                         fixable: false,
                     });
@@ -104,7 +104,7 @@ impl Store {
             if depth > crate::format::node::MAX_DEPTH + 1 {
                 for t in &level {
                     report.problems.push(Problem {
-                        file: format!(".sesto/{}", t.id.rel_path()),
+                        file: format!(".sesto/{}", self.rel_path(&t.id)),
                         detail: format!(
                             "folders nest deeper than {} at {}",
                             crate::format::node::MAX_DEPTH,
@@ -120,12 +120,12 @@ impl Store {
             for (task, result) in level.into_iter().zip(results) {
                 match result {
                     Err(e) => report.problems.push(Problem {
-                        file: format!(".sesto/{}", task.id.rel_path()),
+                        file: format!(".sesto/{}", self.rel_path(&task.id)),
                         detail: format!("{} at {}: {e}", task.kind, task.path),
                         fixable: false,
                     }),
                     Ok(node) if node.body.kind != task.kind => report.problems.push(Problem {
-                        file: format!(".sesto/{}", task.id.rel_path()),
+                        file: format!(".sesto/{}", self.rel_path(&task.id)),
                         detail: format!(
                             "{} is listed as a {} but is a {}",
                             task.path, task.kind, node.body.kind
@@ -254,34 +254,55 @@ impl Store {
                 continue;
             }
             let ft = entry.file_type();
+            let format = self.roster.sesto;
+            let levels = node::shard_levels(format);
+            // A shard directory of either format's layout: files in the
+            // other one are reported one by one below.
+            let shard_dir = |depth: usize| {
+                (node::OLDEST_FORMAT..=node::FORMAT).any(|f| {
+                    depth >= 2
+                        && depth <= node::shard_levels(f) + 1
+                        && name.len() == if f == 1 { 2 } else { 1 }
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                })
+            };
             match depth {
                 1 if ft.is_dir() && name == "nodes" => {}
                 1 if ft.is_file() && known.contains(&name.as_ref()) => {}
-                2 if ft.is_dir()
-                    && name.len() == 2
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {}
-                3 if ft.is_file() => {
-                    let shard = path
-                        .parent()
-                        .and_then(Path::file_name)
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    match NodeId::from_shard_file(&shard, &name) {
-                        Some(id) => {
+                _ if ft.is_dir() && shard_dir(depth) => {}
+                _ if ft.is_file() && depth >= 3 => {
+                    let rel_here = path
+                        .strip_prefix(&self.dir)
+                        .unwrap_or(path)
+                        .to_string_lossy()
+                        .into_owned();
+                    match NodeId::from_any_rel_path(&rel_here) {
+                        Some((id, f)) if f == format => {
                             nodes.insert(id, rel(path));
                         }
+                        Some((_, f)) => problems.push(problem(
+                            &format!(
+                                "node file where format {f} keeps it, in a store of format \
+                                 {format}: no reader opens it (a merge across `sesto migrate` \
+                                 left it? `sesto resolve` moves it to its place)"
+                            ),
+                            false,
+                        )),
                         None if name
                             .strip_suffix(".age")
                             .is_some_and(|s| s.parse::<NodeId>().is_ok()) =>
                         {
                             problems.push(problem("node file in the wrong shard directory", false))
                         }
-                        None => problems.push(problem(
+                        None if depth == levels + 2 => problems.push(problem(
                             "not a node file: names are <32 hex digits>.age",
                             false,
                         )),
+                        None => {
+                            problems.push(problem("unexpected file or directory in .sesto/", false))
+                        }
                     }
                 }
                 _ => problems.push(problem("unexpected file or directory in .sesto/", false)),

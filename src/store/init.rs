@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub start: Option<PathBuf>,
     /// The first admin's member name (default: from `$USER`, else `admin`).
     pub name: Option<String>,
+    /// The store format to write (default: the newest, [`node::FORMAT`]).
+    pub format: Option<u32>,
 }
 
 /// What [`init`] did.
@@ -82,7 +84,17 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
             signing_key,
         },
     );
-    let roster = Roster::new(members);
+    let mut roster = Roster::new(members);
+    if let Some(format) = options.format {
+        if !(node::OLDEST_FORMAT..=node::FORMAT).contains(&format) {
+            return Err(Error::Value(format!(
+                "format {format}: this sesto writes formats {} to {}",
+                node::OLDEST_FORMAT,
+                node::FORMAT
+            )));
+        }
+        roster.sesto = format;
+    }
     let roster_bytes = roster.encode();
     // One prepared key signs the roster and the root.
     let key = signer.signer(ids.prompt())?;
@@ -121,7 +133,7 @@ pub fn init(options: &InitOptions, ids: Identities) -> Result<Initialized> {
         ".sesto/roster.sig".into(),
         ".sesto/.gitattributes".into(),
     ];
-    paths.push(format!(".sesto/{}", roster.root.rel_path()));
+    paths.push(format!(".sesto/{}", roster.root.rel_path(roster.sesto)));
     crate::git::stage(&repo, &paths)?;
     if auto_commit {
         repo.config()?.set_bool("sesto.commit", true)?;
@@ -169,7 +181,7 @@ fn build(
         signer: me.unwrap_or_default(),
     };
     let bytes = crate::store::tx::encode_node(&store, roster, &root, key)?;
-    journal::write_atomic(&staging.join(roster.root.rel_path()), &bytes)?;
+    journal::write_atomic(&staging.join(roster.root.rel_path(roster.sesto)), &bytes)?;
     Ok(store)
 }
 

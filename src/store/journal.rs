@@ -263,6 +263,46 @@ impl Op {
             Op::Remove(p) => p,
         }
     }
+
+    /// The work-tree paths git must be told about once this op is done: the
+    /// target, and a moved file's old path (a temp file's is not git's).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.moved_from()
+            .into_iter()
+            .chain(std::iter::once(self.target()))
+    }
+
+    /// The old path of a file this op moves unchanged (not a temp file's).
+    pub fn moved_from(&self) -> Option<&str> {
+        match self {
+            Op::Rename { from, .. }
+                if !Path::new(from)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_MARK)) =>
+            {
+                Some(from)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Removes the directories that held `files` and are empty now, up to
+/// `.sesto/nodes` (not included): what a move to another layout leaves.
+/// Best effort: a directory that is not empty stays.
+pub fn remove_empty_dirs<'p>(files: impl IntoIterator<Item = &'p Path>) {
+    let mut dirs: Vec<&Path> = files.into_iter().filter_map(Path::parent).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in dirs {
+        for level in dir.ancestors() {
+            if level.file_name() == Some(std::ffi::OsStr::new("nodes"))
+                || fs::remove_dir(level).is_err()
+            {
+                break;
+            }
+        }
+    }
 }
 
 /// Creates the directories of `targets` and refuses symlinked ones; returns

@@ -16,6 +16,7 @@ pub(crate) mod files;
 pub mod fsck;
 pub(crate) mod init;
 pub mod journal;
+pub mod migrate;
 pub(crate) mod moves;
 mod nodes;
 mod path;
@@ -35,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::format::crypto::{self, Identities, Recipient};
 use crate::format::node::{Body, NodeId, NodeKey, Roster};
 use crate::store::files::read_limited;
-use crate::store::journal::{Journal, Lock};
+use crate::store::journal::{Journal, Lock, Op};
 
 pub(crate) use path::nearest;
 pub use path::SPath;
@@ -293,14 +294,19 @@ impl Store {
     }
 
     pub(crate) fn node_file(&self, id: &NodeId) -> PathBuf {
-        self.dir.join(id.rel_path())
+        self.dir.join(self.rel_path(id))
+    }
+
+    /// Node `id`'s file relative to `.sesto/`, in this store's format.
+    pub(crate) fn rel_path(&self, id: &NodeId) -> String {
+        id.rel_path(self.roster.sesto)
     }
 
     /// The error for node `id`, rejected for `reason`.
     pub(crate) fn reject(&self, id: &NodeId, reason: impl fmt::Display) -> Error {
         Error::Node {
             id: *id,
-            file: id.rel_path(),
+            file: self.rel_path(id),
             reason: reason.to_string(),
         }
     }
@@ -383,7 +389,14 @@ pub(crate) fn finish_journal(work: &Path, state: &Path, journal: &Journal) -> Re
     }
     let ops = journal.read()?;
     Journal::apply(work, &ops)?;
-    let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
+    let paths: Vec<String> = ops.iter().flat_map(Op::paths).map(str::to_string).collect();
+    // What moved (a migration) leaves empty directories behind.
+    let moved: Vec<PathBuf> = ops
+        .iter()
+        .filter_map(Op::moved_from)
+        .map(|p| work.join(p))
+        .collect();
+    journal::remove_empty_dirs(moved.iter().map(PathBuf::as_path));
     // A locked git index must not make the store unreadable: what cannot be
     // staged now is kept for the next write.
     let _ = crate::store::staging::stage_pending(work, state, &paths, &Default::default(), None)?;

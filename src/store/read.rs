@@ -289,7 +289,7 @@ impl Store {
             if chain.contains(&e.id) || chain.len() > crate::format::node::MAX_DEPTH {
                 return Err(Error::Node {
                     id: e.id,
-                    file: e.id.rel_path(),
+                    file: self.rel_path(&e.id),
                     reason: "a folder lists itself or an ancestor, or folders nest too deep".into(),
                 });
             }
@@ -303,7 +303,7 @@ impl Store {
                 } else {
                     Err(Error::Node {
                         id: e.id,
-                        file: e.id.rel_path(),
+                        file: self.rel_path(&e.id),
                         reason: "its parent lists a folder but it is a secret".into(),
                     })
                 }

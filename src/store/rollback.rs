@@ -18,7 +18,7 @@
 //! fresh clone has seen nothing: `sesto verify --history` checks the whole
 //! branch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use git2::{Oid, Repository};
@@ -41,53 +41,25 @@ enum Change {
     Added,
 }
 
-/// The node files that changed from `old` to `new`: only the fan-out
-/// directories whose tree ids differ are looked into, so a commit that
-/// changed one file costs two small tree reads, not a diff of the store.
+/// The node files that changed from `old` to `new` (see
+/// [`crate::git::node_files::changed_node_files`]: only directories whose
+/// tree ids differ are looked into).
 fn changed_nodes(repo: &Repository, old: Oid, new: Oid) -> Result<Vec<(NodeId, Change)>> {
-    let fans = |commit: Oid| -> Result<BTreeMap<String, Oid>> {
-        let tree = repo.find_commit(commit)?.tree()?;
-        let Ok(entry) = tree.get_path(Path::new(".sesto/nodes")) else {
-            return Ok(BTreeMap::new());
-        };
-        let nodes = repo.find_tree(entry.id())?;
-        Ok(nodes
-            .iter()
-            .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
-            .collect())
-    };
-    let files = |fan: Option<&Oid>| -> BTreeMap<String, Oid> {
-        fan.and_then(|f| repo.find_tree(*f).ok())
-            .map(|t| {
-                t.iter()
-                    .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (before, after) = (fans(old)?, fans(new)?);
-    let mut out = Vec::new();
-    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    for fan in names {
-        let (was, now) = (before.get(fan), after.get(fan));
-        if was == now {
-            continue;
-        }
-        let (was, now) = (files(was), files(now));
-        let names: BTreeSet<&String> = was.keys().chain(now.keys()).collect();
-        for name in names {
-            let change = match (was.get(name), now.get(name)) {
-                (Some(a), Some(b)) if a != b => Change::Modified,
+    let (old, new) = (
+        repo.find_commit(old)?.tree()?,
+        repo.find_commit(new)?.tree()?,
+    );
+    Ok(crate::git::node_files::changed_node_files(repo, &old, &new)
+        .into_iter()
+        .map(|(id, was, now)| {
+            let change = match (was, now) {
+                (Some(_), Some(_)) => Change::Modified,
                 (Some(_), None) => Change::Removed,
-                (None, Some(_)) => Change::Added,
-                _ => continue,
+                _ => Change::Added,
             };
-            if let Ok(id) = crate::git::merge::node_of(&format!(".sesto/nodes/{fan}/{name}")) {
-                out.push((id, change));
-            }
-        }
-    }
-    Ok(out)
+            (id, change)
+        })
+        .collect())
 }
 
 /// Most commits walked per check: a check after a long absence (or a
@@ -149,7 +121,10 @@ fn steps_within(repo: &Repository, old: Oid, new: Oid, most: usize) -> Result<Ve
 /// The blob id of node `id`'s file in `commit`, if it has one.
 pub(crate) fn node_blob_id(repo: &Repository, commit: Oid, id: &NodeId) -> Option<Oid> {
     let tree = repo.find_commit(commit).ok()?.tree().ok()?;
-    let entry = tree.get_path(Path::new(&sides::node_path(id))).ok()?;
+    let format = sides::tree_format(repo, &tree);
+    let entry = tree
+        .get_path(Path::new(&sides::node_path(id, format)))
+        .ok()?;
     Some(entry.id())
 }
 
@@ -229,7 +204,7 @@ impl Drop {
                 self.now,
                 &c[..12],
                 &c[..12],
-                sides::node_path(id),
+                format_args!(".sesto/{}", store.rel_path(id)),
             ),
         )
     }

@@ -32,6 +32,8 @@ pub(crate) struct Placed {
 pub(crate) struct TreeIndex<'r> {
     repo: &'r Repository,
     tree: Tree<'r>,
+    /// The store format of the commit, which says where its node files are.
+    format: u32,
     pub(crate) nodes: HashMap<NodeId, Placed>,
 }
 
@@ -43,9 +45,11 @@ impl<'r> TreeIndex<'r> {
         commit: &Commit<'r>,
     ) -> Result<TreeIndex<'r>> {
         let tree = commit.tree()?;
+        let format = crate::git::sides::tree_format(repo, &tree);
         let mut index = TreeIndex {
             repo,
             tree,
+            format,
             nodes: HashMap::new(),
         };
         let root = store.roster.root;
@@ -143,7 +147,10 @@ impl<'r> TreeIndex<'r> {
 
     /// The node file's bytes in this tree.
     pub(crate) fn blob(&self, id: &NodeId) -> Option<Vec<u8>> {
-        let entry = self.tree.get_path(Path::new(&node_path(id))).ok()?;
+        let entry = self
+            .tree
+            .get_path(Path::new(&node_path(id, self.format)))
+            .ok()?;
         let blob = self.repo.find_blob(entry.id()).ok()?;
         Some(blob.content().to_vec())
     }
@@ -151,7 +158,7 @@ impl<'r> TreeIndex<'r> {
     /// The blob id of the node's file in this tree.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
         self.tree
-            .get_path(Path::new(&node_path(id)))
+            .get_path(Path::new(&node_path(id, self.format)))
             .ok()
             .map(|e| e.id())
     }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::node::{self, Entry, Kind, NodeId, NodeKey, Roster};
 use crate::store::journal::{self, Journal, Lock};
 use crate::store::staging::stage_pending;
@@ -47,6 +47,8 @@ pub struct Tx<'s> {
     warning: Option<String>,
     /// What the commit message says the change is, where not the default.
     summary: Option<String>,
+    /// Node files moved unchanged (old path, new path): `sesto migrate`.
+    pub(crate) moves: Vec<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Store {
@@ -74,6 +76,7 @@ impl Store {
             log_also: Vec::new(),
             warning,
             summary: None,
+            moves: Vec::new(),
         };
         for (path, node) in self.tops()? {
             tx.tops.push((path, node.id));
@@ -84,6 +87,32 @@ impl Store {
 }
 
 impl<'s> Tx<'s> {
+    /// The current member, when an admin; the roster is theirs to change.
+    pub(crate) fn require_admin(&self, what: &str) -> Result<String> {
+        let admins = self.store.roster.admins().join(", ");
+        match self.store.me.as_deref() {
+            Some(me) if self.store.roster.is_admin(me) => Ok(me.to_string()),
+            Some(me) => Err(Error::Denied(format!(
+                "only admins {what}, and {me} is not one; ask {admins}"
+            ))),
+            None => Err(Error::Denied(format!(
+                "only admins {what}; none of your identities is a member (admins: {admins})"
+            ))),
+        }
+    }
+
+    /// The roster this change writes: the store's, one version on, naming
+    /// it as `previous`; made on first use.
+    pub(crate) fn next_roster(&mut self) -> &mut node::Roster {
+        if self.roster.is_none() {
+            let mut next = self.store.roster.clone();
+            next.version += 1;
+            next.previous = Some(node::sha256_hex(&self.store.roster.encode()));
+            self.roster = Some(next);
+        }
+        self.roster.as_mut().expect("set above")
+    }
+
     /// How many nodes committing would write or remove (for a dry run).
     pub fn pending_nodes(&self) -> usize {
         self.dirty.union(&self.removed).count()

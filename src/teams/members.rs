@@ -134,30 +134,6 @@ pub struct AccessEntry {
 }
 
 impl Tx<'_> {
-    /// The current member, when an admin; the roster is theirs to change.
-    fn require_admin(&self, what: &str) -> Result<String> {
-        let admins = self.store.roster.admins().join(", ");
-        match self.store.me.as_deref() {
-            Some(me) if self.store.roster.is_admin(me) => Ok(me.to_string()),
-            Some(me) => Err(Error::Denied(format!(
-                "only admins {what}, and {me} is not one; ask {admins}"
-            ))),
-            None => Err(Error::Denied(format!(
-                "only admins {what}; none of your identities is a member (admins: {admins})"
-            ))),
-        }
-    }
-
-    fn next_roster(&mut self) -> &mut node::Roster {
-        if self.roster.is_none() {
-            let mut next = self.store.roster.clone();
-            next.version += 1;
-            next.previous = Some(node::sha256_hex(&self.store.roster.encode()));
-            self.roster = Some(next);
-        }
-        self.roster.as_mut().expect("set above")
-    }
-
     /// Adds a member. `key` is their SSH or age public key; `signing_key` an
     /// SSH key to sign with when `key` is an age recipient.
     pub fn add_member(

@@ -94,6 +94,11 @@ impl Team {
     /// The remote and alice, its admin, with a store pushed to `main`. In
     /// [`Mode::Infra`] the repository also holds infrastructure code.
     pub fn new(mode: Mode) -> (Team, Member) {
+        Team::new_in(mode, node::FORMAT)
+    }
+
+    /// [`Team::new`] with a store made in `format` (`sesto init --format`).
+    pub fn new_in(mode: Mode, format: u32) -> (Team, Member) {
         let env = TestEnv::new();
         let remote = env.bare_repo("remote.git");
         let team = Team { env, remote, mode };
@@ -104,7 +109,8 @@ impl Team {
             team.git_ok(&alice, &["add", "main.tf"]);
             team.git_ok(&alice, &["commit", "-qm", "infrastructure"]);
         }
-        team.ok(&alice, &["init", "--name", "alice"]);
+        let format = format.to_string();
+        team.ok(&alice, &["init", "--name", "alice", "--format", &format]);
         team.configure(&alice);
         team.commit(&alice, "sesto init");
         team.git_ok(&alice, &["remote", "add", "origin", path_str(&team.remote)]);
@@ -425,19 +431,18 @@ impl Team {
             .collect()
     }
 
-    /// The node files in `m`'s work tree.
+    /// The node files in `m`'s work tree, at any depth below `nodes/`.
     pub fn clone_nodes(&self, m: &Member) -> Nodes {
-        let mut out = Nodes::new();
-        let Ok(shards) = fs::read_dir(m.clone.join(".sesto/nodes")) else {
-            return out;
-        };
-        for shard in shards.flatten() {
-            for f in fs::read_dir(shard.path()).into_iter().flatten().flatten() {
-                let path = f.path();
-                out.insert(id_of(&path.to_string_lossy()), fs::read(&path).unwrap());
-            }
-        }
-        out
+        walkdir::WalkDir::new(m.clone.join(".sesto/nodes"))
+            .min_depth(1)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                let path = e.path();
+                (id_of(&path.to_string_lossy()), fs::read(path).unwrap())
+            })
+            .collect()
     }
 
     /// `m`'s roster, parsed.
@@ -602,7 +607,7 @@ impl Team {
 
     /// Writes `bytes` as node `id` in `m`'s work tree and stages it.
     pub fn plant(&self, m: &Member, id: &str, bytes: &[u8]) {
-        let rel = format!(".sesto/{}", id.parse::<NodeId>().unwrap().rel_path());
+        let rel = node_rel(m, id);
         let path = m.clone.join(&rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, bytes).unwrap();
@@ -663,4 +668,13 @@ fn id_of(path: &str) -> String {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temp path")
+}
+
+/// Node `id`'s file in `m`'s clone, relative to the repository, where the
+/// format its roster declares keeps it.
+pub fn node_rel(m: &Member, id: &str) -> String {
+    let roster = fs::read(m.clone.join(".sesto/roster.yaml")).unwrap();
+    let format = node::declared_version(&roster).expect("a roster declares its format");
+    let id = id.parse::<NodeId>().unwrap();
+    format!(".sesto/{}", id.rel_path(format as u32))
 }

@@ -39,7 +39,9 @@ pub fn decode_body(bytes: &[u8]) -> Result<Body, FormatError> {
         Some(body) => body,
         None => {
             match declared_version(bytes) {
-                Some(v) if v != u64::from(FORMAT) => return Err(version_error(v)),
+                Some(v) if v != u64::from(BODY_FORMAT) => {
+                    return Err(version_error(v, BODY_FORMAT))
+                }
                 _ => {}
             }
             crate::format::limits::check_yaml(bytes)?;

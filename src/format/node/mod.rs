@@ -24,8 +24,15 @@ pub use layout::{
 };
 pub use roster::{check_member_name, Access, Member, Roster};
 
-/// The format version written into every node and roster.
-pub const FORMAT: u32 = 1;
+/// The store format this sesto writes for new stores: the roster's `sesto`.
+/// Version 2 moved node files to four levels of one-hex-digit shards
+/// (`nodes/3/f/2/a/<id>.age`); see [`NodeId::rel_path`].
+pub const FORMAT: u32 = 2;
+/// The oldest store format this sesto reads (and `sesto migrate` upgrades).
+pub const OLDEST_FORMAT: u32 = 1;
+/// The node body schema, a body's `sesto`: the same in store formats 1 and 2
+/// (version 2 changed where files live, not what they hold).
+pub const BODY_FORMAT: u32 = 1;
 /// Plaintexts larger than this are refused before they are read.
 pub const MAX_PLAINTEXT: usize = 16 << 20;
 /// Largest secret value: stored as base64 and padded, it stays under
@@ -36,15 +43,21 @@ pub const MAX_DEPTH: usize = 64;
 /// Node files larger than this are refused before they are read.
 pub const MAX_NODE_FILE: u64 = 64 << 20;
 
-/// The error for a format version this sesto does not read, saying what to do.
-pub fn version_error(found: u64) -> FormatError {
-    let what = if found > u64::from(FORMAT) {
+/// The error for a format version this sesto does not read, saying what to
+/// do; `reads` is the newest version it reads for that kind of document.
+pub fn version_error(found: u64, reads: u32) -> FormatError {
+    let what = if found > u64::from(reads) {
         "upgrade sesto"
     } else {
         "the file is damaged or not sesto's"
     };
+    let versions = if reads <= OLDEST_FORMAT {
+        format!("version {reads}")
+    } else {
+        format!("versions {OLDEST_FORMAT} to {reads}")
+    };
     FormatError::Invalid(format!(
-        "format version {found}; this sesto reads version {FORMAT}: {what}"
+        "format version {found}; this sesto reads {versions}: {what}"
     ))
 }
 
@@ -88,30 +101,56 @@ impl NodeId {
         NodeId(rand::rngs::OsRng.gen())
     }
 
-    /// The relative path of this node's file under `.sesto/`, sharded by its
-    /// first two hex digits. [`NodeId::from_rel_path`] is its inverse.
-    pub fn rel_path(&self) -> String {
+    /// The relative path of this node's file under `.sesto/` in a store of
+    /// `format`: version 1 shards by the first two hex digits
+    /// (`nodes/3f/<id>.age`), version 2 by each of the first four
+    /// (`nodes/3/f/2/a/<id>.age`), so that no git tree one change rewrites
+    /// grows past a few KB at a million nodes. [`NodeId::from_rel_path`] is
+    /// its inverse.
+    pub fn rel_path(&self, format: u32) -> String {
         let hex = self.to_string();
-        format!("nodes/{}/{}.age", &hex[..2], hex)
+        match format {
+            1 => format!("nodes/{}/{hex}.age", &hex[..2]),
+            _ => format!(
+                "nodes/{}/{}/{}/{}/{hex}.age",
+                &hex[..1],
+                &hex[1..2],
+                &hex[2..3],
+                &hex[3..4]
+            ),
+        }
     }
 
-    /// The node whose file `rel` (relative to `.sesto/`) is, where `rel` is
-    /// exactly the path [`NodeId::rel_path`] gives it; `None` for anything
-    /// else (another shard, an id not in canonical form, more levels). Every
-    /// reader of node paths (the merge driver, history, the rollback check,
-    /// `fsck`, `verify`, the commit scan) goes through here, so that one
-    /// function owns the layout.
-    pub fn from_rel_path(rel: &str) -> Option<NodeId> {
-        let (shard, file) = rel.strip_prefix("nodes/")?.split_once('/')?;
-        NodeId::from_shard_file(shard, file)
-    }
-
-    /// [`NodeId::from_rel_path`] for a file name `file` in shard directory
-    /// `shard`, for walks of a tree that are already in the shard.
-    pub fn from_shard_file(shard: &str, file: &str) -> Option<NodeId> {
+    /// The node whose file `rel` (relative to `.sesto/`) is in a store of
+    /// `format`, where `rel` is exactly the path [`NodeId::rel_path`] gives
+    /// it; `None` for anything else (another shard, the other format's
+    /// layout, an id not in canonical form, more levels). Every reader of
+    /// node paths (the merge driver, history, the rollback check, `fsck`,
+    /// `verify`, the commit scan) goes through here, so that one function
+    /// owns the layout.
+    pub fn from_rel_path(rel: &str, format: u32) -> Option<NodeId> {
+        let file = rel.rsplit('/').next()?;
         let id: NodeId = file.strip_suffix(".age")?.parse().ok()?;
-        // The id parsed, so `file` is 32 lowercase hex digits and `.age`.
-        (shard.len() == 2 && file.starts_with(shard)).then_some(id)
+        // The id parsed, so the file name is 32 lowercase hex digits and
+        // `.age`; the rest must be exactly where rel_path puts it.
+        (id.rel_path(format) == rel).then_some(id)
+    }
+
+    /// [`NodeId::from_rel_path`] in either layout: the node and the format
+    /// whose layout `rel` is in. For readers of paths that hold no roster
+    /// (the commit scan, the merge driver's path).
+    pub fn from_any_rel_path(rel: &str) -> Option<(NodeId, u32)> {
+        (OLDEST_FORMAT..=FORMAT)
+            .find_map(|format| NodeId::from_rel_path(rel, format).map(|id| (id, format)))
+    }
+}
+
+/// How many directory levels below `nodes/` a store of `format` shards its
+/// node files into.
+pub fn shard_levels(format: u32) -> usize {
+    match format {
+        1 => 1,
+        _ => 4,
     }
 }
 
@@ -326,7 +365,7 @@ impl Body {
     /// A new, empty node of `kind`, at version 0: its first write makes it 1.
     pub fn new(store: &str, id: NodeId, kind: Kind, name: &str) -> Body {
         Body {
-            sesto: FORMAT,
+            sesto: BODY_FORMAT,
             store: store.to_string(),
             id,
             kind,
@@ -345,8 +384,8 @@ impl Body {
     /// Checks the rules the schema cannot express.
     pub fn check(&self) -> Result<(), FormatError> {
         let invalid = |m: String| Err(FormatError::Invalid(m));
-        if self.sesto != FORMAT {
-            return Err(version_error(u64::from(self.sesto)));
+        if self.sesto != BODY_FORMAT {
+            return Err(version_error(u64::from(self.sesto), BODY_FORMAT));
         }
         match self.kind {
             Kind::Folder => {

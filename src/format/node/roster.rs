@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{yaml_error, FormatError, NodeId, FORMAT};
+use super::{yaml_error, FormatError, NodeId, FORMAT, OLDEST_FORMAT};
 
 /// Read or write access granted on a shared folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,7 +45,8 @@ impl Member {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Roster {
-    /// Format version.
+    /// The store's format version: 1 or 2 (where node files live; see
+    /// [`NodeId::rel_path`]).
     pub sesto: u32,
     /// Random store id, fixed at init.
     pub store: String,
@@ -92,7 +93,9 @@ impl Roster {
     /// Parses roster bytes, refusing non-canonical YAML and broken rules.
     pub fn decode(bytes: &[u8]) -> Result<Roster, FormatError> {
         match super::declared_version(bytes) {
-            Some(v) if v != u64::from(FORMAT) => return Err(super::version_error(v)),
+            Some(v) if !(u64::from(OLDEST_FORMAT)..=u64::from(FORMAT)).contains(&v) => {
+                return Err(super::version_error(v, FORMAT))
+            }
             _ => {}
         }
         crate::format::limits::check_yaml(bytes)?;
@@ -100,8 +103,8 @@ impl Roster {
         if roster.encode() != bytes {
             return Err(FormatError::NotCanonical);
         }
-        if roster.sesto != FORMAT {
-            return Err(super::version_error(u64::from(roster.sesto)));
+        if !(OLDEST_FORMAT..=FORMAT).contains(&roster.sesto) {
+            return Err(super::version_error(u64::from(roster.sesto), FORMAT));
         }
         roster
             .store

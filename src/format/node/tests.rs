@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 fn secret_body(value: &[u8]) -> Body {
     Body {
-        sesto: FORMAT,
+        sesto: BODY_FORMAT,
         store: NodeId::random().to_string(),
         id: NodeId::random(),
         kind: Kind::Secret,
@@ -171,17 +171,43 @@ fn ids_round_trip_and_reject_bad_text() {
     ] {
         assert!(bad.parse::<NodeId>().is_err(), "{bad}");
     }
-    assert!(id
-        .rel_path()
-        .starts_with(&format!("nodes/{}/", &id.to_string()[..2])));
+    assert_eq!(
+        id.rel_path(1),
+        format!("nodes/{}/{id}.age", &id.to_string()[..2])
+    );
+    let hex = id.to_string();
+    assert_eq!(
+        id.rel_path(2),
+        format!(
+            "nodes/{}/{}/{}/{}/{hex}.age",
+            &hex[..1],
+            &hex[1..2],
+            &hex[2..3],
+            &hex[3..4]
+        )
+    );
 }
 
 #[test]
 fn a_node_path_names_its_node_only_where_rel_path_puts_it() {
     let id = NodeId::random();
-    assert_eq!(NodeId::from_rel_path(&id.rel_path()), Some(id));
+    for format in [1, 2] {
+        assert_eq!(
+            NodeId::from_rel_path(&id.rel_path(format), format),
+            Some(id)
+        );
+        assert_eq!(
+            NodeId::from_any_rel_path(&id.rel_path(format)),
+            Some((id, format))
+        );
+    }
+    // Each format's layout is not the other's.
+    assert_eq!(NodeId::from_rel_path(&id.rel_path(1), 2), None);
+    assert_eq!(NodeId::from_rel_path(&id.rel_path(2), 1), None);
     let hex = id.to_string();
     let other_shard = if hex.starts_with("00") { "01" } else { "00" };
+    let (a, b, c, d) = (&hex[..1], &hex[1..2], &hex[2..3], &hex[3..4]);
+    let other = if a == "0" { "1" } else { "0" };
     for bad in [
         format!("nodes/{other_shard}/{hex}.age"),
         format!("nodes/{}/{hex}", &hex[..2]),
@@ -194,19 +220,19 @@ fn a_node_path_names_its_node_only_where_rel_path_puts_it() {
         format!("./nodes/{}/{hex}.age", &hex[..2]),
         format!("{}/{hex}.age", &hex[..2]),
         format!("nodes/{hex}.age"),
+        format!("nodes/{other}/{b}/{c}/{d}/{hex}.age"),
+        format!("nodes/{a}/{b}/{c}/{hex}.age"),
+        format!("nodes/{a}/{b}/{c}/{d}/{d}/{hex}.age"),
+        format!("nodes/{a}/{b}/{c}/{d}/{hex}"),
+        format!("nodes/{a}/{b}/../{c}/{d}/{hex}.age"),
+        format!("nodes/{a}{b}/{c}/{d}/{hex}.age"),
+        format!("/nodes/{a}/{b}/{c}/{d}/{hex}.age"),
+        format!("nodes/{a}/{b}/{c}/{d}//{hex}.age"),
         String::new(),
         "nodes//.age".into(),
     ] {
-        assert_eq!(NodeId::from_rel_path(&bad), None, "{bad}");
+        assert_eq!(NodeId::from_any_rel_path(&bad), None, "{bad}");
     }
-    assert_eq!(
-        NodeId::from_shard_file(&hex[..2], &format!("{hex}.age")),
-        Some(id)
-    );
-    assert_eq!(
-        NodeId::from_shard_file(other_shard, &format!("{hex}.age")),
-        None
-    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::git::merge::{self, Merge};
 use crate::git::sides::{self, Side};
 use crate::store::{SPath, Store};
 
+mod layout;
 mod put_back;
 mod rekey;
 mod setup;
@@ -40,6 +41,9 @@ pub struct Resolved {
     /// Folder entries settled after a merge: given the key of the node file
     /// the merge kept, or their file put back (or, with none, removed).
     pub rekeyed: usize,
+    /// Node files a merge across `sesto migrate` left where this store's
+    /// format does not keep them, moved to their place (`old → new`).
+    pub relocated: Vec<String>,
 }
 
 impl Resolved {
@@ -50,6 +54,7 @@ impl Resolved {
             || !self.kept.is_empty()
             || !self.dropped.is_empty()
             || self.rekeyed > 0
+            || !self.relocated.is_empty()
     }
 }
 
@@ -138,6 +143,18 @@ impl Store {
     pub fn resolve(&self) -> Result<Resolved> {
         let mut report = Resolved::default();
         let repo = crate::git::open(&self.work)?;
+        // Across `sesto migrate`: node files where the other layout keeps
+        // them first, so that all that follows finds each at its place.
+        let relocated = self.relocate_nodes(&repo)?;
+        report.relocated = relocated.moved;
+        if !relocated.left.is_empty() {
+            report.left = relocated.left;
+            return Ok(report);
+        }
+        if !report.relocated.is_empty() {
+            // git changed the index on disk; libgit2 keeps what it read.
+            repo.index()?.read(true)?;
+        }
         let conflicts = node_conflicts(&repo)?;
         let roster_conflict = roster_conflicted(&repo)?;
         let mut copies = merge::queued_conflict_copies(self);
@@ -439,7 +456,7 @@ impl Store {
             if let Some(bytes) = side.blob(&id) {
                 side.open(self, &id, &bytes)?;
                 crate::store::journal::write_atomic(&self.node_file(&id), &bytes)?;
-                crate::git::stage(repo, &[sides::node_path(&id)])?;
+                crate::git::stage(repo, &[sides::node_path(&id, self.roster.sesto)])?;
             }
         }
         // The parent may be listed (inside a folder restored before it)

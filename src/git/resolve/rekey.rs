@@ -37,7 +37,7 @@ impl Store {
                     if side.open(self, id, &bytes).is_ok()
                         && crate::store::journal::write_atomic(&self.node_file(id), &bytes).is_ok()
                     {
-                        restored.push(sides::node_path(id));
+                        restored.push(sides::node_path(id, self.roster.sesto));
                         return true;
                     }
                 }

@@ -65,9 +65,20 @@ impl Store {
                     // The driver is told theirs' commit rather than searching for it.
                     let theirs = theirs.to_string();
                     let hint = [("SESTO_MERGE_THEIRS", theirs.as_str())];
+                    // Across `sesto migrate` git sees every node file renamed;
+                    // its directory rename detection would move a file added
+                    // under the old layout into some shard of the new one.
+                    // `resolve` puts such files in place by their ids.
                     let merged = crate::git::run(
                         &self.work,
-                        &["merge", "--quiet", "--no-edit", &upstream],
+                        &[
+                            "-c",
+                            "merge.directoryRenames=false",
+                            "merge",
+                            "--quiet",
+                            "--no-edit",
+                            &upstream,
+                        ],
                         &[],
                         &hint,
                     );

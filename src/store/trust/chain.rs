@@ -189,7 +189,8 @@ fn signer_of(bytes: &[u8], sig: &[u8]) -> std::result::Result<String, String> {
 }
 
 /// Checks that `newer`, signed by `signer`, follows `older`: same store, a
-/// higher version, and a signer who is an admin of `older`.
+/// higher version, no lower store format, and a signer who is an admin of
+/// `older`.
 pub(crate) fn link(
     older: &Roster,
     newer: &Roster,
@@ -205,6 +206,14 @@ pub(crate) fn link(
         return Err(format!(
             "version {} follows version {}",
             newer.version, older.version
+        ));
+    }
+    // `sesto migrate` only ever raises the format: a roster that lowers it
+    // would make readers look for node files where the old layout kept them.
+    if newer.sesto < older.sesto {
+        return Err(format!(
+            "version {} goes back to store format {} from format {} of version {}",
+            newer.version, newer.sesto, older.sesto, older.version
         ));
     }
     if is_admin_key(older, signer) {

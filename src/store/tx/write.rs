@@ -93,7 +93,14 @@ impl Tx<'_> {
             .iter()
             .map(|id| self.store.node_file(id))
             .collect();
-        let mut committed = write_change(self.store, writes, &removes, self.summary.as_deref())?;
+        let moves = std::mem::take(&mut self.moves);
+        let mut committed = write_change(
+            self.store,
+            writes,
+            &moves,
+            &removes,
+            self.summary.as_deref(),
+        )?;
         let pinning = matches!(
             self.store.trust,
             crate::store::trust::TrustMode::Check | crate::store::trust::TrustMode::Accept
@@ -151,7 +158,8 @@ impl Tx<'_> {
 }
 
 /// Writes a change of several files atomically through the journal, stages
-/// it, and commits where `sesto.commit` is set. Files are renamed in the
+/// it, and commits where `sesto.commit` is set. Files in `moves` (old path,
+/// new path) are moved first, unchanged; then new files are renamed in the
 /// order given (children before parents), removals last; a change of
 /// [`journal::IN_PLACE_FROM`] files or more is written in place from the
 /// journal instead; `summary` says what the change is in sesto's commit
@@ -159,10 +167,20 @@ impl Tx<'_> {
 pub(crate) fn write_change(
     store: &Store,
     writes: Vec<(std::path::PathBuf, Vec<u8>)>,
+    moves: &[(std::path::PathBuf, std::path::PathBuf)],
     removes: &[std::path::PathBuf],
     summary: Option<&str>,
 ) -> Result<Committed> {
-    let mut ops = Vec::new();
+    // The moves' directories are made (and checked for symlinks) before the
+    // journal makes the change unstoppable.
+    journal::prepare_dirs(moves.iter().map(|(_, to)| to.as_path()))?;
+    let mut ops: Vec<Op> = moves
+        .iter()
+        .map(|(from, to)| Op::Rename {
+            from: rel(store, from),
+            to: rel(store, to),
+        })
+        .collect();
     if writes.len() >= journal::IN_PLACE_FROM {
         // Thousands of files (a key rotation): their bytes go in the journal
         // and over the old files, with no temp file each.
@@ -216,7 +234,8 @@ pub(crate) fn write_change(
         })?
     };
     journal::failpoint("after-renames");
-    let paths: Vec<String> = ops.iter().map(|o| o.target().to_string()).collect();
+    journal::remove_empty_dirs(moves.iter().map(|(from, _)| from.as_path()));
+    let paths: Vec<String> = ops.iter().flat_map(Op::paths).map(str::to_string).collect();
     let warning = stage_pending(&store.work, &store.state, &paths, &known, summary)?;
     journal.clear()?;
     Ok(Committed {

@@ -1,0 +1,254 @@
+//! `sesto migrate`: a store made in format 1 is read by this sesto, moves to
+//! format 2 in one signed step that git sees as renames, and the team goes
+//! on across it. Killed at every step: `tests/crash.rs` (`Op::Migrate`).
+
+mod common;
+
+use common::team::{Member, Mode, Team, Way};
+use common::{snapshot_text, Output};
+use sesto::format::node::{self, Roster};
+
+#[track_caller]
+fn assert_ok(what: &str, out: &Output) {
+    assert!(out.success(), "{what} failed:\n{}", snapshot_text(out));
+}
+
+/// The store format `m`'s roster declares, and whether every node file in
+/// their work tree is where that format keeps it.
+fn layout(team: &Team, m: &Member) -> (u32, bool) {
+    let format = team.roster(m).sesto;
+    let sesto = m.clone.join(".sesto");
+    let in_place = walkdir::WalkDir::new(sesto.join("nodes"))
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| !e.file_type().is_dir())
+        .all(|e| {
+            let rel = e.path().strip_prefix(&sesto).unwrap().to_str().unwrap();
+            node::NodeId::from_rel_path(rel, format).is_some()
+        });
+    let _ = team;
+    (format, in_place)
+}
+
+/// alice's format 1 store with prod (bob writes it) and staging, pushed and
+/// pulled by bob.
+fn format_1_team(mode: Mode) -> (Team, Member, Member) {
+    let (team, alice) = Team::new_in(mode, 1);
+    team.set_ok(&alice, "prod/a", "v-a");
+    team.set_ok(&alice, "staging/b", "v-b");
+    team.commit(&alice, "secrets");
+    assert_ok("alice's push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    assert_eq!(layout(&team, &bob), (1, true));
+    (team, alice, bob)
+}
+
+#[test]
+fn a_format_1_store_is_read_then_moved_by_renames_alone_and_the_team_goes_on() {
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob) = format_1_team(mode);
+        // This sesto reads and writes format 1 as it is.
+        assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-a"));
+        team.set_ok(&bob, "prod/c", "v-c");
+        team.commit(&bob, "bob's");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("alice's pull", &team.pull(&alice));
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+
+        // Only an admin migrates.
+        let refused = team.sesto(&bob, &["migrate"]);
+        assert!(!refused.success(), "{}", snapshot_text(&refused));
+        assert!(refused.stderr.contains("only admins"), "{}", refused.stderr);
+        assert_eq!(layout(&team, &bob), (1, true), "nothing moved");
+
+        let files_before = team.clone_nodes(&alice);
+        let out = team.sesto(&alice, &["migrate", "--json"]);
+        assert_ok("alice's migrate", &out);
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["from"], 1);
+        assert_eq!(json["to"], 2);
+        assert_eq!(json["moved"], files_before.len());
+        assert_eq!(layout(&team, &alice), (2, true));
+        assert_eq!(
+            team.clone_nodes(&alice),
+            files_before,
+            "the same bytes, moved"
+        );
+        team.commit(&alice, "migrate");
+
+        // git sees renames of unchanged files: no node file's content is new.
+        let changes = team.git_ok(
+            &alice,
+            &[
+                "diff",
+                "--name-status",
+                "-M100%",
+                "HEAD~1",
+                "HEAD",
+                "--",
+                ".sesto/nodes",
+            ],
+        );
+        let lines: Vec<&str> = changes.lines().collect();
+        assert_eq!(lines.len(), files_before.len(), "{changes}");
+        assert!(lines.iter().all(|l| l.starts_with("R100")), "{changes}");
+
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+        assert_ok(
+            "alice's verify",
+            &team.sesto(&alice, &["verify", "--history"]),
+        );
+        assert_ok("alice's push", &team.push(&alice));
+
+        // bob pulls it and goes on in format 2.
+        assert_ok("bob's pull", &team.pull(&bob));
+        assert_eq!(layout(&team, &bob), (2, true));
+        assert_eq!(team.get(&bob, "prod/c").as_deref(), Some("v-c"));
+        team.set_ok(&bob, "prod/d", "v-d");
+        team.commit(&bob, "bob's after");
+        assert_ok("bob's push", &team.push(&bob));
+        assert_ok("alice's pull", &team.pull(&alice));
+        assert_eq!(
+            team.values(&alice).into_iter().collect::<Vec<_>>(),
+            [
+                ("prod/a", "v-a"),
+                ("prod/c", "v-c"),
+                ("prod/d", "v-d"),
+                ("staging/b", "v-b")
+            ]
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+        );
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+        assert_ok("bob's verify", &team.sesto(&bob, &["verify", "--history"]));
+
+        // Again: nothing to do.
+        let again = team.ok(&alice, &["migrate"]);
+        assert!(again.contains("format 2 already"), "{again}");
+    }
+}
+
+#[test]
+fn a_roster_that_takes_the_store_back_to_format_1_is_refused() {
+    let (team, alice, bob) = format_1_team(Mode::Commit);
+    team.ok(&alice, &["migrate"]);
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    // Someone with alice's key signs a next roster that says format 1 (the
+    // files stay where format 2 keeps them): readers would look for every
+    // node where none is.
+    let now = team.roster(&alice);
+    let bytes = std::fs::read(alice.clone.join(".sesto/roster.yaml")).unwrap();
+    let back = Roster {
+        sesto: 1,
+        version: now.version + 1,
+        previous: Some(node::sha256_hex(&bytes)),
+        ..now
+    };
+    team.plant_roster(&alice, &back, &alice.key);
+    team.commit(&alice, "back");
+    assert_ok("alice's push", &team.push(&alice));
+    let before = team.head(&bob);
+    let out = team.pull(&bob);
+    let read = team.sesto(&bob, &["get", "prod/a"]);
+    assert!(
+        !read.success() && read.stderr.contains("goes back to store format 1"),
+        "pull:\n{}\nget:\n{}",
+        snapshot_text(&out),
+        snapshot_text(&read)
+    );
+    let _ = before;
+}
+
+#[test]
+fn a_member_with_unpushed_format_1_commits_takes_in_the_migration_without_loss() {
+    for way in [Way::Sync, Way::Pull, Way::Rebase] {
+        for mode in [Mode::Commit, Mode::Infra] {
+            let case = format!("{way:?} in {mode:?}");
+            let (team, alice, bob) = format_1_team(mode);
+            team.set_ok(&alice, "prod/gone", "v-gone");
+            team.commit(&alice, "gone");
+            assert_ok("alice's push", &team.push(&alice));
+            assert_ok("bob's pull", &team.pull(&bob));
+            // bob, unpushed, in format 1: a change, an add and a removal in
+            // prod (so prod's folder file changes too).
+            team.set_ok(&bob, "prod/a", "v-a-bob");
+            team.set_ok(&bob, "prod/new", "v-new-bob");
+            team.ok(&bob, &["rm", "prod/gone"]);
+            team.commit(&bob, "bob's, in format 1");
+            // Meanwhile alice migrates, then changes prod (its folder file is
+            // moved and changed: git sees no rename) and staging.
+            team.ok(&alice, &["migrate"]);
+            team.commit(&alice, "migrate");
+            team.set_ok(&alice, "prod/alice", "v-alice");
+            team.set_ok(&alice, "staging/b", "v-b-alice");
+            team.commit(&alice, "alice's, in format 2");
+            assert_ok("alice's push", &team.push(&alice));
+
+            if let Err(out) = team.take_in(&bob, way) {
+                panic!(
+                    "{case}: bob's take-in failed:\n{}\nstatus:\n{}\nunmerged:\n{}",
+                    snapshot_text(&out),
+                    team.git_ok(&bob, &["status", "--short"]),
+                    team.git_ok(&bob, &["ls-files", "-u"])
+                );
+            }
+            assert_eq!(layout(&team, &bob), (2, true), "{case}");
+            assert_ok("alice's pull", &team.pull(&alice));
+            let expected = [
+                ("prod/a", "v-a-bob"),
+                ("prod/alice", "v-alice"),
+                ("prod/new", "v-new-bob"),
+                ("staging/b", "v-b-alice"),
+            ]
+            .map(|(p, v)| (p.to_string(), v.to_string()));
+            assert_eq!(
+                team.values(&alice).into_iter().collect::<Vec<_>>(),
+                expected,
+                "{case}: what alice reads"
+            );
+            // bob reads prod only.
+            assert_eq!(
+                team.values(&bob).into_iter().collect::<Vec<_>>(),
+                expected[..3],
+                "{case}: what bob reads"
+            );
+            assert_ok(
+                &format!("{case}: alice's fsck"),
+                &team.sesto(&alice, &["fsck"]),
+            );
+            assert_ok(
+                &format!("{case}: alice's verify"),
+                &team.sesto(&alice, &["verify", "--history"]),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_in_the_other_formats_layout_is_never_read_and_fsck_names_it() {
+    let (team, alice, _bob) = format_1_team(Mode::Commit);
+    let nodes = team.clone_nodes(&alice);
+    team.ok(&alice, &["migrate"]);
+    // Someone who can push puts a node's old file back where format 1 kept
+    // it, with other bytes: readers of a format 2 store never open it.
+    let (id, _) = team.locate(&alice, &nodes, "prod/a");
+    let other = nodes.keys().find(|k| **k != id).unwrap().clone();
+    let old_path = alice
+        .clone
+        .join(".sesto")
+        .join(id.parse::<node::NodeId>().unwrap().rel_path(1));
+    std::fs::create_dir_all(old_path.parent().unwrap()).unwrap();
+    std::fs::write(&old_path, &nodes[&other]).unwrap();
+    assert_eq!(team.get(&alice, "prod/a").as_deref(), Some("v-a"));
+    let fsck = team.sesto(&alice, &["fsck"]);
+    assert!(!fsck.success(), "{}", snapshot_text(&fsck));
+    assert!(
+        fsck.stdout.contains("where format 1 keeps it")
+            || fsck.stderr.contains("where format 1 keeps it"),
+        "{}",
+        snapshot_text(&fsck)
+    );
+    // Once that file is gone, the store is whole again.
+    std::fs::remove_file(&old_path).unwrap();
+    assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+}
