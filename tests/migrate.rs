@@ -252,3 +252,93 @@ fn a_file_in_the_other_formats_layout_is_never_read_and_fsck_names_it() {
     std::fs::remove_file(&old_path).unwrap();
     assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
 }
+
+/// [`format_1_team`] and dana, a second admin, with her clone.
+fn format_1_team_and_dana(mode: Mode) -> (Team, Member, Member, Member) {
+    let (team, alice, bob) = format_1_team(mode);
+    let dana = team.person("dana");
+    let key_file = format!("{}.pub", dana.key.display());
+    team.ok(
+        &alice,
+        &["member", "add", "dana", "--admin", "--key-file", &key_file],
+    );
+    team.commit(&alice, "add dana");
+    assert_ok("alice's push", &team.push(&alice));
+    team.clone_for(&dana, true);
+    assert_ok("bob's pull", &team.pull(&bob));
+    (team, alice, bob, dana)
+}
+
+/// After either order: the roster is format 2 with dana's grant, every
+/// value is there, bob reads what dana granted him, fsck passes.
+fn check_both_roster_changes(team: &Team, alice: &Member, bob: &Member) {
+    assert_eq!(layout(team, alice), (2, true));
+    let roster = team.roster(alice);
+    assert_eq!(roster.sesto, 2);
+    assert!(roster.members.contains_key("erin"), "alice's member add");
+    assert_eq!(team.get(alice, "staging/d").as_deref(), Some("v-d-dana"));
+    assert_eq!(team.get(alice, "prod/alice").as_deref(), Some("v-alice"));
+    assert_ok("bob's pull", &team.pull(bob));
+    assert_eq!(layout(team, bob), (2, true));
+    assert_eq!(
+        team.get(bob, "staging/d").as_deref(),
+        Some("v-d-dana"),
+        "dana's grant to bob"
+    );
+    assert_ok("alice's fsck", &team.sesto(alice, &["fsck"]));
+    assert_ok(
+        "alice's verify",
+        &team.sesto(alice, &["verify", "--history"]),
+    );
+}
+
+#[test]
+fn roster_changes_on_both_sides_of_the_migration_merge_in_format_2() {
+    for mode in [Mode::Commit, Mode::Infra] {
+        // dana changes the roster in format 1 and pushes last: her sync
+        // migrates her side first, then merges.
+        let (team, alice, bob, dana) = format_1_team_and_dana(mode);
+        let erin = team.person("erin");
+        let erin_key = format!("{}.pub", erin.key.display());
+        team.ok(&dana, &["grant", "bob", "staging"]);
+        team.set_ok(&dana, "staging/d", "v-d-dana");
+        team.commit(&dana, "dana's, in format 1");
+        team.ok(&alice, &["migrate"]);
+        team.commit(&alice, "migrate");
+        team.set_ok(&alice, "prod/alice", "v-alice");
+        team.ok(&alice, &["member", "add", "erin", "--key-file", &erin_key]);
+        team.commit(&alice, "alice's, in format 2");
+        assert_ok("alice's push", &team.push(&alice));
+        // A plain pull stops at the roster (both sides changed it), and
+        // resolve says what to do.
+        let pulled = team.pull(&dana);
+        assert!(!pulled.success(), "{}", snapshot_text(&pulled));
+        let out = team.sesto(&dana, &["resolve"]);
+        assert!(
+            !out.success() && out.stderr.contains("run `sesto migrate` here"),
+            "{}",
+            snapshot_text(&out)
+        );
+        team.abort(&dana);
+        assert_ok("dana's sync", &team.sync(&dana));
+        assert_ok("alice's pull", &team.pull(&alice));
+        check_both_roster_changes(&team, &alice, &bob);
+
+        // The other order: alice migrates and changes the roster, unpushed,
+        // while dana's format 1 roster change reaches the remote first.
+        let (team, alice, bob, dana) = format_1_team_and_dana(mode);
+        let erin = team.person("erin");
+        let erin_key = format!("{}.pub", erin.key.display());
+        team.ok(&dana, &["grant", "bob", "staging"]);
+        team.set_ok(&dana, "staging/d", "v-d-dana");
+        team.commit(&dana, "dana's, in format 1");
+        assert_ok("dana's push", &team.push(&dana));
+        team.ok(&alice, &["migrate"]);
+        team.commit(&alice, "migrate");
+        team.set_ok(&alice, "prod/alice", "v-alice");
+        team.ok(&alice, &["member", "add", "erin", "--key-file", &erin_key]);
+        team.commit(&alice, "alice's, in format 2");
+        assert_ok("alice's sync", &team.sync(&alice));
+        check_both_roster_changes(&team, &alice, &bob);
+    }
+}

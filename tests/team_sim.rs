@@ -21,6 +21,11 @@
 //! some of mallory's kinds of push (all four: replay, node, root, roster);
 //! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote);
 //! `SESTO_SIM_PRINT=1` prints the steps of a run that passed too.
+//!
+//! Odd seeds start in store format 1, and alice runs `sesto migrate` at some
+//! step (a roll of 70 or more when she acts), so members take in the
+//! migration with their own unpushed changes of either format;
+//! `SESTO_SIM_FORMAT=1` or `2` starts every seed in that format.
 
 mod common;
 
@@ -162,7 +167,8 @@ struct Sim {
 
 impl Sim {
     fn new(seed: u64, steps: usize, mode: Mode) -> Sim {
-        let (team, alice) = Team::new(mode);
+        let format = env_or("SESTO_SIM_FORMAT", if seed % 2 == 1 { 1 } else { 2 });
+        let (team, alice) = Team::new_in(mode, format);
         for (path, value) in [("prod/a", "v-alice-0a"), ("prod/db/x", "v-alice-0b")] {
             team.set_ok(&alice, path, value);
         }
@@ -244,6 +250,7 @@ impl Sim {
                 (MALLORY, _) => "repair",
                 (ALICE, r) if r < 10 => "membership",
                 (ALICE, r) if r < 22 => "second admin",
+                (ALICE, r) if r >= 70 && self.team.roster(&self.who[ALICE]).sesto == 1 => "migrate",
                 (CAROL, r) if r < 50 => "take in",
                 (CAROL, r) if r < 70 => "look back",
                 (CAROL, _) => "read",
@@ -258,6 +265,7 @@ impl Sim {
                 "repair" => self.repair(),
                 "membership" => self.membership(),
                 "second admin" => self.second_admin(),
+                "migrate" => self.migrate(),
                 "take in" => self.take_in(actor),
                 "look back" => self.look_back(actor),
                 "write" => self.write(actor),
@@ -431,6 +439,23 @@ impl Sim {
         }
         let carol = &self.who[CAROL];
         self.carol_learned = team.learned_keys(&[&carol.key], &self.carol_learned, &nodes);
+    }
+
+    /// alice moves the store to format 2 in her clone (committed where sesto
+    /// commits; in an infrastructure repository with what else she has).
+    fn migrate(&mut self) {
+        let (team, alice) = (&self.team, &self.who[ALICE]);
+        let out = team.sesto(alice, &["migrate"]);
+        assert!(
+            out.success() || self.attacked,
+            "step {}: alice's migrate failed in an honest history:\n{}",
+            self.step,
+            common::snapshot_text(&out)
+        );
+        self.note(format!("alice migrate -> exit {}", out.code));
+        if out.success() && self.infra() {
+            self.commit(ALICE);
+        }
     }
 
     /// fixer, the second admin, grants or revokes bob's staging in a clone of

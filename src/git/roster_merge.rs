@@ -46,22 +46,8 @@ pub(crate) fn merge(
     ours.follows(work, base)?;
     theirs.follows(work, base)?;
     let (b, o, t) = (&base.roster, &ours.roster, &theirs.roster);
-    if o.sesto != t.sesto {
-        // The node files of the two sides are in different layouts; the
-        // side still in the older format is migrated first, then merged.
-        let (old, new) = if o.sesto < t.sesto {
-            ("ours", "theirs")
-        } else {
-            ("theirs", "ours")
-        };
-        return Err(Error::Roster(format!(
-            "{new} moved the store to format {} (`sesto migrate`) while {old} changed the \
-             roster in format {}: give up this merge (`git merge --abort`), run `sesto \
-             migrate` on the side still in format {} (an admin), and merge again",
-            o.sesto.max(t.sesto),
-            o.sesto.min(t.sesto),
-            o.sesto.min(t.sesto)
-        )));
+    if o.sesto < t.sesto {
+        return Err(format_behind(t.sesto, o.sesto));
     }
     let mut conflicts = Vec::new();
     let members = merge_maps(&b.members, &o.members, &t.members, |name| {
@@ -111,6 +97,9 @@ pub(crate) fn merge(
             "the merged roster would have no admin".into(),
         ));
     }
+    // Ours is in the newer format where they differ (theirs changed the
+    // roster before a migration ours made): the work tree is in ours'
+    // layout, where `resolve` puts theirs' files too.
     Ok(Roster {
         sesto: o.sesto,
         store: o.store.clone(),
@@ -121,6 +110,19 @@ pub(crate) fn merge(
         members,
         grants,
     })
+}
+
+/// The error for a merge of roster changes where theirs moved the store to
+/// a newer format than ours: ours' side migrates first (an admin does; `sesto
+/// sync` does it before merging), so that both sides' node files are in one
+/// layout.
+pub(crate) fn format_behind(theirs: u32, ours: u32) -> Error {
+    Error::Roster(format!(
+        "the other side moved the store to format {theirs} (`sesto migrate`) while this \
+         side changed the roster in format {ours}: give up this merge (`git merge --abort`, \
+         or `git rebase --abort`), run `sesto migrate` here, and merge again (`sesto sync` \
+         does both)"
+    ))
 }
 
 /// A three-way merge of two maps: a key changed on one side takes that

@@ -145,6 +145,20 @@ impl Store {
         let repo = crate::git::open(&self.work)?;
         // Across `sesto migrate`: node files where the other layout keeps
         // them first, so that all that follows finds each at its place.
+        if roster_conflicted(&repo)? {
+            // Both sides changed the roster; ours is in the work tree. Where
+            // theirs is in a newer format, ours migrates first (nothing here
+            // may move files toward the older layout).
+            if let Some(theirs) = sides::their_commit(&repo, None) {
+                let format = sides::tree_format(&repo, &theirs.tree()?);
+                if format > self.roster.sesto {
+                    return Err(crate::git::roster_merge::format_behind(
+                        format,
+                        self.roster.sesto,
+                    ));
+                }
+            }
+        }
         let relocated = self.relocate_nodes(&repo)?;
         report.relocated = relocated.moved;
         if !relocated.left.is_empty() {

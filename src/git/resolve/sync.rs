@@ -57,7 +57,11 @@ impl Store {
                 let head = repo.head()?.peel_to_commit()?.id();
                 if theirs != head && !repo.graph_descendant_of(head, theirs)? {
                     self.check_incoming(&repo, head, theirs)?;
+                    if !repo.graph_descendant_of(theirs, head)? {
+                        self.migrate_before_merge(&repo, head, theirs)?;
+                    }
                 }
+                let head = repo.head()?.peel_to_commit()?.id();
                 if repo.graph_descendant_of(theirs, head)? {
                     git(&self.work, &["merge", "--quiet", "--ff-only", &upstream])?;
                     self.reload()?;
@@ -117,6 +121,50 @@ impl Store {
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Before merging a line that moved the store to a newer format while
+    /// this one changed the roster in the older one: migrates this side
+    /// first (admins change rosters, and may migrate), so that the two
+    /// roster changes merge in one format. Where this side left the roster
+    /// as the merge base had it, the merge takes theirs and nothing is done.
+    fn migrate_before_merge(
+        &mut self,
+        repo: &git2::Repository,
+        head: git2::Oid,
+        theirs: git2::Oid,
+    ) -> Result<()> {
+        let format = crate::git::sides::tree_format(repo, &repo.find_commit(theirs)?.tree()?);
+        if format <= self.roster.sesto || !self.is_admin() {
+            return Ok(());
+        }
+        let roster_at = |commit: git2::Oid| {
+            repo.find_commit(commit)
+                .ok()
+                .and_then(|c| c.tree().ok())
+                .and_then(|t| t.get_path(std::path::Path::new(".sesto/roster.yaml")).ok())
+                .map(|e| e.id())
+        };
+        let base = repo.merge_base(head, theirs)?;
+        if roster_at(base) == roster_at(head) {
+            return Ok(());
+        }
+        self.migrate()?;
+        let dirty = git_text(&self.work, &["status", "--porcelain", "--", ".sesto"])?;
+        if !dirty.trim().is_empty() {
+            git(
+                &self.work,
+                &[
+                    "commit",
+                    "--quiet",
+                    "-m",
+                    "sesto: move the store to format 2 before merging",
+                    "--",
+                    ".sesto",
+                ],
+            )?;
+        }
+        self.reload()
     }
 
     /// Commits what `resolved` wrote where resolve left it staged (people
