@@ -109,25 +109,6 @@ impl Op {
     }
 }
 
-/// The store format the roster declares, and whether every node file is
-/// where that format keeps it (and nothing but node files is under nodes/).
-fn layout(env: &TestEnv) -> (u32, bool) {
-    let roster = fs::read(env.repo.join(".sesto/roster.yaml")).unwrap();
-    let format = sesto::format::node::declared_version(&roster).unwrap() as u32;
-    let sesto_dir = env.repo.join(".sesto");
-    let all_in_place = walkdir::WalkDir::new(sesto_dir.join("nodes"))
-        .into_iter()
-        .map(Result::unwrap)
-        .filter(|e| !e.file_type().is_dir())
-        .all(|e| {
-            let rel = e.path().strip_prefix(&sesto_dir).unwrap().to_str().unwrap();
-            let name = e.file_name().to_string_lossy();
-            name.starts_with(sesto::store::journal::TEMP_MARK)
-                || sesto::format::node::NodeId::from_rel_path(rel, format).is_some()
-        });
-    (format, all_in_place)
-}
-
 /// A store with secrets in several folders; returns it and what it holds.
 fn setup() -> (TestEnv, Contents) {
     setup_in(2)
@@ -340,7 +321,7 @@ fn crash_case(op: Op, failpoint: &str) {
         op.formats().0
     };
     assert_eq!(
-        layout(&env),
+        common::store_layout(&env.repo),
         (format, true),
         "{op:?} killed at {failpoint}: the roster's format and where the files are"
     );

@@ -13,21 +13,9 @@ fn assert_ok(what: &str, out: &Output) {
     assert!(out.success(), "{what} failed:\n{}", snapshot_text(out));
 }
 
-/// The store format `m`'s roster declares, and whether every node file in
-/// their work tree is where that format keeps it.
-fn layout(team: &Team, m: &Member) -> (u32, bool) {
-    let format = team.roster(m).sesto;
-    let sesto = m.clone.join(".sesto");
-    let in_place = walkdir::WalkDir::new(sesto.join("nodes"))
-        .into_iter()
-        .map(Result::unwrap)
-        .filter(|e| !e.file_type().is_dir())
-        .all(|e| {
-            let rel = e.path().strip_prefix(&sesto).unwrap().to_str().unwrap();
-            node::NodeId::from_rel_path(rel, format).is_some()
-        });
-    let _ = team;
-    (format, in_place)
+/// The store format of `m`'s clone and whether every node file is in place.
+fn layout(_team: &Team, m: &Member) -> (u32, bool) {
+    common::store_layout(&m.clone)
 }
 
 /// alice's format 1 store with prod (bob writes it) and staging, pushed and
@@ -269,6 +257,24 @@ fn format_1_team_and_dana(mode: Mode) -> (Team, Member, Member, Member) {
     (team, alice, bob, dana)
 }
 
+/// dana, in format 1: grants bob staging and writes there, committed.
+fn dana_changes_the_roster(team: &Team, dana: &Member) {
+    team.ok(dana, &["grant", "bob", "staging"]);
+    team.set_ok(dana, "staging/d", "v-d-dana");
+    team.commit(dana, "dana's, in format 1");
+}
+
+/// alice migrates, then writes prod/alice and adds erin, committed.
+fn alice_migrates_and_changes_the_roster(team: &Team, alice: &Member) {
+    team.ok(alice, &["migrate"]);
+    team.commit(alice, "migrate");
+    let erin = team.person("erin");
+    let erin_key = format!("{}.pub", erin.key.display());
+    team.set_ok(alice, "prod/alice", "v-alice");
+    team.ok(alice, &["member", "add", "erin", "--key-file", &erin_key]);
+    team.commit(alice, "alice's, in format 2");
+}
+
 /// After either order: the roster is format 2 with dana's grant, every
 /// value is there, bob reads what dana granted him, fsck passes.
 fn check_both_roster_changes(team: &Team, alice: &Member, bob: &Member) {
@@ -298,16 +304,8 @@ fn roster_changes_on_both_sides_of_the_migration_merge_in_format_2() {
         // dana changes the roster in format 1 and pushes last: her sync
         // migrates her side first, then merges.
         let (team, alice, bob, dana) = format_1_team_and_dana(mode);
-        let erin = team.person("erin");
-        let erin_key = format!("{}.pub", erin.key.display());
-        team.ok(&dana, &["grant", "bob", "staging"]);
-        team.set_ok(&dana, "staging/d", "v-d-dana");
-        team.commit(&dana, "dana's, in format 1");
-        team.ok(&alice, &["migrate"]);
-        team.commit(&alice, "migrate");
-        team.set_ok(&alice, "prod/alice", "v-alice");
-        team.ok(&alice, &["member", "add", "erin", "--key-file", &erin_key]);
-        team.commit(&alice, "alice's, in format 2");
+        dana_changes_the_roster(&team, &dana);
+        alice_migrates_and_changes_the_roster(&team, &alice);
         assert_ok("alice's push", &team.push(&alice));
         // A plain pull stops at the roster (both sides changed it), and
         // resolve says what to do.
@@ -327,17 +325,9 @@ fn roster_changes_on_both_sides_of_the_migration_merge_in_format_2() {
         // The other order: alice migrates and changes the roster, unpushed,
         // while dana's format 1 roster change reaches the remote first.
         let (team, alice, bob, dana) = format_1_team_and_dana(mode);
-        let erin = team.person("erin");
-        let erin_key = format!("{}.pub", erin.key.display());
-        team.ok(&dana, &["grant", "bob", "staging"]);
-        team.set_ok(&dana, "staging/d", "v-d-dana");
-        team.commit(&dana, "dana's, in format 1");
+        dana_changes_the_roster(&team, &dana);
         assert_ok("dana's push", &team.push(&dana));
-        team.ok(&alice, &["migrate"]);
-        team.commit(&alice, "migrate");
-        team.set_ok(&alice, "prod/alice", "v-alice");
-        team.ok(&alice, &["member", "add", "erin", "--key-file", &erin_key]);
-        team.commit(&alice, "alice's, in format 2");
+        alice_migrates_and_changes_the_roster(&team, &alice);
         assert_ok("alice's sync", &team.sync(&alice));
         check_both_roster_changes(&team, &alice, &bob);
     }

@@ -525,3 +525,23 @@ pub fn insta_settings() -> insta::Settings {
     }
     settings
 }
+
+/// The store format the roster in work tree `work` declares, and whether
+/// every file under `.sesto/nodes` is a node file where that format keeps it
+/// (temp files of an interrupted write aside).
+pub fn store_layout(work: &Path) -> (u32, bool) {
+    let sesto = work.join(".sesto");
+    let roster = std::fs::read(sesto.join("roster.yaml")).unwrap();
+    let format = sesto::format::node::declared_version(&roster).unwrap() as u32;
+    let in_place = walkdir::WalkDir::new(sesto.join("nodes"))
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| !e.file_type().is_dir())
+        .all(|e| {
+            let rel = e.path().strip_prefix(&sesto).unwrap().to_str().unwrap();
+            let name = e.file_name().to_string_lossy();
+            name.starts_with(sesto::store::journal::TEMP_MARK)
+                || sesto::format::node::NodeId::from_rel_path(rel, format).is_some()
+        });
+    (format, in_place)
+}
