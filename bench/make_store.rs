@@ -37,20 +37,24 @@ struct Args {
     folders: usize,
     secrets: usize,
     big: usize,
+    /// The store format (`--format`; default: the newest).
+    format: Option<u32>,
 }
 
 fn parse_args() -> Res<Args> {
-    let usage = "usage: bench-make-store DIR [--keys KEYDIR] [--folders N] [--secrets N] [--big N]";
+    let usage = "usage: bench-make-store DIR [--keys KEYDIR] [--folders N] [--secrets N] [--big N] [--format 1|2]";
     let mut args = std::env::args().skip(1);
     let mut dir = None;
     let mut keys = None;
     let (mut folders, mut secrets, mut big) = (50, 200, 0);
+    let mut format = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--keys" => keys = Some(PathBuf::from(args.next().ok_or(usage)?)),
             "--folders" => folders = args.next().ok_or(usage)?.parse()?,
             "--secrets" => secrets = args.next().ok_or(usage)?.parse()?,
             "--big" => big = args.next().ok_or(usage)?.parse()?,
+            "--format" => format = Some(args.next().ok_or(usage)?.parse()?),
             _ if a.starts_with('-') || dir.is_some() => return Err(usage.into()),
             _ => dir = Some(PathBuf::from(a)),
         }
@@ -66,6 +70,7 @@ fn parse_args() -> Res<Args> {
         folders,
         secrets,
         big,
+        format,
     })
 }
 
@@ -89,7 +94,7 @@ fn main() -> Res<()> {
     let options = InitOptions {
         start: Some(args.dir.clone()),
         name: Some("bench".into()),
-        format: None,
+        format: args.format,
     };
     let store = sesto::init(&options, sesto::identities_from_text(&key_text)?)?.store;
     // Written after init, so the repository was empty and init turned on sesto.commit.
