@@ -332,3 +332,43 @@ fn roster_changes_on_both_sides_of_the_migration_merge_in_format_2() {
         check_both_roster_changes(&team, &alice, &bob);
     }
 }
+
+#[test]
+fn an_edit_beats_a_removal_of_its_folder_made_on_the_other_side_of_the_migration() {
+    // Found by tests/team_sim.rs (seed 790055): alice changed prod/db/x
+    // and migrated; bob removed prod/db in format 1. git sees no conflict
+    // (alice's file moved and changed, bob's removed at the old path), so
+    // her edit was left in a file no folder listed. As in a modify/delete
+    // conflict, the edit stays and its folder comes back.
+    for way in [Way::Sync, Way::Pull] {
+        let (team, alice, bob) = format_1_team(Mode::Commit);
+        team.set_ok(&alice, "prod/db/x", "v-x");
+        team.set_ok(&alice, "prod/db/y", "v-y");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.ok(&bob, &["rm", "-r", "prod/db"]);
+        assert_ok("bob's push", &team.push(&bob));
+        team.set_ok(&alice, "prod/db/x", "v-x-alice");
+        team.ok(&alice, &["migrate"]);
+        if let Err(out) = team.take_in(&alice, way) {
+            panic!("{way:?}: alice's take-in failed:\n{}", snapshot_text(&out));
+        }
+        assert_eq!(layout(&team, &alice), (2, true));
+        let values = team.values(&alice);
+        assert_eq!(
+            values.get("prod/db/x").map(String::as_str),
+            Some("v-x-alice"),
+            "{way:?}: {values:?}\n{}\n{}",
+            snapshot_text(&team.sesto(&alice, &["fsck"])),
+            team.git_ok(&alice, &["log", "--stat", "--format=%h %an %s", "-4"])
+        );
+        assert_eq!(
+            values.get("prod/db/y"),
+            None,
+            "{way:?}: bob's removal of y stands"
+        );
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+        assert_ok("bob's pull", &team.pull(&bob));
+        assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-alice"));
+    }
+}

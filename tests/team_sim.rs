@@ -19,7 +19,9 @@
 //! `SESTO_SIM_SEED=123 SESTO_SIM_STEPS=40 SESTO_SIM_MODE=infra cargo test --test team_sim`
 //! (`bench/sim.sh` runs many seeds). `SESTO_SIM_ATTACKS=replay,node` keeps only
 //! some of mallory's kinds of push (all four: replay, node, root, roster);
-//! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote);
+//! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote),
+//! `SESTO_SIM_KEEP=always` every run's, after its steps and before the
+//! final round (to take over by hand where a later step goes wrong);
 //! `SESTO_SIM_PRINT=1` prints the steps of a run that passed too.
 //!
 //! Odd seeds start in store format 1, and alice runs `sesto migrate` at some
@@ -628,6 +630,14 @@ impl Sim {
         team.git_ok(fixer, &["reset", "-q", "--hard", "origin/main"]);
         for attack in std::mem::take(&mut self.attacks).into_iter().rev() {
             for (file, before, planted) in attack.files {
+                // A node file planted before `sesto migrate` is where the
+                // store's format keeps it now.
+                let id = file
+                    .rsplit('/')
+                    .next()
+                    .and_then(|name| name.strip_suffix(".age"))
+                    .filter(|id| id.parse::<NodeId>().is_ok());
+                let file = id.map_or(file.clone(), |id| node_rel(fixer, id));
                 let path = fixer.clone.join(&file);
                 if std::fs::read(&path).ok().as_deref() != Some(&planted[..]) {
                     continue;
@@ -884,10 +894,18 @@ fn simulate(mode: Mode, seeds: &[u64]) {
         let mut sim = Sim::new(seed, steps, mode);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             sim.run(steps);
+            if std::env::var("SESTO_SIM_KEEP").is_ok_and(|k| k == "always") {
+                return;
+            }
             sim.finish();
         }));
         if run.is_ok() && std::env::var_os("SESTO_SIM_PRINT").is_some() {
             sim.log.print();
+        }
+        if run.is_ok() && std::env::var("SESTO_SIM_KEEP").is_ok_and(|k| k == "always") {
+            eprintln!("kept: {}", sim.team.env.root.display());
+            std::mem::forget(sim);
+            continue;
         }
         if let Err(panic) = run {
             if std::env::var_os("SESTO_SIM_KEEP").is_some() {

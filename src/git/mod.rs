@@ -377,6 +377,9 @@ pub fn finish_commit(repo: &Repository, prepared: Prepared) -> Result<git2::Oid>
     Ok(commit)
 }
 
+/// Changes of at least this many paths build their trees on every core.
+const PARALLEL_TREES_FROM: usize = 256;
+
 /// One path to change in a tree: its names, and its new blob (or none, to
 /// remove it).
 type Change<'p> = (Vec<&'p str>, Option<git2::Oid>);
@@ -406,13 +409,38 @@ fn edit_tree(
             [] => {}
         }
     }
-    for (dir, changes) in below {
-        let sub = base
-            .and_then(|t| t.get_name(dir))
-            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-            .map(|e| repo.find_tree(e.id()))
-            .transpose()?;
-        let id = edit_tree(repo, sub.as_ref(), &changes)?;
+    // Each directory's tree as it was, by id (so another handle can read it).
+    let below: Vec<(&str, Option<git2::Oid>, Vec<Change>)> = below
+        .into_iter()
+        .map(|(dir, changes)| {
+            let sub = base
+                .and_then(|t| t.get_name(dir))
+                .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
+                .map(|e| e.id());
+            (dir, sub, changes)
+        })
+        .collect();
+    let edit = |repo: &Repository, sub: Option<git2::Oid>, changes: &[Change]| {
+        let sub = sub.map(|id| repo.find_tree(id)).transpose()?;
+        edit_tree(repo, sub.as_ref(), changes)
+    };
+    // A large change (a rotation) rewrites thousands of small trees in
+    // format 2, and libgit2 writes each as a loose object, a dozen system
+    // calls apiece: the directories below this one are built on every core,
+    // each with a handle of its own.
+    let ids: Vec<Result<git2::Oid>> = if changes.len() >= PARALLEL_TREES_FROM && below.len() > 1 {
+        let git_dir = repo.path().to_path_buf();
+        crate::par::map(&below, |(_, sub, changes)| {
+            edit(&Repository::open(&git_dir)?, *sub, changes)
+        })
+    } else {
+        below
+            .iter()
+            .map(|(_, sub, changes)| edit(repo, *sub, changes))
+            .collect()
+    };
+    for ((dir, _, _), id) in below.iter().zip(ids) {
+        let (dir, id) = (*dir, id?);
         if repo.find_tree(id)?.is_empty() {
             if builder.get(dir)?.is_some() {
                 builder.remove(dir)?;

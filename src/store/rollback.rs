@@ -25,7 +25,7 @@ use git2::{Oid, Repository};
 
 use crate::error::{Error, Result};
 use crate::format::node::NodeId;
-use crate::git::sides::{self, Side};
+use crate::git::sides::Side;
 use crate::store::moves::{head_commit, CHECKED};
 use crate::store::trust::Judge;
 use crate::store::Store;
@@ -121,11 +121,7 @@ fn steps_within(repo: &Repository, old: Oid, new: Oid, most: usize) -> Result<Ve
 /// The blob id of node `id`'s file in `commit`, if it has one.
 pub(crate) fn node_blob_id(repo: &Repository, commit: Oid, id: &NodeId) -> Option<Oid> {
     let tree = repo.find_commit(commit).ok()?.tree().ok()?;
-    let format = sides::tree_format(repo, &tree);
-    let entry = tree
-        .get_path(Path::new(&sides::node_path(id, format)))
-        .ok()?;
-    Some(entry.id())
+    crate::git::node_files::blob_of(repo, &tree, id)
 }
 
 /// Where this clone keeps the node files it saw removed, one per line:

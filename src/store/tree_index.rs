@@ -5,7 +5,6 @@
 //! side as a verified store of its own (`crate::git::sides`).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::str::FromStr;
 
 use git2::{Commit, Oid, Repository, Tree};
@@ -13,7 +12,6 @@ use git2::{Commit, Oid, Repository, Tree};
 use crate::error::Result;
 use crate::format::crypto;
 use crate::format::node::{self, Kind, NodeId, NodeKey};
-use crate::git::sides::node_path;
 use crate::store::Store;
 
 /// Where one node sits in one commit's tree.
@@ -32,8 +30,6 @@ pub(crate) struct Placed {
 pub(crate) struct TreeIndex<'r> {
     repo: &'r Repository,
     tree: Tree<'r>,
-    /// The store format of the commit, which says where its node files are.
-    format: u32,
     pub(crate) nodes: HashMap<NodeId, Placed>,
 }
 
@@ -45,11 +41,9 @@ impl<'r> TreeIndex<'r> {
         commit: &Commit<'r>,
     ) -> Result<TreeIndex<'r>> {
         let tree = commit.tree()?;
-        let format = crate::git::sides::tree_format(repo, &tree);
         let mut index = TreeIndex {
             repo,
             tree,
-            format,
             nodes: HashMap::new(),
         };
         let root = store.roster.root;
@@ -147,19 +141,12 @@ impl<'r> TreeIndex<'r> {
 
     /// The node file's bytes in this tree.
     pub(crate) fn blob(&self, id: &NodeId) -> Option<Vec<u8>> {
-        let entry = self
-            .tree
-            .get_path(Path::new(&node_path(id, self.format)))
-            .ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
+        let blob = self.repo.find_blob(self.blob_id(id)?).ok()?;
         Some(blob.content().to_vec())
     }
 
     /// The blob id of the node's file in this tree.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
-        self.tree
-            .get_path(Path::new(&node_path(id, self.format)))
-            .ok()
-            .map(|e| e.id())
+        crate::git::node_files::blob_of(self.repo, &self.tree, id)
     }
 }

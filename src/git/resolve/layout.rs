@@ -50,6 +50,10 @@ impl Store {
         }
         let format = self.roster.sesto;
         let mut info = String::new();
+        // Merged files moved: git is told about them again from the work
+        // tree, so their index entries carry the files' stat data (without
+        // it, `git merge --abort` finds them "not uptodate" and stops).
+        let mut merged_moves = String::new();
         let mut files: Vec<(String, String, Oid)> = Vec::new();
         for (path, stages) in &by_path {
             let Some(id) = misplaced(path, format) else {
@@ -68,6 +72,8 @@ impl Store {
                         info.push_str(&remove(path));
                         info.push_str(&entry(merged, 0, &target));
                         files.push((path.clone(), target.clone(), merged.1));
+                        merged_moves.push_str(&target);
+                        merged_moves.push('\0');
                     }
                     Some(t) if t[0].map(|e| e.1) == Some(merged.1) => {
                         info.push_str(&remove(path));
@@ -139,6 +145,14 @@ impl Store {
             info.as_bytes(),
             &[],
         )?;
+        if !merged_moves.is_empty() {
+            crate::git::run(
+                &self.work,
+                &["update-index", "--add", "-z", "--stdin"],
+                merged_moves.as_bytes(),
+                &[],
+            )?;
+        }
         Ok(report)
     }
 }

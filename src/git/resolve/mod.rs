@@ -380,6 +380,15 @@ impl Store {
             tx.prune_dangling(&mut |_| false)?;
         }
         if let Some(m) = &merge {
+            // Files git kept without a conflict that no merged folder lists
+            // (across `sesto migrate`, an edit against the removal of its
+            // folder is no conflict to git): listed again, as after a merge
+            // git finished.
+            let (relisted, relisted_parents) = self.relist_kept(&mut tx, &repo, m)?;
+            put_back.extend(relisted);
+            parent_of.extend(relisted_parents);
+        }
+        if let Some(m) = &merge {
             // Above what a side removed, so no clone takes them for older
             // copies put back.
             put_back.retain(|id| parent_of.get(id).is_some_and(|p| tx.nodes.contains_key(p)));

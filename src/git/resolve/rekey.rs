@@ -108,7 +108,7 @@ impl Store {
     /// merged store has and this member may write there. Returns them, and
     /// the folder that lists each node afterwards (walked once, for
     /// [`Store::raise_put_back`] too).
-    fn relist_kept(
+    pub(super) fn relist_kept(
         &self,
         tx: &mut crate::store::tx::Tx,
         repo: &Repository,
@@ -140,7 +140,28 @@ impl Store {
                     continue;
                 };
                 if !listed.contains(&parent) {
-                    continue;
+                    // Its folder is gone too: the other side removed it, and
+                    // git saw no modify/delete conflict because the change
+                    // and the removal were on two sides of `sesto migrate`
+                    // (seed 790055). An edit beats a delete, as in such a
+                    // conflict: the folders above it come back from this
+                    // side, ancestors first; a change of keys alone does not.
+                    if !m.content_changed(self, side, id) {
+                        continue;
+                    }
+                    for ancestor in &placed.chain[..placed.chain.len() - 1] {
+                        if listed.contains(ancestor) {
+                            continue;
+                        }
+                        let gone = !self.node_file(ancestor).exists();
+                        self.restore_entry(tx, repo, side, *ancestor, &mut listed, &mut parent_of)?;
+                        if gone && listed.contains(ancestor) {
+                            relisted.push(*ancestor);
+                        }
+                    }
+                    if !listed.contains(&parent) {
+                        continue;
+                    }
                 }
                 self.restore_entry(tx, repo, side, *id, &mut listed, &mut parent_of)?;
                 if listed.contains(id) {
