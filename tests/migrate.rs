@@ -372,3 +372,28 @@ fn an_edit_beats_a_removal_of_its_folder_made_on_the_other_side_of_the_migration
         assert_eq!(team.get(&bob, "prod/db/x").as_deref(), Some("v-x-alice"));
     }
 }
+
+#[test]
+fn a_folder_both_sides_changed_and_migrated_merges_against_the_merge_base() {
+    // Found by tests/team_sim.rs (seed 810049): alice moved staging/b out
+    // of staging and migrated; dana granted bob staging (staging's file
+    // rewritten) in format 1, and her sync migrated her side before
+    // merging. Both sides moved and changed staging's file, so git saw an
+    // add/add with no base: merged as a union, b was listed in staging
+    // again beside its new place. The merge base's file of the node, found
+    // by id, is the base.
+    let (team, alice, bob, dana) = format_1_team_and_dana(Mode::Commit);
+    team.ok(&alice, &["mv", "staging/b", "prod/b2"]);
+    team.ok(&alice, &["migrate"]);
+    assert_ok("alice's push", &team.push(&alice));
+    team.ok(&dana, &["grant", "bob", "staging"]);
+    assert_ok("dana's sync", &team.sync(&dana));
+    assert_eq!(layout(&team, &dana), (2, true));
+    assert_ok("alice's pull", &team.pull(&alice));
+    let values = team.values(&alice);
+    assert_eq!(values.get("prod/b2").map(String::as_str), Some("v-b"));
+    assert_eq!(values.get("staging/b"), None, "listed twice: {values:?}");
+    assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_ok("bob's fsck", &team.sesto(&bob, &["fsck"]));
+}

@@ -136,9 +136,14 @@ impl<'r> Merge<'r> {
         let ours = self.ours.open(store, id, a)?;
         let theirs = self.theirs.open(store, id, b)?;
         // The base only guides; a base that does not verify is no base.
-        let base = match (&self.base, o.is_empty()) {
-            (Some(side), false) => side.open(store, id, o).ok(),
-            _ => None,
+        // git hands an empty base for an add/add: across `sesto migrate`
+        // (both sides moved the node and changed it, so git saw no rename)
+        // that hides what either side removed from a folder (seed 810049);
+        // the merge base's own file of the node, by id, is the base then.
+        let base = match &self.base {
+            Some(side) if !o.is_empty() => side.open(store, id, o).ok(),
+            Some(side) => side.blob(id).and_then(|o| side.open(store, id, &o).ok()),
+            None => None,
         };
         if ours.body.kind != theirs.body.kind {
             return Err(store.reject(
