@@ -611,6 +611,11 @@ impl Sim {
             team.git_ok(m, &["add", &file]);
             attack.files.push((file, before, bytes));
         }
+        if team.git(m, &["diff", "--cached", "--quiet"]).success() {
+            // What she would put there is there already (an older file
+            // that an admin's repair has just put back, say).
+            return self.note(format!("mallory {what}: nothing changes"));
+        }
         team.git_ok(m, &["commit", "-qm", "update"]);
         team.git_ok(m, &["push", "-q", "origin", "HEAD:main"]);
         self.attacks.push(attack);
