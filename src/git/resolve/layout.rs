@@ -93,7 +93,10 @@ impl Store {
                 let mut sides = *stages;
                 match there {
                     None => {}
-                    Some(t) if t[1..].iter().all(Option::is_none) => {
+                    Some(t)
+                        if t[1..].iter().all(Option::is_none)
+                            && (sides[2].is_none() || sides[3].is_none()) =>
+                    {
                         let moved = t[0];
                         for side in [2, 3] {
                             if sides[side].is_none() {
@@ -104,9 +107,9 @@ impl Store {
                     }
                     Some(_) => {
                         report.left.push(format!(
-                            "{path} and {target}: node {id} is in conflict at both; keep one \
-                             side (`git checkout --ours -- {target}`, `git rm {path}`) and run \
-                             `sesto resolve` again"
+                            "{path} and {target}: node {id} has a file in each layout and \
+                             they do not settle; keep one (`git rm` the other, or `git \
+                             checkout --ours -- {target}`) and run `sesto resolve` again"
                         ));
                         continue;
                     }
