@@ -35,7 +35,7 @@ pub struct Tx<'s> {
     pub(crate) parents: HashMap<NodeId, NodeId>,
     pub(crate) dirty: BTreeSet<NodeId>,
     created: BTreeSet<NodeId>,
-    pub(crate) removed: BTreeSet<NodeId>,
+    removed: BTreeSet<NodeId>,
     /// Where paths start: the root for admins, the granted folders for members.
     tops: Vec<(SPath, NodeId)>,
     /// A roster change, signed and written with the nodes.

@@ -384,7 +384,7 @@ impl Store {
             // (across `sesto migrate`, an edit against the removal of its
             // folder is no conflict to git): listed again, as after a merge
             // git finished.
-            let (relisted, relisted_parents, _) = self.relist_kept(&mut tx, &repo, m)?;
+            let (relisted, relisted_parents) = self.relist_kept(&mut tx, &repo, m)?;
             put_back.extend(relisted);
             parent_of.extend(relisted_parents);
         }

@@ -79,7 +79,7 @@ impl Store {
         // this side's folder was the merge base's (a change kept under an
         // older copy of its folder put back, seed 710311). An edit beats a
         // delete: each is listed again where its side had it.
-        let (relisted, parent_of, dropped) = self.relist_kept(&mut tx, repo, &m)?;
+        let (relisted, parent_of) = self.relist_kept(&mut tx, repo, &m)?;
         put_back.extend(relisted.iter().copied());
         // Restored files are written above what the other side removed
         // (see put_back.rs).
@@ -90,7 +90,6 @@ impl Store {
         };
         let fixed = raised
             + relisted.len()
-            + dropped
             + settle_keys(&mut tx, &m)?
             + rekey_past_rotations(&mut tx, &m)?;
         if fixed > 0 || !pruned.is_empty() {
@@ -106,17 +105,15 @@ impl Store {
 
     /// Lists again each node whose file the merged work tree has but no
     /// folder of it lists, where a side of `m` placed it in a folder the
-    /// merged store has (or, where that side changed it, restores the
-    /// folders above it) and this member may write there. Returns them, the
-    /// folder that lists each node afterwards (walked once, for
-    /// [`Store::raise_put_back`] too), and how many files of nodes the other
-    /// side removed and this one only re-keyed are removed in `tx`.
+    /// merged store has and this member may write there. Returns them, and
+    /// the folder that lists each node afterwards (walked once, for
+    /// [`Store::raise_put_back`] too).
     pub(super) fn relist_kept(
         &self,
         tx: &mut crate::store::tx::Tx,
         repo: &Repository,
         m: &Merge,
-    ) -> Result<(Vec<NodeId>, HashMap<NodeId, NodeId>, usize)> {
+    ) -> Result<(Vec<NodeId>, HashMap<NodeId, NodeId>)> {
         let mut parent_of = super::put_back::listing_folders(tx)?;
         let mut listed: BTreeSet<NodeId> = tx
             .top_ids()
@@ -125,8 +122,7 @@ impl Store {
             .collect();
         let me = self.me.clone().unwrap_or_default();
         let mut relisted = Vec::new();
-        let mut dropped = 0;
-        for (side, other) in [(&m.ours, &m.theirs), (&m.theirs, &m.ours)] {
+        for side in [&m.ours, &m.theirs] {
             let mut unlisted: Vec<(&NodeId, &crate::git::sides::Placed)> = side
                 .nodes
                 .iter()
@@ -143,25 +139,13 @@ impl Store {
                 let Some(parent) = placed.parent else {
                     continue;
                 };
-                // The other side removed it and this one changed its keys
-                // alone (a rotation): the removal stands and the file goes,
-                // as in a modify/delete conflict. Across `sesto migrate` git
-                // sees no such conflict: this side's file moved and changed,
-                // the other's was removed at the old path (seed 820005).
-                let removed_there = m.base.as_ref().is_some_and(|b| b.nodes.contains_key(id))
-                    && !other.nodes.contains_key(id);
-                if removed_there && !m.content_changed(self, side, id) {
-                    tx.removed.insert(*id);
-                    dropped += 1;
-                    continue;
-                }
                 if !listed.contains(&parent) {
                     // Its folder is gone too: the other side removed it, and
                     // git saw no modify/delete conflict because the change
                     // and the removal were on two sides of `sesto migrate`
                     // (seed 790055). An edit beats a delete, as in such a
                     // conflict: the folders above it come back from this
-                    // side, ancestors first.
+                    // side, ancestors first; a change of keys alone does not.
                     if !m.content_changed(self, side, id) {
                         continue;
                     }
@@ -185,7 +169,7 @@ impl Store {
                 }
             }
         }
-        Ok((relisted, parent_of, dropped))
+        Ok((relisted, parent_of))
     }
 }
 
