@@ -15,7 +15,7 @@ use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Tree};
 
-use crate::format::node::NodeId;
+use crate::format::node::{NodeId, FORMAT, OLDEST_FORMAT};
 
 /// A node file's blob on each side of a comparison (`None`: no file).
 pub(crate) type Differs = (NodeId, Option<Oid>, Option<Oid>);
@@ -99,9 +99,9 @@ pub(crate) fn changed_node_files(repo: &Repository, old: &Tree, new: &Tree) -> V
 /// or else in the other one.
 pub(crate) fn blob_of(repo: &Repository, tree: &Tree, id: &NodeId) -> Option<Oid> {
     let declared = super::sides::tree_format(repo, tree);
-    let formats = [declared, 3 - declared];
-    formats.iter().find_map(|format| {
-        tree.get_path(Path::new(&super::sides::node_path(id, *format)))
+    let others = (OLDEST_FORMAT..=FORMAT).filter(|f| *f != declared);
+    std::iter::once(declared).chain(others).find_map(|format| {
+        tree.get_path(Path::new(&super::sides::node_path(id, format)))
             .ok()
             .filter(|e| e.kind() == Some(ObjectType::Blob))
             .map(|e| e.id())
