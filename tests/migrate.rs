@@ -397,3 +397,49 @@ fn a_folder_both_sides_changed_and_migrated_merges_against_the_merge_base() {
     assert_ok("bob's pull", &team.pull(&bob));
     assert_ok("bob's fsck", &team.sesto(&bob, &["fsck"]));
 }
+
+#[test]
+fn a_removal_beats_a_rotation_made_on_the_other_side_of_the_migration() {
+    // Found by tests/team_sim.rs (seed 820005): bob removed prod/db in
+    // format 1; alice revoked carol's prod (which rotates the keys of
+    // prod/db and what it holds, rewriting their files) and migrated. No
+    // conflict to git; the rotated files came into the merge as files no
+    // folder listed, and alice's next pull refused bob's merge as putting
+    // back an older copy of what he had removed. As in a modify/delete
+    // conflict, a change of keys alone loses to the removal; an edit
+    // below it (`edit`) brings it back.
+    for (way, edit) in [(Way::Sync, false), (Way::Pull, false), (Way::Sync, true)] {
+        let (team, alice, bob) = format_1_team(Mode::Commit);
+        team.join(&alice, "carol", Some(("prod", false)));
+        team.set_ok(&alice, "prod/db/x", "v-x");
+        team.set_ok(&alice, "prod/db/y", "v-y");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.ok(&bob, &["rm", "-r", "prod/db"]);
+        team.commit(&bob, "bob's removal, in format 1");
+        team.ok(&alice, &["revoke", "carol", "prod"]);
+        if edit {
+            team.set_ok(&alice, "prod/db/x", "v-x-alice");
+        }
+        team.ok(&alice, &["migrate"]);
+        assert_ok("alice's push", &team.push(&alice));
+        if let Err(out) = team.take_in(&bob, way) {
+            panic!("{way:?}: bob's take-in failed:\n{}", snapshot_text(&out));
+        }
+        assert_eq!(layout(&team, &bob), (2, true));
+        assert_ok("bob's fsck", &team.sesto(&bob, &["fsck"]));
+        let expect_x = edit.then_some("v-x-alice");
+        assert_eq!(team.get(&bob, "prod/db/x").as_deref(), expect_x, "{way:?}");
+        assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-a"));
+        assert_ok("alice's pull", &team.pull(&alice));
+        assert_eq!(
+            team.get(&alice, "prod/db/x").as_deref(),
+            expect_x,
+            "{way:?}"
+        );
+        if !edit {
+            assert_eq!(team.get(&alice, "prod/db/y"), None, "{way:?}");
+        }
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+    }
+}

@@ -326,6 +326,12 @@ impl<'r> Side<'r> {
             .map(|e| e.id())
     }
 
+    /// Whether this commit has a file of node `id`, in either layout (a
+    /// side that moved it in `sesto migrate` still has it).
+    pub(crate) fn has_file(&self, id: &NodeId) -> bool {
+        crate::git::node_files::blob_of(self.repo, &self.tree, id).is_some()
+    }
+
     /// Opens node `id` from `bytes`, which must be its file in this commit,
     /// verified at its place here. The error says why it is refused.
     pub(crate) fn open(&self, store: &Store, id: &NodeId, bytes: &[u8]) -> Result<Node> {

@@ -87,6 +87,12 @@ impl Store {
 }
 
 impl<'s> Tx<'s> {
+    /// Removes node `id`'s file in this transaction: a node no folder
+    /// lists, whose removal a merge keeps (see `resolve`).
+    pub(crate) fn remove_unlisted(&mut self, id: NodeId) {
+        self.removed.insert(id);
+    }
+
     /// The current member, when an admin; the roster is theirs to change.
     pub(crate) fn require_admin(&self, what: &str) -> Result<String> {
         let admins = self.store.roster.admins().join(", ");

@@ -384,9 +384,15 @@ impl Store {
             // (across `sesto migrate`, an edit against the removal of its
             // folder is no conflict to git): listed again, as after a merge
             // git finished.
-            let (relisted, relisted_parents) = self.relist_kept(&mut tx, &repo, m)?;
-            put_back.extend(relisted);
-            parent_of.extend(relisted_parents);
+            let relisted = self.relist_kept(&mut tx, &repo, m)?;
+            put_back.extend(relisted.relisted);
+            parent_of.extend(relisted.parent_of);
+            report.dropped.extend(
+                relisted
+                    .removed
+                    .iter()
+                    .map(|id| sides::node_path(id, self.roster.sesto)),
+            );
         }
         if let Some(m) = &merge {
             // Above what a side removed, so no clone takes them for older

@@ -79,7 +79,11 @@ impl Store {
         // this side's folder was the merge base's (a change kept under an
         // older copy of its folder put back, seed 710311). An edit beats a
         // delete: each is listed again where its side had it.
-        let (relisted, parent_of) = self.relist_kept(&mut tx, repo, &m)?;
+        let Relisted {
+            relisted,
+            parent_of,
+            removed,
+        } = self.relist_kept(&mut tx, repo, &m)?;
         put_back.extend(relisted.iter().copied());
         // Restored files are written above what the other side removed
         // (see put_back.rs).
@@ -90,6 +94,7 @@ impl Store {
         };
         let fixed = raised
             + relisted.len()
+            + removed.len()
             + settle_keys(&mut tx, &m)?
             + rekey_past_rotations(&mut tx, &m)?;
         if fixed > 0 || !pruned.is_empty() {
@@ -105,15 +110,18 @@ impl Store {
 
     /// Lists again each node whose file the merged work tree has but no
     /// folder of it lists, where a side of `m` placed it in a folder the
-    /// merged store has and this member may write there. Returns them, and
-    /// the folder that lists each node afterwards (walked once, for
-    /// [`Store::raise_put_back`] too).
+    /// merged store has and this member may write there; removes instead
+    /// the file of a node the other side removed and this side only
+    /// re-keyed, where nothing that comes back lists it. Returns the nodes
+    /// listed again, the folder that lists each node afterwards (walked
+    /// once, for [`Store::raise_put_back`] too), and the nodes whose files
+    /// are removed in `tx`.
     pub(super) fn relist_kept(
         &self,
         tx: &mut crate::store::tx::Tx,
         repo: &Repository,
         m: &Merge,
-    ) -> Result<(Vec<NodeId>, HashMap<NodeId, NodeId>)> {
+    ) -> Result<Relisted> {
         let mut parent_of = super::put_back::listing_folders(tx)?;
         let mut listed: BTreeSet<NodeId> = tx
             .top_ids()
@@ -122,7 +130,8 @@ impl Store {
             .collect();
         let me = self.me.clone().unwrap_or_default();
         let mut relisted = Vec::new();
-        for side in [&m.ours, &m.theirs] {
+        let mut removal_stands = Vec::new();
+        for (side, other) in [(&m.ours, &m.theirs), (&m.theirs, &m.ours)] {
             let mut unlisted: Vec<(&NodeId, &crate::git::sides::Placed)> = side
                 .nodes
                 .iter()
@@ -139,6 +148,26 @@ impl Store {
                 let Some(parent) = placed.parent else {
                     continue;
                 };
+                // The other side removed its file and this side changed its
+                // keys alone (a rotation): the removal stands, as in a
+                // modify/delete conflict. Across `sesto migrate` git sees no
+                // such conflict: this side's file moved and changed, the
+                // other's was removed at the old path (seed 820005). Decided
+                // by the files in the two commits, not by what this member
+                // can place there (a node it cannot read on the other side
+                // was not removed there; seed 850011 lost a value to that
+                // rule). Removed only after everything that comes back is
+                // listed: an edit below it brings its folders back.
+                if m.base.as_ref().is_some_and(|b| b.has_file(id))
+                    && !other.has_file(id)
+                    && side
+                        .blob(id)
+                        .is_some_and(|b| std::fs::read(self.node_file(id)).is_ok_and(|f| f == b))
+                    && !m.content_changed(self, side, id)
+                {
+                    removal_stands.push(*id);
+                    continue;
+                }
                 if !listed.contains(&parent) {
                     // Its folder is gone too: the other side removed it, and
                     // git saw no modify/delete conflict because the change
@@ -169,8 +198,30 @@ impl Store {
                 }
             }
         }
-        Ok((relisted, parent_of))
+        let mut removed = Vec::new();
+        for id in removal_stands {
+            if !listed.contains(&id) {
+                tx.remove_unlisted(id);
+                removed.push(id);
+            }
+        }
+        Ok(Relisted {
+            relisted,
+            parent_of,
+            removed,
+        })
     }
+}
+
+/// What [`Store::relist_kept`] did.
+pub(super) struct Relisted {
+    /// Nodes listed again.
+    pub(super) relisted: Vec<NodeId>,
+    /// The folder that lists each node afterwards.
+    pub(super) parent_of: HashMap<NodeId, NodeId>,
+    /// Nodes whose files the transaction removes: the other side removed
+    /// them, this one only re-keyed them.
+    pub(super) removed: Vec<NodeId>,
 }
 
 /// The two sides of what `HEAD` last took in: a merge commit's parents, or
