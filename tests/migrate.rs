@@ -443,3 +443,63 @@ fn a_removal_beats_a_rotation_made_on_the_other_side_of_the_migration() {
         assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
     }
 }
+
+#[test]
+fn a_member_on_a_forged_roster_keeps_his_edit_against_a_removal_across_the_migration() {
+    // Found by tests/team_sim.rs (seed 840013): bob's commit (a new
+    // secret in prod/db, format 1) was rebased onto mallory's forged
+    // roster; alice undid mallory's push, migrated and removed prod/db.
+    // bob's side and the merge base, holding a roster nobody vouched for,
+    // are read under alice's format 2 roster, and their node files were
+    // looked for in format 2's layout alone: bob's edit looked like no
+    // change, the removal won, and his secret was left in a file no
+    // folder listed.
+    for mode in [Mode::Commit, Mode::Infra] {
+        let (team, alice, bob) = format_1_team(mode);
+        team.set_ok(&alice, "prod/db/x", "v-x");
+        team.commit(&alice, "x");
+        assert_ok("alice's push", &team.push(&alice));
+        assert_ok("bob's pull", &team.pull(&bob));
+        team.set_ok(&bob, "prod/db/y", "v-y-bob");
+        team.commit(&bob, "bob's y, in format 1");
+
+        let mallory = team.person("mallory");
+        team.clone_for(&mallory, false);
+        let rival = team.rival_roster(&mallory);
+        team.plant_roster(&mallory, &rival, &mallory.key);
+        team.commit(&mallory, "update");
+        assert_ok("mallory's push", &team.push(&mallory));
+        // bob's commit goes on top of the forged roster (git rebases it;
+        // sesto then refuses to read the store).
+        team.git_ok(&bob, &["pull", "-q", "--rebase"]);
+
+        // alice undoes mallory's push, migrates, removes prod/db.
+        team.git_ok(&alice, &["pull", "-q", "--no-rebase", "--no-edit"]);
+        team.git_ok(&alice, &["revert", "--no-edit", "HEAD"]);
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+        team.ok(&alice, &["migrate"]);
+        team.commit(&alice, "migrate");
+        team.ok(&alice, &["rm", "-r", "prod/db"]);
+        team.commit(&alice, "remove prod/db");
+        assert_ok("alice's push", &team.push(&alice));
+
+        // sync refuses the forged roster in bob's work tree; git pull and
+        // resolve read bob's side under the upstream's roster.
+        let refused = team.sync(&bob);
+        assert!(!refused.success(), "{}", snapshot_text(&refused));
+        if let Err(out) = team.take_in(&bob, Way::Pull) {
+            panic!("{mode:?}: bob's pull failed:\n{}", snapshot_text(&out));
+        }
+        assert_eq!(layout(&team, &bob), (2, true));
+        assert_ok("bob's fsck", &team.sesto(&bob, &["fsck"]));
+        assert_eq!(
+            team.get(&bob, "prod/db/y").as_deref(),
+            Some("v-y-bob"),
+            "{mode:?}: bob's edit beats the removal of its folder"
+        );
+        assert_eq!(team.get(&bob, "prod/db/x"), None, "{mode:?}");
+        assert_ok("alice's pull", &team.pull(&alice));
+        assert_eq!(team.get(&alice, "prod/db/y").as_deref(), Some("v-y-bob"));
+        assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+    }
+}

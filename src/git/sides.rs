@@ -49,6 +49,11 @@ pub(crate) struct Side<'r> {
     pub(crate) me: Option<String>,
     repo: &'r Repository,
     tree: Tree<'r>,
+    /// The layouts (store formats) node files are looked for in, in order:
+    /// the verified roster's alone, or for a commit read under another
+    /// commit's roster, the one its own roster declares first, then the
+    /// others (a format 1 commit read under a format 2 roster, seed 840013).
+    layouts: Vec<u32>,
     /// Every node this member reaches in this commit, placed by verified
     /// folders.
     pub(crate) nodes: HashMap<NodeId, Placed>,
@@ -147,6 +152,13 @@ impl<'r> Side<'r> {
         sig: Vec<u8>,
     ) -> Result<Side<'r>> {
         let mut side = Side::build(store, repo, commit, roster, bytes, sig)?;
+        // The commit's files are where its own roster put them, which need
+        // not be this roster's format; each file is verified when opened,
+        // wherever it is found.
+        let declared = tree_format(repo, &side.tree);
+        side.layouts = std::iter::once(declared)
+            .chain((node::OLDEST_FORMAT..=node::FORMAT).filter(|f| *f != declared))
+            .collect();
         side.index(store, None);
         Ok(side)
     }
@@ -168,6 +180,7 @@ impl<'r> Side<'r> {
         }
         let keys = crate::store::member_keys(&roster)?;
         let me = store.member_among(&keys);
+        let layout = roster.sesto;
         Ok(Side {
             commit: commit.id(),
             roster,
@@ -177,6 +190,7 @@ impl<'r> Side<'r> {
             me,
             repo,
             tree,
+            layouts: vec![layout],
             nodes: HashMap::new(),
             rejected: HashMap::new(),
         })
@@ -315,15 +329,19 @@ impl<'r> Side<'r> {
 
     /// The node file's bytes in this commit.
     pub(crate) fn blob(&self, id: &NodeId) -> Option<Vec<u8>> {
-        blob_at(self.repo, &self.tree, &node_path(id, self.roster.sesto))
+        let oid = self.blob_id(id)?;
+        Some(self.repo.find_blob(oid).ok()?.content().to_vec())
     }
 
     /// The blob id of the node's file in this commit.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
-        self.tree
-            .get_path(Path::new(&node_path(id, self.roster.sesto)))
-            .ok()
-            .map(|e| e.id())
+        self.layouts.iter().find_map(|format| {
+            self.tree
+                .get_path(Path::new(&node_path(id, *format)))
+                .ok()
+                .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+                .map(|e| e.id())
+        })
     }
 
     /// Whether this commit has a file of node `id`, in either layout (a
