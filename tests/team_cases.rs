@@ -2775,3 +2775,66 @@ fn an_edit_kept_under_a_replayed_folder_survives_the_repair_of_that_folder() {
         team.ok(&alice, &["fsck"]);
     }
 }
+
+/// Loose objects in `m`'s clone (`git count-objects`).
+fn loose_objects(team: &Team, m: &Member) -> usize {
+    let out = team.git_ok(m, &["count-objects", "-v"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("count: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("count-objects prints count")
+}
+
+#[test]
+fn a_change_of_hundreds_of_files_is_committed_through_one_pack_and_leaves_git_clean() {
+    // A rotation rewrites every file a member could read; from 256 paths
+    // on, the blobs, trees and commit go through `git fast-import` into
+    // packs (libgit2 wrote each of thousands of format 2 trees as a loose
+    // object). The commit must be the one libgit2 would have made: the
+    // index, the work tree and HEAD agree, no temporary ref is left, and
+    // removals of hundreds of paths commit as well.
+    for format in [1, 2] {
+        let (team, alice) = Team::new_in(Mode::Commit, format);
+        for i in 0..20 {
+            team.set_ok(&alice, &format!("big/x/s{i:02}"), &format!("v-{i}"));
+        }
+        for n in 1..=14 {
+            team.ok(&alice, &["cp", "-r", "big/x", &format!("big/x{n}")]);
+        }
+        let bob = team.join(&alice, "bob", Some(("big", false)));
+        assert_eq!(team.get(&bob, "big/x7/s03").as_deref(), Some("v-3"));
+        let head = team.head(&alice);
+        let loose = loose_objects(&team, &alice);
+
+        team.ok(&alice, &["member", "remove", "bob"]);
+        let log = team.git_ok(&alice, &["log", "--format=%P", "-1"]);
+        assert_eq!(
+            log.trim(),
+            head.trim(),
+            "format {format}: one commit on HEAD"
+        );
+        let changed = team.git_ok(&alice, &["diff", "--name-only", "HEAD~1", "HEAD"]);
+        assert!(changed.lines().count() >= 256, "format {format}: {changed}");
+        assert_eq!(team.git_ok(&alice, &["status", "--porcelain"]), "");
+        assert_eq!(team.git_ok(&alice, &["for-each-ref", "refs/sesto"]), "");
+        assert!(
+            loose_objects(&team, &alice) < loose + 16,
+            "format {format}: the trees went into a pack"
+        );
+        team.git_ok(&alice, &["fsck", "--no-dangling", "--no-progress"]);
+        assert_eq!(team.get(&alice, "big/x14/s19").as_deref(), Some("v-19"));
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify"]);
+
+        team.ok(&alice, &["rm", "-r", "big"]);
+        assert_eq!(team.git_ok(&alice, &["status", "--porcelain"]), "");
+        let left = team.git_ok(
+            &alice,
+            &["ls-tree", "-r", "--name-only", "HEAD", ".sesto/nodes"],
+        );
+        assert!(left.lines().count() < 10, "format {format}: {left}");
+        assert_eq!(team.get(&alice, "big/x/s00"), None);
+        team.ok(&alice, &["fsck"]);
+        team.ok(&alice, &["verify"]);
+    }
+}

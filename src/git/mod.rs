@@ -235,6 +235,26 @@ pub fn store_blobs(work: &Path, files: &[(&str, &[u8])]) -> Result<Blobs> {
         stream.extend_from_slice(bytes);
         stream.push(b'\n');
     }
+    let mut oids: Vec<Option<git2::Oid>> = vec![None; files.len()];
+    for (mark, oid) in fast_import(work, stream)? {
+        if let Some(slot) = mark.checked_sub(1).and_then(|m| oids.get_mut(m)) {
+            *slot = Some(oid);
+        }
+    }
+    files
+        .iter()
+        .zip(oids)
+        .map(|((p, _), oid)| {
+            let oid =
+                oid.ok_or_else(|| Error::Value(format!("git fast-import did not store {p}")))?;
+            Ok((p.to_string(), oid))
+        })
+        .collect()
+}
+
+/// Runs `git fast-import` on `stream`, writing what it holds into one pack
+/// (or loose objects, for a few), and returns its marks: mark number → id.
+fn fast_import(work: &Path, stream: Vec<u8>) -> Result<Vec<(usize, git2::Oid)>> {
     let marks = tempfile::NamedTempFile::new_in(git_dir(work)?)
         .map_err(Error::io("cannot create a temporary file in", work))?;
     let export = format!("--export-marks={}", marks.path().display());
@@ -262,27 +282,13 @@ pub fn store_blobs(work: &Path, files: &[(&str, &[u8])]) -> Result<Blobs> {
     .finish()?;
     let text =
         std::fs::read_to_string(marks.path()).map_err(Error::io("cannot read", marks.path()))?;
-    let mut oids: Vec<Option<git2::Oid>> = vec![None; files.len()];
-    for line in text.lines() {
-        if let Some((mark, oid)) = line.strip_prefix(':').and_then(|l| l.split_once(' ')) {
-            let slot = mark
-                .parse::<usize>()
-                .ok()
-                .and_then(|m| oids.get_mut(m.checked_sub(1)?));
-            if let (Some(slot), Ok(oid)) = (slot, git2::Oid::from_str(oid)) {
-                *slot = Some(oid);
-            }
-        }
-    }
-    files
-        .iter()
-        .zip(oids)
-        .map(|((p, _), oid)| {
-            let oid =
-                oid.ok_or_else(|| Error::Value(format!("git fast-import did not store {p}")))?;
-            Ok((p.to_string(), oid))
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (mark, oid) = line.strip_prefix(':')?.split_once(' ')?;
+            Some((mark.parse().ok()?, git2::Oid::from_str(oid).ok()?))
         })
-        .collect()
+        .collect())
 }
 
 /// Commits `paths` as they are in the work tree on top of `HEAD`, with a
@@ -322,6 +328,8 @@ pub fn prepare_commit(
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let base = parent.as_ref().map(|p| p.tree()).transpose()?;
     let mut changes: Vec<Change> = Vec::new();
+    // Whether every blob is stored already (not merely hashed here).
+    let mut stored = true;
     for p in paths {
         if let Some(oid) = known.get(p) {
             changes.push((p.split('/').collect(), Some(*oid)));
@@ -334,17 +342,30 @@ pub fn prepare_commit(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("cannot read", &file)(e)),
         };
+        stored &= blob.is_none();
         changes.push((p.split('/').collect(), blob));
     }
-    let tree_id = edit_tree(repo, base.as_ref(), &changes)?;
-    let unchanged = parent.as_ref().is_some_and(|p| p.tree_id() == tree_id);
-    let commit = if unchanged {
-        None
+    let sig = signature(repo)?;
+    let imported = if paths.len() >= PACK_FROM && stored {
+        import_commit(&work, parent.as_ref(), paths, &changes, &sig, message)?
     } else {
-        let tree = repo.find_tree(tree_id)?;
-        let sig = signature(repo)?;
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        Some(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+        None
+    };
+    let commit = match imported {
+        Some(commit) => {
+            let tree_id = repo.find_commit(commit)?.tree_id();
+            (parent.as_ref().map(git2::Commit::tree_id) != Some(tree_id)).then_some(commit)
+        }
+        None => {
+            let tree_id = edit_tree(repo, base.as_ref(), &changes)?;
+            if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+                None
+            } else {
+                let tree = repo.find_tree(tree_id)?;
+                let parents: Vec<&git2::Commit> = parent.iter().collect();
+                Some(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+            }
+        }
     };
     Ok(Prepared {
         parent: parent.as_ref().map(git2::Commit::id),
@@ -355,6 +376,64 @@ pub fn prepare_commit(
             message.lines().next().unwrap_or_default()
         ),
     })
+}
+
+/// Writes the commit of a large change (a rotation rewrites thousands of
+/// files) with `git fast-import`: the trees above `paths` and the commit go
+/// into one pack, where libgit2 writes each of thousands of small format 2
+/// trees as a loose object, a dozen system calls apiece. `changes` are
+/// `paths`' blobs (none: removed), each stored already. `None` where a name
+/// or path cannot be written in fast-import's plain syntax (the caller
+/// builds the trees itself then). No ref is left behind.
+fn import_commit(
+    work: &Path,
+    parent: Option<&git2::Commit>,
+    paths: &[String],
+    changes: &[Change],
+    sig: &Signature,
+    message: &str,
+) -> Result<Option<git2::Oid>> {
+    let plain = |s: &str| !s.contains(['<', '>', '\n'].as_slice());
+    let (Some(name), Some(email)) = (sig.name(), sig.email()) else {
+        return Ok(None);
+    };
+    if !plain(name) || !plain(email) || paths.iter().any(|p| p.contains('\n') || p.starts_with('"'))
+    {
+        return Ok(None);
+    }
+    let when = sig.when();
+    let offset = when.offset_minutes();
+    let ident = format!(
+        "{name} <{email}> {} {}{:02}{:02}",
+        when.seconds(),
+        if offset < 0 { '-' } else { '+' },
+        offset.unsigned_abs() / 60,
+        offset.unsigned_abs() % 60
+    );
+    // A ref of this process's own, deleted again by the `reset` at the end.
+    let branch = format!("refs/sesto/import-{}", std::process::id());
+    let mut stream = format!(
+        "commit {branch}\nmark :1\nauthor {ident}\ncommitter {ident}\ndata {}\n{message}\n",
+        message.len()
+    );
+    if let Some(parent) = parent {
+        stream.push_str(&format!("from {}\n", parent.id()));
+    }
+    for (p, (_, blob)) in paths.iter().zip(changes) {
+        match blob {
+            Some(oid) => stream.push_str(&format!("M 100644 {oid} {p}\n")),
+            None => stream.push_str(&format!("D {p}\n")),
+        }
+    }
+    stream.push_str(&format!("\nreset {branch}\n\n"));
+    let marks = fast_import(work, stream.into_bytes())?;
+    let commit = marks
+        .into_iter()
+        .find(|(mark, _)| *mark == 1)
+        .map(|(_, oid)| oid);
+    commit
+        .map(Some)
+        .ok_or_else(|| Error::Value("git fast-import did not write the commit".into()))
 }
 
 /// Moves `HEAD` (through the branch it names) to a prepared commit, only if
