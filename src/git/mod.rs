@@ -254,7 +254,10 @@ pub fn store_blobs(work: &Path, files: &[(&str, &[u8])]) -> Result<Blobs> {
 
 /// Runs `git fast-import` on `stream`, writing what it holds into one pack
 /// (or loose objects, for a few), and returns its marks: mark number → id.
-fn fast_import(work: &Path, stream: Vec<u8>) -> Result<Vec<(usize, git2::Oid)>> {
+fn fast_import(work: &Path, mut stream: Vec<u8>) -> Result<Vec<(usize, git2::Oid)>> {
+    // With `--done`, a stream cut short (this process killed while feeding
+    // it) is an error to git, which then updates no ref.
+    stream.extend_from_slice(b"done\n");
     let marks = tempfile::NamedTempFile::new_in(git_dir(work)?)
         .map_err(Error::io("cannot create a temporary file in", work))?;
     let export = format!("--export-marks={}", marks.path().display());
@@ -268,6 +271,7 @@ fn fast_import(work: &Path, stream: Vec<u8>) -> Result<Vec<(usize, git2::Oid)>> 
             "fast-import",
             "--quiet",
             "--depth=0",
+            "--done",
             &export,
         ],
         stream,
