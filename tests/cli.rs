@@ -353,6 +353,33 @@ fn init_beside_committed_files_only_stages() {
     assert!(status.contains("A  .sesto/nodes/"), "root node staged");
 }
 
+#[test]
+fn init_beside_untracked_files_only_stages_and_later_writes_stage_too() {
+    // The index then holds only .sesto/, which setup-git (run by init)
+    // took for a clone of a secrets-only repository: it turned on
+    // sesto.commit, and the next write committed its node files without
+    // the roster, which stayed staged.
+    let env = env_with_key();
+    std::fs::write(env.repo.join("notes.txt"), "infra\n").unwrap();
+    let out = env.run(&["init", "--name", "alice"]);
+    out.assert_success();
+    assert!(out.stdout.contains("Changes are staged"), "{}", out.stdout);
+    assert_eq!(env.git(&["config", "sesto.commit"]).code, 1, "not set");
+    set(&env, "a", b"value-1");
+    assert_eq!(
+        env.git(&["rev-parse", "--verify", "-q", "HEAD"]).code,
+        1,
+        "no commit"
+    );
+    let status = env.git(&["status", "--porcelain"]).stdout;
+    assert!(status.contains("A  .sesto/roster.yaml\n"), "{status}");
+    env.git(&["commit", "--quiet", "-m", "secrets"])
+        .assert_success();
+    let tree = env.git(&["ls-tree", "-r", "--name-only", "HEAD"]).stdout;
+    assert!(tree.contains(".sesto/roster.yaml"), "{tree}");
+    assert_eq!(env.run(&["get", "a"]).stdout, "value-1");
+}
+
 // --- set and get -------------------------------------------------------------------
 
 #[test]

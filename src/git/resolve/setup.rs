@@ -50,14 +50,15 @@ pub fn setup_git(work: &Path, diff: bool) -> Result<()> {
         config.set_bool("diff.sesto.cachetextconv", false)?;
     }
     // A clone of a repository of secrets alone commits each change, as the
-    // clone it came from does (`sesto init` chose that there).
-    let only_secrets = {
-        let index = repo.index()?;
-        !index.is_empty()
-            && index
-                .iter()
-                .all(|e| String::from_utf8_lossy(&e.path).starts_with(".sesto/"))
-    };
+    // clone it came from does (`sesto init` chose that there). Judged by
+    // what is committed: after `sesto init` beside untracked files the
+    // index holds only `.sesto/` too, staged and not committed, and there
+    // each change is staged.
+    let only_secrets = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_tree().ok())
+        .is_some_and(|tree| !tree.is_empty() && tree.iter().all(|e| e.name() == Some(".sesto")));
     if only_secrets {
         if config.get_bool("sesto.commit").is_err() {
             config.set_bool("sesto.commit", true)?;
