@@ -503,3 +503,39 @@ fn a_member_on_a_forged_roster_keeps_his_edit_against_a_removal_across_the_migra
         assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
     }
 }
+
+#[test]
+fn history_reads_across_the_migration_and_an_old_commit_checked_out_reads_format_1() {
+    // After the migration: a checkout of a commit from before it reads the
+    // format 1 layout there (and writes nothing), `sesto log` follows a
+    // secret's versions across the move, and back on the branch the store
+    // reads format 2.
+    let (team, alice, bob) = format_1_team(Mode::Commit);
+    team.set_ok(&alice, "prod/a", "v-a2");
+    let before = team.head(&alice);
+    team.ok(&alice, &["migrate"]);
+    team.set_ok(&alice, "prod/a", "v-a3");
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+
+    let log = team.ok(&bob, &["log", "--json", "prod/a"]);
+    let versions: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let versions = versions.as_array().expect("a list");
+    assert_eq!(versions.len(), 3, "v-a, v-a2, v-a3: {log}");
+
+    team.git_ok(&bob, &["checkout", "-q", before.trim()]);
+    assert_eq!(layout(&team, &bob), (1, true));
+    assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-a2"));
+    let refused = team.set(&bob, "prod/a", "v-old");
+    assert!(!refused.success(), "{}", snapshot_text(&refused));
+    assert!(
+        refused.stderr.contains("detached HEAD"),
+        "{}",
+        refused.stderr
+    );
+    team.git_ok(&bob, &["checkout", "-q", "main"]);
+    assert_eq!(layout(&team, &bob), (2, true));
+    assert_eq!(team.get(&bob, "prod/a").as_deref(), Some("v-a3"));
+    assert_ok("bob's fsck", &team.sesto(&bob, &["fsck"]));
+    assert_ok("bob's verify", &team.sesto(&bob, &["verify", "--history"]));
+}

@@ -2838,3 +2838,31 @@ fn a_change_of_hundreds_of_files_is_committed_through_one_pack_and_leaves_git_cl
         team.ok(&alice, &["verify"]);
     }
 }
+
+#[test]
+fn a_member_who_cannot_read_the_root_reads_history_in_their_folder() {
+    // `sesto log`, `show --rev` and `restore` looked each path up from the
+    // root, which bob (prod only) cannot open: every secret was "not in
+    // this branch's history" for him.
+    let (team, alice) = Team::new(Mode::Commit);
+    team.set_ok(&alice, "prod/db/pw", "v1");
+    let bob = team.join(&alice, "bob", Some(("prod", true)));
+    team.set_ok(&alice, "prod/db/pw", "v2");
+    assert_ok("alice's push", &team.push(&alice));
+    assert_ok("bob's pull", &team.pull(&bob));
+    // From the grant on: before it, prod's file was not encrypted to bob.
+    let log = team.ok(&bob, &["log", "--json", "prod/db/pw"]);
+    let versions: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(versions.as_array().map(Vec::len), Some(2), "{log}");
+    let first = versions[1]["commit"]
+        .as_str()
+        .expect("a commit")
+        .to_string();
+    let old = team.ok(&bob, &["show", "--rev", &first, "prod/db/pw"]);
+    assert_eq!(old, "v1");
+    team.ok(&bob, &["restore", "--rev", &first, "prod/db/pw"]);
+    assert_eq!(team.get(&bob, "prod/db/pw").as_deref(), Some("v1"));
+    let missing = team.sesto(&bob, &["log", "prod/db/nope"]);
+    assert!(!missing.success(), "{}", snapshot_text(&missing));
+    assert!(missing.stderr.contains("not in this branch's history"));
+}

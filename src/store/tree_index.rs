@@ -107,14 +107,21 @@ impl<'r> TreeIndex<'r> {
         Ok(index)
     }
 
-    /// The id at `path` in this tree, following entry names from the root
-    /// (or from a granted folder whose own path this index cannot see).
+    /// The id at `path` in this tree, following entry names from the root,
+    /// or for a member who cannot read the root, from the granted folder
+    /// that holds `path` (at the path it has in the work tree).
     pub(crate) fn resolve(&self, store: &Store, path: &crate::store::SPath) -> Option<NodeId> {
-        let mut at = store.roster.root;
+        let root = store.roster.root;
+        let (mut at, from) = if self.nodes.contains_key(&root) {
+            (root, 0)
+        } else {
+            let (top_path, top) = store.start_for(path).ok()?;
+            (top.id, top_path.names().len())
+        };
         if !self.nodes.contains_key(&at) {
             return None;
         }
-        for name in path.names() {
+        for name in &path.names()[from..] {
             at = self
                 .nodes
                 .iter()
