@@ -319,6 +319,19 @@ fn export_formats_read_back_exactly() {
         assert_eq!(got.get(&name), Some(&value), "{name}");
     }
 
+    // A folder with no secrets of its own (only a folder) gives no
+    // variables, and says so on stderr.
+    env.run_stdin(&["set", "prod/outer/inner/x"], b"x")
+        .assert_success();
+    let out = env.run(&["export", "prod/outer", "--format", "json"]);
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "{}");
+    assert!(
+        out.stderr.contains("prod/outer holds no secrets directly"),
+        "{}",
+        out.stderr
+    );
+
     // JSON and YAML need UTF-8: the folder with raw bytes fails, naming the secret.
     let out = env.run(&["export", "prod/app", "--format", "json"]);
     out.assert_code(1);

@@ -253,6 +253,7 @@ fn only_admins_change_the_roster() {
     let t = Team::new();
     t.ok(&["grant", "bob", "prod", "--write"]);
     let head = t.head();
+    let bob_pub = format!("{}.pub", t.bob.display());
     for args in [
         &[
             "member",
@@ -261,6 +262,7 @@ fn only_admins_change_the_roster() {
             "--key",
             "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
         ][..],
+        &["member", "add", "eve", "--key-file", &bob_pub],
         &["grant", "bob", "staging"],
         &["revoke", "bob", "prod"],
         &["member", "remove", "alice"],
@@ -270,6 +272,14 @@ fn only_admins_change_the_roster() {
         assert!(
             out.stderr.contains("only admins") && out.stderr.contains("alice"),
             "{args:?}: {}",
+            out.stderr
+        );
+        // The refusal is about bob, not about the key file.
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("error: only admins")),
+            "{}",
             out.stderr
         );
     }

@@ -107,7 +107,16 @@ pub fn load_vars(g: &Global, folders: &[String], env_files: &[PathBuf]) -> Resul
     let store = super::open(g)?;
     let mut vars = Vars::default();
     for folder in folders {
-        vars.add_folder(folder, store.folder_secrets(folder)?)?;
+        let secrets = store.folder_secrets(folder)?;
+        if secrets.is_empty() {
+            // Only secrets directly in a folder are taken: say so, rather
+            // than run the command without the variables it was meant to get.
+            eprintln!(
+                "warning: {folder} holds no secrets directly, and those in its folders are \
+                 not taken; name the folder that holds them (`sesto ls {folder}` shows them)"
+            );
+        }
+        vars.add_folder(folder, secrets)?;
     }
     let refs: Vec<(&Reference, &str)> = lines
         .iter()

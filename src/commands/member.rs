@@ -104,9 +104,12 @@ fn add(g: &Global, args: AddArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let store = super::open(g)?;
     let mut tx = store.transaction()?;
     tx.add_member(&args.name, &key, args.signing_key.as_deref(), args.admin)
-        .map_err(|e| match &args.key_file {
-            Some(f) => anyhow::anyhow!("{}: {e}", f.display()),
-            None => e.into(),
+        .map_err(|e| match (&args.key_file, &e) {
+            // A refusal is about who runs it, not about the key file.
+            (Some(f), e) if !matches!(e, sesto::Error::Denied(_)) => {
+                anyhow::anyhow!("{}: {e}", f.display())
+            }
+            _ => e.into(),
         })?;
     super::commit(tx)?;
     let fp = sesto::format::crypto::fingerprint(&sesto::format::crypto::normalize_public(&key)?);

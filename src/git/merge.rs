@@ -162,7 +162,8 @@ impl<'r> Merge<'r> {
                     return Err(store.reject(
                         id,
                         format!(
-                            "{name} (commit {}) has version {}, not newer than the base's version                              {}: an older file put back; find it with `git log -- {}` and revert it",
+                            "{name} (commit {}) has version {}, not newer than the base's version \
+                             {}: an older file put back; find it with `git log -- {}` and revert it",
                             &side.commit.to_string()[..12],
                             node.body.version,
                             b.body.version,
