@@ -957,6 +957,12 @@ fn verify_history_finds_a_node_rolled_back_to_an_older_signed_copy() {
         "{}",
         read.stderr
     );
+    // Whoever did it by hand (a `git revert`) is told the way that works.
+    assert!(
+        read.stderr.contains("sesto restore PATH --rev REV"),
+        "{}",
+        read.stderr
+    );
     let out = t.env.run(&["verify", "--history"]);
     out.assert_code(1);
     // Here the clone's own check speaks first; either way the node is named.

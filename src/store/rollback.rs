@@ -194,8 +194,10 @@ impl Drop {
             id,
             format!(
                 "it went back from version {} to version {} in commit {} ({how}){since}; see \
-                 `git show {} -- {}` and revert that commit; if you put it back yourself, \
-                 `sesto trust --accept` takes the store as it is",
+                 `git show {} -- {}` and revert that commit; if you put it back yourself \
+                 (`git revert` of a sesto change does), `sesto trust --accept` takes the \
+                 store as it is, and `sesto restore PATH --rev REV` is the way to set a \
+                 secret back to an earlier value",
                 self.was,
                 self.now,
                 &c[..12],
