@@ -341,3 +341,50 @@ fn conflicting_roster_changes_stop_and_say_what_to_run() {
         out.stderr
     );
 }
+
+#[test]
+fn a_stash_popped_over_a_change_to_its_folder_merges_through_the_driver() {
+    // `git stash pop` merges the stash's commit, which git names nowhere
+    // but in refs/stash: the driver could not tell what it was merging,
+    // left the folder conflicted, and `sesto resolve` said no merge was
+    // under way. Stashing needs changes left uncommitted: sesto.commit off,
+    // as in an infrastructure repository.
+    let c = Clones::new(&[("prod/a", "v-a")]);
+    c.git_in(&c.b, &["config", "sesto.commit", "false"])
+        .assert_success();
+    c.set(&c.b, "prod/stashed", "v-stashed");
+    c.git_in(&c.b, &["stash", "--quiet"]).assert_success();
+    c.set(&c.b, "prod/other", "v-other");
+    c.git_in(&c.b, &["commit", "--quiet", "-am", "other"]);
+    let out = c.git_in(&c.b, &["stash", "pop"]);
+    assert!(out.success(), "{}", common::snapshot_text(&out));
+    assert_eq!(c.get(&c.b, "prod/stashed"), "v-stashed");
+    assert_eq!(c.get(&c.b, "prod/other"), "v-other");
+    assert_eq!(c.get(&c.b, "prod/a"), "v-a");
+    c.sesto_ok(&c.b, &["fsck"]);
+    c.git_in(&c.b, &["commit", "--quiet", "-m", "popped"]);
+
+    // Both changed one secret's value: nothing would write the stash's
+    // value beside this branch's once git dropped the stash (it was lost),
+    // so the driver leaves the conflict, git keeps the stash, and `sesto
+    // resolve` keeps both values.
+    c.set(&c.b, "prod/a", "v-a-stashed");
+    c.git_in(&c.b, &["stash", "--quiet"]).assert_success();
+    c.set(&c.b, "prod/a", "v-a-committed");
+    c.git_in(&c.b, &["commit", "--quiet", "-am", "a"]);
+    let out = c.git_in(&c.b, &["stash", "pop"]);
+    assert!(!out.success(), "{}", common::snapshot_text(&out));
+    let kept = c.git_in(&c.b, &["stash", "list"]).stdout;
+    assert_eq!(kept.lines().count(), 1, "the stash is kept: {kept}");
+    let said = c.sesto_ok(&c.b, &["resolve"]);
+    assert!(said.contains("kept both values"), "{said}");
+    let values: Vec<String> = c
+        .paths(&c.b)
+        .iter()
+        .filter(|p| p.starts_with("prod/a"))
+        .map(|p| c.get(&c.b, p))
+        .collect();
+    assert!(values.contains(&"v-a-stashed".to_string()), "{values:?}");
+    assert!(values.contains(&"v-a-committed".to_string()), "{values:?}");
+    c.sesto_ok(&c.b, &["fsck"]);
+}

@@ -93,6 +93,14 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
             if n == 1 { "" } else { "s" }
         )?;
     }
+    if report.merged > 0 {
+        writeln!(
+            out,
+            "merged {} node file{} both sides changed",
+            report.merged,
+            if report.merged == 1 { "" } else { "s" }
+        )?;
+    }
     for k in &report.kept {
         writeln!(out, "kept the change to {k} (the other side deleted it)")?;
     }
@@ -121,7 +129,7 @@ pub fn resolve(g: &Global, _args: ResolveArgs, out: &mut dyn Write) -> Result<Ex
     for l in &report.left {
         writeln!(out, "left: {l}")?;
     }
-    if !report.wrote() && report.left.is_empty() && !report.roster_merged {
+    if !report.wrote() && report.merged == 0 && report.left.is_empty() && !report.roster_merged {
         writeln!(out, "Nothing to resolve.")?;
     }
     Ok(if report.left.is_empty() {

@@ -372,6 +372,15 @@ pub fn merge_driver(
     );
     let merge = Merge::load(store, &repo, &head, &their_commit, base_commit.as_ref())?;
     let merged = merge.node(store, &id, &o, &a, &b)?;
+    if merged.conflict_copy.is_some() && sides::applying_stash(&repo, &their_commit) {
+        // A stash applied cleanly is dropped, and with no merge under way
+        // nothing would write theirs' value beside ours: failing here
+        // leaves the conflict, and git keeps the stash for `sesto resolve`.
+        return Err(Error::Value(format!(
+            "{path}: the stash and this branch both changed a secret's value; git keeps the \
+             stash: run `sesto resolve`, which keeps both values, then `git stash drop`"
+        )));
+    }
     std::fs::write(ours, merged.bytes).map_err(Error::io("cannot write", ours))?;
     if let Some(copy) = merged.conflict_copy {
         queue_conflict_copy(store, &copy)?;

@@ -396,8 +396,9 @@ impl<'r> Side<'r> {
 /// The commit git is bringing in while it runs the merge driver, or while a
 /// merge, rebase or cherry-pick it stopped is being settled: named by
 /// `sesto sync`, by `git merge` (`GITHEAD_<oid>` in the environment), by a
-/// rebase's list of done steps, or by git's `*_HEAD` refs. Only a commit
-/// whose tree holds `blob` at `path` (when given) qualifies.
+/// rebase's list of done steps, by git's `*_HEAD` refs, or (with `held`)
+/// by `refs/stash`. Only a commit whose tree holds `blob` at `path` (when
+/// given) qualifies.
 pub(crate) fn their_commit<'r>(
     repo: &'r Repository,
     held: Option<(&str, Oid)>,
@@ -434,6 +435,14 @@ pub(crate) fn their_commit<'r>(
     if let Some(oid) = rebase_step(repo) {
         candidates.push(oid);
     }
+    // `git stash pop` (or `apply`) merges the stash's commit and names it
+    // nowhere but in `refs/stash`, which stays after the stash is applied:
+    // it qualifies only by holding the file git hands over.
+    if held.is_some() {
+        if let Ok(oid) = repo.refname_to_id("refs/stash") {
+            candidates.push(oid);
+        }
+    }
     candidates.into_iter().find_map(|oid| {
         let commit = repo.find_commit(oid).ok()?;
         match held {
@@ -444,6 +453,15 @@ pub(crate) fn their_commit<'r>(
             }
         }
     })
+}
+
+/// Whether git is applying a stash (`git stash pop` or `apply`) and
+/// `theirs` is that stash: no merge, rebase or cherry-pick is under way, no
+/// one named theirs, and `refs/stash` is `theirs`.
+pub(crate) fn applying_stash(repo: &Repository, theirs: &Commit) -> bool {
+    repo.state() == git2::RepositoryState::Clean
+        && picking(repo)
+        && repo.refname_to_id("refs/stash").ok() == Some(theirs.id())
 }
 
 /// The commit a `git rebase` (merge backend) is picking: the last line of

@@ -44,6 +44,9 @@ pub struct Resolved {
     /// Node files a merge across `sesto migrate` left where this store's
     /// format does not keep them, moved to their place (`old → new`).
     pub relocated: Vec<String>,
+    /// Node files both sides changed that git left conflicted (its merge
+    /// driver could not run, as in a `git stash pop`), merged here.
+    pub merged: usize,
 }
 
 impl Resolved {
@@ -186,7 +189,14 @@ impl Store {
         let their_commit = if conflicts.is_empty() && !roster_conflict {
             None
         } else {
-            Some(sides::their_commit(&repo, None).ok_or_else(|| {
+            // Where nothing names it (a `git stash pop`), a conflict's
+            // theirs' file picks the commit out.
+            let held = conflicts
+                .iter()
+                .find_map(|c| c.theirs.map(|b| (c.path.as_str(), b)));
+            let theirs = sides::their_commit(&repo, None)
+                .or_else(|| held.and_then(|h| sides::their_commit(&repo, Some(h))));
+            Some(theirs.ok_or_else(|| {
                 Error::Value(
                     ".sesto/ has conflicts but no merge, rebase or cherry-pick is in progress; \
                      take one side with `git checkout --ours -- .sesto`"
@@ -275,6 +285,8 @@ impl Store {
                         crate::store::journal::write_atomic(&self.work.join(&c.path), &bytes)?;
                         if c.ours.is_none() || c.theirs.is_none() {
                             report.kept.push(c.path.clone());
+                        } else {
+                            report.merged += 1;
                         }
                         settled.push(c.path.clone());
                     }
