@@ -19,6 +19,8 @@
 //! `SESTO_SIM_SEED=123 SESTO_SIM_STEPS=40 SESTO_SIM_MODE=infra cargo test --test team_sim`
 //! (`bench/sim.sh` runs many seeds). `SESTO_SIM_ATTACKS=replay,node` keeps only
 //! some of mallory's kinds of push (all four: replay, node, root, roster);
+//! In infra mode a third of the take-ins stash what is not committed and pop
+//! it after (`SESTO_SIM_STASH=0`: never, as runs before stashes did);
 //! `SESTO_SIM_KEEP=1` keeps a failed run's directory (homes, clones, remote),
 //! `SESTO_SIM_KEEP=always` every run's, after its steps and before the
 //! final round (to take over by hand where a later step goes wrong);
@@ -338,7 +340,9 @@ impl Sim {
     /// Infra mode: several sesto changes, then one `git commit -am`.
     fn commit(&mut self, a: usize) {
         let m = &self.who[a];
-        if self.team.git(m, &["diff", "--cached", "--quiet"]).success() {
+        // Staged by sesto, or (after a `git stash pop`) modified in the work
+        // tree: `commit -a` takes both.
+        if !self.uncommitted(a) {
             return self.note(format!("{} commit: nothing staged", m.name));
         }
         let out = self
@@ -354,6 +358,9 @@ impl Sim {
     /// and pushed; what failed is undone as a member would (`--abort`).
     fn take_in(&mut self, a: usize) {
         if self.infra() {
+            if self.stashes() && self.uncommitted(a) {
+                return self.take_in_stashed(a);
+            }
             self.commit(a);
         }
         let way = *self.rng.pick(&[Way::Sync, Way::Pull, Way::Rebase]);
@@ -361,6 +368,59 @@ impl Sim {
         let result = team.take_in(m, way);
         team.abort(m);
         self.note(format!("{} {way:?} -> {}", m.name, outcome(&result)));
+        if result.is_ok() {
+            self.pushed(a);
+        }
+    }
+
+    /// Whether this take-in stashes what is not committed instead of
+    /// committing it (infra mode, a third of them): decided by the seed and
+    /// the step, not drawn from the run's generator, so that
+    /// `SESTO_SIM_STASH=0` replays a run from before stashes as it was.
+    fn stashes(&self) -> bool {
+        env_or("SESTO_SIM_STASH", 1) == 1
+            && (self.log.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % 3 == 0
+    }
+
+    /// Whether `a` has changes in `.sesto/` not committed.
+    fn uncommitted(&self, a: usize) -> bool {
+        let out = self
+            .team
+            .git(&self.who[a], &["status", "--porcelain", "--", ".sesto"]);
+        !out.stdout.trim().is_empty()
+    }
+
+    /// `git stash`, a take-in, `git stash pop` (and `sesto resolve` where
+    /// the pop stops, then `git stash drop`): the stashed writes stay
+    /// uncommitted in the work tree.
+    fn take_in_stashed(&mut self, a: usize) {
+        let way = *self.rng.pick(&[Way::Sync, Way::Pull, Way::Rebase]);
+        let (team, m) = (&self.team, &self.who[a]);
+        let stashed = team.git(m, &["stash", "--quiet"]);
+        if !stashed.success() {
+            return self.note(format!("{} git stash -> exit {}", m.name, stashed.code));
+        }
+        let result = team.take_in(m, way);
+        team.abort(m);
+        let pop = team.git(m, &["stash", "pop"]);
+        let popped = if pop.success() {
+            "popped".to_string()
+        } else {
+            let resolve = team.sesto(m, &["resolve"]);
+            let drop = team.git(m, &["stash", "drop", "--quiet"]);
+            format!(
+                "pop stopped (exit {}), resolve exit {}: {}, drop exit {}",
+                pop.code,
+                resolve.code,
+                said(&resolve).trim(),
+                drop.code
+            )
+        };
+        self.note(format!(
+            "{} stash, {way:?} -> {}, {popped}",
+            m.name,
+            outcome(&result)
+        ));
         if result.is_ok() {
             self.pushed(a);
         }
