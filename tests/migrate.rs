@@ -328,6 +328,17 @@ fn roster_changes_on_both_sides_of_the_migration_merge_in_format_2() {
         dana_changes_the_roster(&team, &dana);
         assert_ok("dana's push", &team.push(&dana));
         alice_migrates_and_changes_the_roster(&team, &alice);
+        // A rebase replays alice's migration onto dana's change: resolve
+        // says to give it up and merge (there is nothing to migrate "here").
+        let rebased = team.git(&alice, &["pull", "--rebase"]);
+        assert!(!rebased.success(), "{}", snapshot_text(&rebased));
+        let out = team.sesto(&alice, &["resolve"]);
+        assert!(
+            !out.success() && out.stderr.contains("merge instead (`sesto sync`"),
+            "{}",
+            snapshot_text(&out)
+        );
+        team.abort(&alice);
         assert_ok("alice's sync", &team.sync(&alice));
         check_both_roster_changes(&team, &alice, &bob);
     }

@@ -47,7 +47,7 @@ pub(crate) fn merge(
     theirs.follows(work, base)?;
     let (b, o, t) = (&base.roster, &ours.roster, &theirs.roster);
     if o.sesto < t.sesto {
-        return Err(format_behind(t.sesto, o.sesto));
+        return Err(format_behind(work, t.sesto, o.sesto));
     }
     let mut conflicts = Vec::new();
     let members = merge_maps(&b.members, &o.members, &t.members, |name| {
@@ -116,12 +116,34 @@ pub(crate) fn merge(
 /// a newer format than ours: ours' side migrates first (an admin does; `sesto
 /// sync` does it before merging), so that both sides' node files are in one
 /// layout.
-pub(crate) fn format_behind(theirs: u32, ours: u32) -> Error {
+pub(crate) fn format_behind(work: &std::path::Path, theirs: u32, ours: u32) -> Error {
+    // In a rebase the sides swap: what is replayed (theirs) is this clone's
+    // own migration, and the upstream's roster change is ours. Migrating
+    // "here" means nothing then; a merge takes that change into the new
+    // format.
+    let rebasing = crate::git::open(work).is_ok_and(|repo| {
+        use git2::RepositoryState as S;
+        matches!(
+            repo.state(),
+            S::Rebase
+                | S::RebaseInteractive
+                | S::RebaseMerge
+                | S::ApplyMailbox
+                | S::ApplyMailboxOrRebase
+        )
+    });
+    if rebasing {
+        return Error::Roster(format!(
+            "this rebase replays a move of the store to format {theirs} (`sesto migrate`) onto \
+             a roster change made in format {ours}: give it up (`git rebase --abort`) and merge \
+             instead (`sesto sync`, or `git pull --no-rebase` and `sesto resolve`), which takes \
+             that change into format {theirs}"
+        ));
+    }
     Error::Roster(format!(
         "the other side moved the store to format {theirs} (`sesto migrate`) while this \
-         side changed the roster in format {ours}: give up this merge (`git merge --abort`, \
-         or `git rebase --abort`), run `sesto migrate` here, and merge again (`sesto sync` \
-         does both)"
+         side changed the roster in format {ours}: give up this merge (`git merge --abort`), \
+         run `sesto migrate` here, and merge again (`sesto sync` does both)"
     ))
 }
 

@@ -156,6 +156,7 @@ impl Store {
                 let format = sides::tree_format(&repo, &theirs.tree()?);
                 if format > self.roster.sesto {
                     return Err(crate::git::roster_merge::format_behind(
+                        &self.work,
                         format,
                         self.roster.sesto,
                     ));
