@@ -2866,3 +2866,61 @@ fn a_member_who_cannot_read_the_root_reads_history_in_their_folder() {
     assert!(!missing.success(), "{}", snapshot_text(&missing));
     assert!(missing.stderr.contains("not in this branch's history"));
 }
+
+#[test]
+fn a_stashed_revoke_popped_over_another_admins_roster_change_merges_both() {
+    // Team simulation seed 900044: alice's revoke (not committed, infra
+    // mode) was stashed while she took in dana's grant; the pop stopped at
+    // the roster (both changed it), and `sesto resolve` looked for the
+    // stash by a conflicted node file, of which there was none.
+    let (team, alice) = Team::new(Mode::Infra);
+    team.set_ok(&alice, "prod/a", "v-a");
+    team.set_ok(&alice, "staging/b", "v-b");
+    team.commit(&alice, "secrets");
+    assert_ok("alice's push", &team.push(&alice));
+    let bob = team.join(&alice, "bob", Some(("prod", false)));
+    let carol = team.join(&alice, "carol", Some(("prod", false)));
+    let dana = team.person("dana");
+    let key_file = format!("{}.pub", dana.key.display());
+    team.ok(
+        &alice,
+        &["member", "add", "dana", "--admin", "--key-file", &key_file],
+    );
+    team.commit(&alice, "dana");
+    assert_ok("alice's push", &team.push(&alice));
+    team.clone_for(&dana, true);
+
+    team.ok(&alice, &["revoke", "carol", "prod"]);
+    team.git_ok(&alice, &["stash", "--quiet"]);
+    team.ok(&dana, &["grant", "bob", "staging"]);
+    team.commit(&dana, "bob reads staging");
+    assert_ok("dana's push", &team.push(&dana));
+    assert_ok("alice's pull", &team.pull(&alice));
+    let pop = team.git(&alice, &["stash", "pop"]);
+    assert!(
+        !pop.success(),
+        "both changed the roster: {}",
+        snapshot_text(&pop)
+    );
+    let said = team.ok(&alice, &["resolve"]);
+    assert!(said.contains("merged both sides' roster changes"), "{said}");
+    team.git_ok(&alice, &["stash", "drop", "--quiet"]);
+    team.commit(&alice, "revoke carol, merged");
+    assert_ok("alice's push", &team.push(&alice));
+
+    let roster = team.roster(&alice);
+    let prod_grants: Vec<&String> = roster.grants.values().flat_map(|g| g.keys()).collect();
+    assert!(
+        !prod_grants.iter().any(|m| *m == "carol"),
+        "{prod_grants:?}"
+    );
+    assert_ok("alice's fsck", &team.sesto(&alice, &["fsck"]));
+    assert_ok("bob's pull", &team.pull(&bob));
+    assert_eq!(
+        team.get(&bob, "staging/b").as_deref(),
+        Some("v-b"),
+        "dana's grant"
+    );
+    assert_ok("carol's pull", &team.pull(&carol));
+    assert_eq!(team.get(&carol, "prod/a"), None, "alice's revoke");
+}

@@ -358,6 +358,7 @@ impl Sim {
     /// and pushed; what failed is undone as a member would (`--abort`).
     fn take_in(&mut self, a: usize) {
         if self.infra() {
+            self.unstash(a);
             if self.stashes() && self.uncommitted(a) {
                 return self.take_in_stashed(a);
             }
@@ -402,28 +403,40 @@ impl Sim {
         }
         let result = team.take_in(m, way);
         team.abort(m);
-        let pop = team.git(m, &["stash", "pop"]);
-        let popped = if pop.success() {
-            "popped".to_string()
-        } else {
-            let resolve = team.sesto(m, &["resolve"]);
-            let drop = team.git(m, &["stash", "drop", "--quiet"]);
-            format!(
-                "pop stopped (exit {}), resolve exit {}: {}, drop exit {}",
-                pop.code,
-                resolve.code,
-                said(&resolve).trim(),
-                drop.code
-            )
-        };
-        self.note(format!(
-            "{} stash, {way:?} -> {}, {popped}",
-            m.name,
-            outcome(&result)
-        ));
+        self.note(format!("{} stash, {way:?} -> {}", m.name, outcome(&result)));
         if result.is_ok() {
             self.pushed(a);
         }
+        self.unstash(a);
+    }
+
+    /// `git stash pop` of what `a` stashed, if anything: where the pop
+    /// stops, `sesto resolve` and `git stash drop`; where resolve cannot
+    /// settle it (a forged roster in the way, say), the pop is undone
+    /// (`git reset --hard`) and the stash kept for the next try, as a
+    /// member would.
+    fn unstash(&mut self, a: usize) {
+        let (team, m) = (&self.team, &self.who[a]);
+        if team.git(m, &["stash", "list"]).stdout.trim().is_empty() {
+            return;
+        }
+        let pop = team.git(m, &["stash", "pop"]);
+        if pop.success() {
+            return self.note(format!("{} stash pop -> ok", m.name));
+        }
+        let resolve = team.sesto(m, &["resolve"]);
+        let line = if resolve.success() {
+            let drop = team.git(m, &["stash", "drop", "--quiet"]);
+            format!("resolve ok, drop exit {}", drop.code)
+        } else {
+            team.git(m, &["reset", "--quiet", "--hard"]);
+            format!(
+                "resolve exit {}: {}; pop undone, stash kept",
+                resolve.code,
+                said(&resolve).trim()
+            )
+        };
+        self.note(format!("{} stash pop stopped: {line}", m.name));
     }
 
     /// `a` pushed: every committed write of theirs is on the remote.
@@ -739,6 +752,7 @@ impl Sim {
         for round in 0..2 {
             for a in HONEST {
                 if self.infra() {
+                    self.unstash(a);
                     self.commit(a);
                 }
                 // sesto sync; where it fails, what a member does next: git pull.

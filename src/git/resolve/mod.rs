@@ -192,7 +192,8 @@ impl Store {
         } else {
             // Where nothing names it (a `git stash pop`), a conflict's
             // theirs' file picks the commit out.
-            let held = conflicts
+            let all = self::conflicts(&repo)?;
+            let held = all
                 .iter()
                 .find_map(|c| c.theirs.map(|b| (c.path.as_str(), b)));
             let theirs = sides::their_commit(&repo, None)
