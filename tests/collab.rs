@@ -388,3 +388,33 @@ fn a_stash_popped_over_a_change_to_its_folder_merges_through_the_driver() {
     assert!(values.contains(&"v-a-committed".to_string()), "{values:?}");
     c.sesto_ok(&c.b, &["fsck"]);
 }
+
+#[test]
+fn a_squash_merge_keeps_both_values_of_a_secret_both_lines_changed() {
+    // `git merge --squash` runs the driver like a merge but leaves no
+    // MERGE_HEAD and does not move HEAD: the value kept beside ours was
+    // queued and then dropped as belonging to no merge, so the branch's
+    // value was gone from the result. `sesto resolve` before the commit
+    // writes it now.
+    let c = Clones::new(&[("prod/a", "v-a")]);
+    c.git_in(&c.b, &["checkout", "-q", "-b", "feature"])
+        .assert_success();
+    c.set(&c.b, "prod/a", "v-feature");
+    c.git_in(&c.b, &["checkout", "-q", "-"]).assert_success();
+    c.set(&c.b, "prod/a", "v-main");
+    let out = c.git_in(&c.b, &["merge", "--squash", "feature"]);
+    assert!(out.success(), "{}", common::snapshot_text(&out));
+    let said = c.sesto_ok(&c.b, &["resolve"]);
+    assert!(said.contains("kept both values"), "{said}");
+    c.git_in(&c.b, &["commit", "--quiet", "-m", "squashed"]);
+    let values: Vec<String> = c
+        .paths(&c.b)
+        .iter()
+        .filter(|p| p.starts_with("prod/a"))
+        .map(|p| c.get(&c.b, p))
+        .collect();
+    assert!(values.contains(&"v-feature".to_string()), "{values:?}");
+    assert!(values.contains(&"v-main".to_string()), "{values:?}");
+    c.sesto_ok(&c.b, &["fsck"]);
+    c.sesto_ok(&c.b, &["verify"]);
+}

@@ -622,7 +622,7 @@ fn still_merging(repo: &Repository, moving: bool, q: &Queued) -> bool {
         return false;
     };
     if head == ours {
-        return moving;
+        return moving || squashing(repo, q.commit);
     }
     let holds = |tip: Oid, commit: Oid| {
         tip == commit || repo.graph_descendant_of(tip, commit).unwrap_or(false)
@@ -634,6 +634,20 @@ fn still_merging(repo: &Repository, moving: bool, q: &Queued) -> bool {
         || repo
             .refname_to_id("ORIG_HEAD")
             .is_ok_and(|orig| holds(orig, q.commit))
+}
+
+/// Whether a `git merge --squash` of a line holding `theirs` is waiting to
+/// be committed: it moves no `HEAD` and leaves no `MERGE_HEAD`, only
+/// `SQUASH_MSG`, which lists the commits it took in.
+fn squashing(repo: &Repository, theirs: Oid) -> bool {
+    let file = repo.path().join("SQUASH_MSG");
+    let Ok(text) = crate::format::limits::read_regular(&file, 4 << 20) else {
+        return false;
+    };
+    let want = format!("commit {theirs}");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .any(|l| l.trim_end() == want)
 }
 
 /// Forgets the queue once `resolve` has kept every copy.
