@@ -402,11 +402,22 @@ fn a_squash_merge_keeps_both_values_of_a_secret_both_lines_changed() {
     c.set(&c.b, "prod/a", "v-feature");
     c.git_in(&c.b, &["checkout", "-q", "-"]).assert_success();
     c.set(&c.b, "prod/a", "v-main");
+    c.sesto_ok(&c.b, &["hooks", "install"]);
     let out = c.git_in(&c.b, &["merge", "--squash", "feature"]);
     assert!(out.success(), "{}", common::snapshot_text(&out));
+    // Committed first, the kept value would be left out: the pre-commit
+    // hook stops it.
+    let early = c.git_in(&c.b, &["commit", "--quiet", "-m", "squashed"]);
+    assert!(!early.success(), "{}", common::snapshot_text(&early));
+    assert!(
+        early.stderr.contains("run `sesto resolve`"),
+        "{}",
+        early.stderr
+    );
     let said = c.sesto_ok(&c.b, &["resolve"]);
     assert!(said.contains("kept both values"), "{said}");
-    c.git_in(&c.b, &["commit", "--quiet", "-m", "squashed"]);
+    let commit = c.git_in(&c.b, &["commit", "--quiet", "-m", "squashed"]);
+    assert!(commit.success(), "{}", common::snapshot_text(&commit));
     let values: Vec<String> = c
         .paths(&c.b)
         .iter()

@@ -86,9 +86,11 @@ fn scan(g: &Global, args: &Args, out: &mut dyn Write) -> Result<bool> {
         };
         findings.extend(scanner.scan(name, bytes));
     };
+    let mut unsettled = false;
     if args.staged {
         let top = toplevel(&start)?;
         staged(&top, &mut each)?;
+        unsettled = squash_unsettled(&top);
     } else if args.paths.is_empty() {
         match toplevel(&start) {
             Ok(top) => tracked(&top, &mut each)?,
@@ -120,7 +122,27 @@ fn scan(g: &Global, args: &Args, out: &mut dyn Write) -> Result<bool> {
             findings.len()
         );
     }
-    Ok(!findings.is_empty())
+    if unsettled {
+        eprintln!(
+            "sesto scan: this `git merge --squash` kept values beside each other that are \
+             not written yet (a squash leaves them to `sesto resolve`): run `sesto resolve`, \
+             then commit"
+        );
+    }
+    Ok(!findings.is_empty() || unsettled)
+}
+
+/// Whether a `git merge --squash` waits to be committed while sesto's
+/// merge driver has queued values for `sesto resolve` to keep beside ours:
+/// committing first would leave them out for good.
+fn squash_unsettled(top: &Path) -> bool {
+    let Ok(repo) = git2::Repository::open(top) else {
+        return false;
+    };
+    let git_dir = repo.path();
+    git_dir.join("SQUASH_MSG").is_file()
+        && std::fs::read(git_dir.join("sesto").join("conflicts"))
+            .is_ok_and(|queued| !queued.iter().all(u8::is_ascii_whitespace))
 }
 
 /// The scanner, knowing the values this user can read where that works
