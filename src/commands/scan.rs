@@ -26,7 +26,8 @@ const MAX_FILE: u64 = 32 << 20;
 /// The text sesto:allow on a line (in a comment: # sesto:allow) silences it.
 ///
 /// With --staged, the content staged for the next commit is scanned (what the
-/// pre-commit hook runs); with PATHs, those files and directories (.git/ left
+/// pre-commit hook runs), and a `git merge --squash` whose values kept beside
+/// each other still wait for `sesto resolve` counts as a finding; with PATHs, those files and directories (.git/ left
 /// out); with neither, the work tree's tracked and unignored files. Files over
 /// 32 MiB are skipped with a note. Nothing is ever prompted: with no identity
 /// that can read the store (or no store), known values are not searched for
