@@ -429,3 +429,50 @@ fn a_squash_merge_keeps_both_values_of_a_secret_both_lines_changed() {
     c.sesto_ok(&c.b, &["fsck"]);
     c.sesto_ok(&c.b, &["verify"]);
 }
+
+#[test]
+fn an_autostash_over_a_pull_merges_through_the_driver_and_keeps_a_value_both_changed() {
+    // `git pull --rebase --autostash` (or rebase.autoStash) stashes what is
+    // not committed and applies it after, from a file in the rebase's state
+    // directory: the driver could not tell what it merged.
+    let c = Clones::new(&[("prod/a", "v-a")]);
+    c.git_in(&c.b, &["config", "sesto.commit", "false"])
+        .assert_success();
+    c.set(&c.a, "prod/from-a", "v-from-a");
+    c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+    c.set(&c.b, "prod/from-b", "v-from-b");
+    let out = c.git_in(&c.b, &["pull", "--rebase", "--autostash"]);
+    assert!(out.success(), "{}", common::snapshot_text(&out));
+    assert!(
+        !out.stderr.contains("resulted in conflicts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(c.get(&c.b, "prod/from-a"), "v-from-a");
+    assert_eq!(c.get(&c.b, "prod/from-b"), "v-from-b");
+    c.sesto_ok(&c.b, &["fsck"]);
+    c.git_in(&c.b, &["commit", "--quiet", "-am", "from b"]);
+
+    // Both changed one value: the autostash stops with a conflict and is
+    // kept in the stash list; `sesto resolve` keeps both values.
+    c.set(&c.a, "prod/a", "v-a-from-a");
+    c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+    c.set(&c.b, "prod/a", "v-a-from-b");
+    let out = c.git_in(&c.b, &["pull", "--rebase", "--autostash"]);
+    assert!(
+        out.stderr.contains("resulted in conflicts"),
+        "{}",
+        common::snapshot_text(&out)
+    );
+    let said = c.sesto_ok(&c.b, &["resolve"]);
+    assert!(said.contains("kept both values"), "{said}");
+    let values: Vec<String> = c
+        .paths(&c.b)
+        .iter()
+        .filter(|p| p.starts_with("prod/a"))
+        .map(|p| c.get(&c.b, p))
+        .collect();
+    assert!(values.contains(&"v-a-from-a".to_string()), "{values:?}");
+    assert!(values.contains(&"v-a-from-b".to_string()), "{values:?}");
+    c.sesto_ok(&c.b, &["fsck"]);
+}

@@ -435,13 +435,12 @@ pub(crate) fn their_commit<'r>(
     if let Some(oid) = rebase_step(repo) {
         candidates.push(oid);
     }
-    // `git stash pop` (or `apply`) merges the stash's commit and names it
-    // nowhere but in `refs/stash`, which stays after the stash is applied:
-    // it qualifies only by holding the file git hands over.
+    // `git stash pop` (or `apply`, or an autostash) merges the stash's
+    // commit and names it nowhere but in `refs/stash` or an autostash file,
+    // which may stay after it is applied: it qualifies only by holding the
+    // file git hands over.
     if held.is_some() {
-        if let Ok(oid) = repo.refname_to_id("refs/stash") {
-            candidates.push(oid);
-        }
+        candidates.extend(stashes(repo));
     }
     candidates.into_iter().find_map(|oid| {
         let commit = repo.find_commit(oid).ok()?;
@@ -455,13 +454,35 @@ pub(crate) fn their_commit<'r>(
     })
 }
 
-/// Whether git is applying a stash (`git stash pop` or `apply`) and
-/// `theirs` is that stash: no merge, rebase or cherry-pick is under way, no
-/// one named theirs, and `refs/stash` is `theirs`.
+/// The stashes git may be applying: `refs/stash` (`git stash pop` or
+/// `apply`) and the autostash of a rebase or merge (`--autostash`).
+fn stashes(repo: &Repository) -> Vec<Oid> {
+    let mut out: Vec<Oid> = repo.refname_to_id("refs/stash").into_iter().collect();
+    for file in [
+        "rebase-merge/autostash",
+        "rebase-apply/autostash",
+        "MERGE_AUTOSTASH",
+    ] {
+        let Ok(text) = crate::format::limits::read_regular(&repo.path().join(file), 256) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        if let Some(oid) = repo
+            .revparse_single(text.trim())
+            .ok()
+            .and_then(|o| o.peel_to_commit().ok())
+        {
+            out.push(oid.id());
+        }
+    }
+    out
+}
+
+/// Whether `theirs` is a stash git is applying (see [`stashes`]): once
+/// applied cleanly a stash is dropped, and no merge is left under way for
+/// `sesto resolve` to finish.
 pub(crate) fn applying_stash(repo: &Repository, theirs: &Commit) -> bool {
-    repo.state() == git2::RepositoryState::Clean
-        && picking(repo)
-        && repo.refname_to_id("refs/stash").ok() == Some(theirs.id())
+    stashes(repo).contains(&theirs.id())
 }
 
 /// The commit a `git rebase` (merge backend) is picking: the last line of
