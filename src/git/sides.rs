@@ -397,8 +397,8 @@ impl<'r> Side<'r> {
 /// merge, rebase or cherry-pick it stopped is being settled: named by
 /// `sesto sync`, by `git merge` (`GITHEAD_<oid>` in the environment), by a
 /// rebase's list of done steps, by git's `*_HEAD` refs, or (with `held`)
-/// by `refs/stash`. Only a commit whose tree holds `blob` at `path` (when
-/// given) qualifies.
+/// as a stash being applied (see [`stashes`]). Only a commit whose tree
+/// holds `blob` at `path` (when given) qualifies.
 pub(crate) fn their_commit<'r>(
     repo: &'r Repository,
     held: Option<(&str, Oid)>,
