@@ -359,7 +359,13 @@ impl Sim {
     fn take_in(&mut self, a: usize) {
         if self.infra() {
             self.unstash(a);
-            if self.stashes() && self.uncommitted(a) {
+            let stashed = !self
+                .team
+                .git(&self.who[a], &["stash", "list"])
+                .stdout
+                .trim()
+                .is_empty();
+            if self.stashes() && self.uncommitted(a) && !stashed {
                 return self.take_in_stashed(a);
             }
             self.commit(a);
@@ -419,6 +425,11 @@ impl Sim {
         let (team, m) = (&self.team, &self.who[a]);
         if team.git(m, &["stash", "list"]).stdout.trim().is_empty() {
             return;
+        }
+        // Over changes made since, a pop that stops could only be undone
+        // with them (seed 930063): committed first, it is tried after.
+        if self.uncommitted(a) {
+            return self.note(format!("{} stash kept: changes not committed", m.name));
         }
         let pop = team.git(m, &["stash", "pop"]);
         if pop.success() {
