@@ -100,6 +100,25 @@ impl Clones {
         out.lines().map(str::to_string).collect()
     }
 
+    /// The values of every secret whose path starts with `prefix`: a name
+    /// and the values kept beside it (`name (conflict N)`).
+    fn values_of(&self, dir: &Path, prefix: &str) -> Vec<String> {
+        self.paths(dir)
+            .iter()
+            .filter(|p| p.starts_with(prefix))
+            .map(|p| self.get(dir, p))
+            .collect()
+    }
+
+    /// [`Clones::new`] where `b` does not commit sesto's changes (an
+    /// infrastructure repository), so that they can be stashed.
+    fn with_b_staging(secrets: &[(&str, &str)]) -> Clones {
+        let c = Clones::new(secrets);
+        c.git_in(&c.b, &["config", "sesto.commit", "false"])
+            .assert_success();
+        c
+    }
+
     /// `a` pushes; `b` takes it in by `way`, settles, and pushes the result.
     #[track_caller]
     fn combine(&self, way: Way) {
@@ -349,9 +368,7 @@ fn a_stash_popped_over_a_change_to_its_folder_merges_through_the_driver() {
     // left the folder conflicted, and `sesto resolve` said no merge was
     // under way. Stashing needs changes left uncommitted: sesto.commit off,
     // as in an infrastructure repository.
-    let c = Clones::new(&[("prod/a", "v-a")]);
-    c.git_in(&c.b, &["config", "sesto.commit", "false"])
-        .assert_success();
+    let c = Clones::with_b_staging(&[("prod/a", "v-a")]);
     c.set(&c.b, "prod/stashed", "v-stashed");
     c.git_in(&c.b, &["stash", "--quiet"]).assert_success();
     c.set(&c.b, "prod/other", "v-other");
@@ -378,12 +395,7 @@ fn a_stash_popped_over_a_change_to_its_folder_merges_through_the_driver() {
     assert_eq!(kept.lines().count(), 1, "the stash is kept: {kept}");
     let said = c.sesto_ok(&c.b, &["resolve"]);
     assert!(said.contains("kept both values"), "{said}");
-    let values: Vec<String> = c
-        .paths(&c.b)
-        .iter()
-        .filter(|p| p.starts_with("prod/a"))
-        .map(|p| c.get(&c.b, p))
-        .collect();
+    let values = c.values_of(&c.b, "prod/a");
     assert!(values.contains(&"v-a-stashed".to_string()), "{values:?}");
     assert!(values.contains(&"v-a-committed".to_string()), "{values:?}");
     c.sesto_ok(&c.b, &["fsck"]);
@@ -418,12 +430,7 @@ fn a_squash_merge_keeps_both_values_of_a_secret_both_lines_changed() {
     assert!(said.contains("kept both values"), "{said}");
     let commit = c.git_in(&c.b, &["commit", "--quiet", "-m", "squashed"]);
     assert!(commit.success(), "{}", common::snapshot_text(&commit));
-    let values: Vec<String> = c
-        .paths(&c.b)
-        .iter()
-        .filter(|p| p.starts_with("prod/a"))
-        .map(|p| c.get(&c.b, p))
-        .collect();
+    let values = c.values_of(&c.b, "prod/a");
     assert!(values.contains(&"v-feature".to_string()), "{values:?}");
     assert!(values.contains(&"v-main".to_string()), "{values:?}");
     c.sesto_ok(&c.b, &["fsck"]);
@@ -435,9 +442,7 @@ fn an_autostash_over_a_pull_merges_through_the_driver_and_keeps_a_value_both_cha
     // `git pull --rebase --autostash` (or rebase.autoStash) stashes what is
     // not committed and applies it after, from a file in the rebase's state
     // directory: the driver could not tell what it merged.
-    let c = Clones::new(&[("prod/a", "v-a")]);
-    c.git_in(&c.b, &["config", "sesto.commit", "false"])
-        .assert_success();
+    let c = Clones::with_b_staging(&[("prod/a", "v-a")]);
     c.set(&c.a, "prod/from-a", "v-from-a");
     c.git_in(&c.a, &["push", "--quiet"]).assert_success();
     c.set(&c.b, "prod/from-b", "v-from-b");
@@ -466,12 +471,7 @@ fn an_autostash_over_a_pull_merges_through_the_driver_and_keeps_a_value_both_cha
     );
     let said = c.sesto_ok(&c.b, &["resolve"]);
     assert!(said.contains("kept both values"), "{said}");
-    let values: Vec<String> = c
-        .paths(&c.b)
-        .iter()
-        .filter(|p| p.starts_with("prod/a"))
-        .map(|p| c.get(&c.b, p))
-        .collect();
+    let values = c.values_of(&c.b, "prod/a");
     assert!(values.contains(&"v-a-from-a".to_string()), "{values:?}");
     assert!(values.contains(&"v-a-from-b".to_string()), "{values:?}");
     c.sesto_ok(&c.b, &["fsck"]);

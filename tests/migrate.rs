@@ -244,15 +244,7 @@ fn a_file_in_the_other_formats_layout_is_never_read_and_fsck_names_it() {
 /// [`format_1_team`] and dana, a second admin, with her clone.
 fn format_1_team_and_dana(mode: Mode) -> (Team, Member, Member, Member) {
     let (team, alice, bob) = format_1_team(mode);
-    let dana = team.person("dana");
-    let key_file = format!("{}.pub", dana.key.display());
-    team.ok(
-        &alice,
-        &["member", "add", "dana", "--admin", "--key-file", &key_file],
-    );
-    team.commit(&alice, "add dana");
-    assert_ok("alice's push", &team.push(&alice));
-    team.clone_for(&dana, true);
+    let dana = team.join_admin(&alice, "dana");
     assert_ok("bob's pull", &team.pull(&bob));
     (team, alice, bob, dana)
 }

@@ -2880,15 +2880,7 @@ fn a_stashed_revoke_popped_over_another_admins_roster_change_merges_both() {
     assert_ok("alice's push", &team.push(&alice));
     let bob = team.join(&alice, "bob", Some(("prod", false)));
     let carol = team.join(&alice, "carol", Some(("prod", false)));
-    let dana = team.person("dana");
-    let key_file = format!("{}.pub", dana.key.display());
-    team.ok(
-        &alice,
-        &["member", "add", "dana", "--admin", "--key-file", &key_file],
-    );
-    team.commit(&alice, "dana");
-    assert_ok("alice's push", &team.push(&alice));
-    team.clone_for(&dana, true);
+    let dana = team.join_admin(&alice, "dana");
 
     team.ok(&alice, &["revoke", "carol", "prod"]);
     team.git_ok(&alice, &["stash", "--quiet"]);

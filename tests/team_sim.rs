@@ -187,15 +187,7 @@ impl Sim {
         }
         // fixer: a second admin, who repairs with plain git and changes the
         // roster beside alice (roster changes on both sides of merges).
-        let fixer = team.person("fixer");
-        let key_file = format!("{}.pub", fixer.key.display());
-        team.ok(
-            &alice,
-            &["member", "add", "fixer", "--admin", "--key-file", &key_file],
-        );
-        team.commit(&alice, "add fixer");
-        team.push(&alice).assert_success();
-        team.clone_for(&fixer, true);
+        let fixer = team.join_admin(&alice, "fixer");
         for m in [&bob, &carol, &mallory] {
             team.pull(m).assert_success();
         }

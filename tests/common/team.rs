@@ -184,6 +184,21 @@ impl Team {
         m
     }
 
+    /// A second admin called `name`, added by `admin`, committed and pushed,
+    /// with a clone of their own.
+    pub fn join_admin(&self, admin: &Member, name: &str) -> Member {
+        let m = self.person(name);
+        let key_file = format!("{}.pub", m.key.display());
+        self.ok(
+            admin,
+            &["member", "add", name, "--admin", "--key-file", &key_file],
+        );
+        self.commit(admin, &format!("add {name}"));
+        self.push(admin).assert_success();
+        self.clone_for(&m, true);
+        m
+    }
+
     /// `member add` and `grant` by `admin`, committed in either mode.
     pub fn add(&self, admin: &Member, m: &Member, grant: Option<(&str, bool)>) {
         let key_file = format!("{}.pub", m.key.display());
