@@ -476,3 +476,30 @@ fn an_autostash_over_a_pull_merges_through_the_driver_and_keeps_a_value_both_cha
     assert!(values.contains(&"v-a-from-b".to_string()), "{values:?}");
     c.sesto_ok(&c.b, &["fsck"]);
 }
+
+#[test]
+fn a_plain_pull_that_kept_a_value_beside_another_says_so_until_resolve() {
+    // After a plain `git pull`, the value the driver kept beside ours is
+    // written by `sesto resolve`; until then every command says so.
+    let c = Clones::new(&[("prod/a", "v-a")]);
+    c.set(&c.a, "prod/a", "v-from-a");
+    c.git_in(&c.a, &["push", "--quiet"]).assert_success();
+    c.set(&c.b, "prod/a", "v-from-b");
+    let out = c.git_in(&c.b, &["pull", "--no-rebase", "--no-edit", "--quiet"]);
+    assert!(out.success(), "{}", common::snapshot_text(&out));
+    let ls = c.sesto(&c.b, &["ls", "prod"], None);
+    assert!(ls.success(), "{}", common::snapshot_text(&ls));
+    assert!(
+        ls.stderr
+            .contains("1 value a merge kept beside another waits for `sesto resolve`"),
+        "{}",
+        ls.stderr
+    );
+    let said = c.sesto_ok(&c.b, &["resolve"]);
+    assert!(said.contains("kept both values"), "{said}");
+    let ls = c.sesto(&c.b, &["ls", "prod"], None);
+    assert!(!ls.stderr.contains("sesto resolve"), "{}", ls.stderr);
+    let values = c.values_of(&c.b, "prod/a");
+    assert!(values.contains(&"v-from-a".to_string()), "{values:?}");
+    assert!(values.contains(&"v-from-b".to_string()), "{values:?}");
+}

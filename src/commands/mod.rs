@@ -100,6 +100,16 @@ pub fn open_with(g: &Global, trust: sesto::store::trust::TrustMode) -> Result<se
     for notice in store.notices() {
         eprintln!("note: {notice}");
     }
+    let waiting = sesto::git::merge::waiting_copies(&store);
+    if waiting > 0 {
+        eprintln!(
+            "note: {waiting} value{} a merge kept beside another wait{} for `sesto resolve` to \
+             write {} (as `name (conflict N)`)",
+            if waiting == 1 { "" } else { "s" },
+            if waiting == 1 { "s" } else { "" },
+            if waiting == 1 { "it" } else { "them" },
+        );
+    }
     // A fresh clone has no merge driver, and git merges node files as
     // binary conflicts without it: register it once, and say so.
     match sesto::git::resolve::ensure_merge_driver(store.work_tree()) {

@@ -610,6 +610,12 @@ pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<Queued> {
         .collect()
 }
 
+/// How many values a merge kept beside ours still wait for `sesto resolve`
+/// to write them (a plain `git pull`, or a squash, leaves them to it).
+pub fn waiting_copies(store: &Store) -> usize {
+    queued_conflict_copies(store).len()
+}
+
 /// Whether `HEAD` is where the merge that queued `q` left it: at ours with
 /// the merge or rebase still under way, or past ours with theirs taken in
 /// (a merge's parent, or a commit of the branch a rebase replayed, which
