@@ -140,10 +140,7 @@ fn squash_unsettled(top: &Path) -> bool {
     let Ok(repo) = git2::Repository::open(top) else {
         return false;
     };
-    let git_dir = repo.path();
-    git_dir.join("SQUASH_MSG").is_file()
-        && std::fs::read(git_dir.join("sesto").join("conflicts"))
-            .is_ok_and(|queued| !queued.iter().all(u8::is_ascii_whitespace))
+    repo.path().join("SQUASH_MSG").is_file() && sesto::git::merge::copies_queued(repo.path())
 }
 
 /// The scanner, knowing the values this user can read where that works

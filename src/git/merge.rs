@@ -610,6 +610,14 @@ pub(crate) fn queued_conflict_copies(store: &Store) -> Vec<Queued> {
         .collect()
 }
 
+/// Whether the merge driver has queued values for `sesto resolve` in the
+/// repository whose git directory is `git_dir` (no store opened: for the
+/// pre-commit hook). [`waiting_copies`] says which still belong to a merge.
+pub fn copies_queued(git_dir: &Path) -> bool {
+    std::fs::read(git_dir.join("sesto").join(CONFLICTS))
+        .is_ok_and(|queued| !queued.iter().all(u8::is_ascii_whitespace))
+}
+
 /// How many values a merge kept beside ours still wait for `sesto resolve`
 /// to write them (a plain `git pull`, or a squash, leaves them to it).
 pub fn waiting_copies(store: &Store) -> usize {

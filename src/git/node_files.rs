@@ -96,12 +96,25 @@ pub(crate) fn changed_node_files(repo: &Repository, old: &Tree, new: &Tree) -> V
 }
 
 /// The blob of node `id`'s file in `tree`, in the layout its roster declares
-/// or else in the other one.
+/// or else in the other one. Reads the roster: for many lookups in one
+/// tree, take [`layouts`] once and call [`blob_in`].
 pub(crate) fn blob_of(repo: &Repository, tree: &Tree, id: &NodeId) -> Option<Oid> {
-    let declared = super::sides::tree_format(repo, tree);
-    let others = (OLDEST_FORMAT..=FORMAT).filter(|f| *f != declared);
-    std::iter::once(declared).chain(others).find_map(|format| {
-        tree.get_path(Path::new(&super::sides::node_path(id, format)))
+    blob_in(tree, id, &layouts(super::sides::tree_format(repo, tree)))
+}
+
+/// The layouts to look for a node file in, in order: the `declared`
+/// format's first, then every other format this sesto reads.
+pub(crate) fn layouts(declared: u32) -> Vec<u32> {
+    std::iter::once(declared)
+        .chain((OLDEST_FORMAT..=FORMAT).filter(|f| *f != declared))
+        .collect()
+}
+
+/// The blob of node `id`'s file in `tree`, in the first of `layouts` that
+/// has one.
+pub(crate) fn blob_in(tree: &Tree, id: &NodeId, layouts: &[u32]) -> Option<Oid> {
+    layouts.iter().find_map(|format| {
+        tree.get_path(Path::new(&super::sides::node_path(id, *format)))
             .ok()
             .filter(|e| e.kind() == Some(ObjectType::Blob))
             .map(|e| e.id())

@@ -121,18 +121,7 @@ pub(crate) fn format_behind(work: &std::path::Path, theirs: u32, ours: u32) -> E
     // own migration, and the upstream's roster change is ours. Migrating
     // "here" means nothing then; a merge takes that change into the new
     // format.
-    let rebasing = crate::git::open(work).is_ok_and(|repo| {
-        use git2::RepositoryState as S;
-        matches!(
-            repo.state(),
-            S::Rebase
-                | S::RebaseInteractive
-                | S::RebaseMerge
-                | S::ApplyMailbox
-                | S::ApplyMailboxOrRebase
-        )
-    });
-    if rebasing {
+    if crate::git::open(work).is_ok_and(|repo| crate::git::sides::rebasing(&repo)) {
         return Error::Roster(format!(
             "this rebase replays a move of the store to format {theirs} (`sesto migrate`) onto \
              a roster change made in format {ours}: give it up (`git rebase --abort`) and merge \

@@ -16,6 +16,7 @@ use git2::{Commit, Oid, Repository, Tree};
 
 use crate::error::{Error, Result};
 use crate::format::node::{self, Kind, NodeId, NodeKey, Roster};
+use crate::git::node_files;
 use crate::store::trust::Judge;
 use crate::store::{Node, Rules, Store};
 
@@ -155,10 +156,7 @@ impl<'r> Side<'r> {
         // The commit's files are where its own roster put them, which need
         // not be this roster's format; each file is verified when opened,
         // wherever it is found.
-        let declared = tree_format(repo, &side.tree);
-        side.layouts = std::iter::once(declared)
-            .chain((node::OLDEST_FORMAT..=node::FORMAT).filter(|f| *f != declared))
-            .collect();
+        side.layouts = node_files::layouts(tree_format(repo, &side.tree));
         side.index(store, None);
         Ok(side)
     }
@@ -335,19 +333,14 @@ impl<'r> Side<'r> {
 
     /// The blob id of the node's file in this commit.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
-        self.layouts.iter().find_map(|format| {
-            self.tree
-                .get_path(Path::new(&node_path(id, *format)))
-                .ok()
-                .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
-                .map(|e| e.id())
-        })
+        node_files::blob_in(&self.tree, id, &self.layouts)
     }
 
     /// Whether this commit has a file of node `id`, in either layout (a
     /// side that moved it in `sesto migrate` still has it).
     pub(crate) fn has_file(&self, id: &NodeId) -> bool {
-        crate::git::node_files::blob_of(self.repo, &self.tree, id).is_some()
+        let any = node_files::layouts(self.roster.sesto);
+        node_files::blob_in(&self.tree, id, &any).is_some()
     }
 
     /// Opens node `id` from `bytes`, which must be its file in this commit,
@@ -421,9 +414,7 @@ pub(crate) fn their_commit<'r>(
     }
     // git leaves `REBASE_HEAD` behind when a rebase finishes: it names
     // theirs only while one is under way.
-    let rebasing = ["rebase-merge", "rebase-apply"]
-        .iter()
-        .any(|d| repo.path().join(d).exists());
+    let rebasing = rebasing(repo);
     for r in ["MERGE_HEAD", "CHERRY_PICK_HEAD", "REBASE_HEAD"] {
         if r == "REBASE_HEAD" && !rebasing {
             continue;
@@ -452,6 +443,13 @@ pub(crate) fn their_commit<'r>(
             }
         }
     })
+}
+
+/// Whether a rebase is under way (its state directory is there).
+pub(crate) fn rebasing(repo: &Repository) -> bool {
+    ["rebase-merge", "rebase-apply"]
+        .iter()
+        .any(|d| repo.path().join(d).exists())
 }
 
 /// The stashes git may be applying: `refs/stash` (`git stash pop` or

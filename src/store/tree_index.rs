@@ -30,6 +30,9 @@ pub(crate) struct Placed {
 pub(crate) struct TreeIndex<'r> {
     repo: &'r Repository,
     tree: Tree<'r>,
+    /// Where to look for node files, read once from the commit's roster
+    /// ([`crate::git::node_files::layouts`]).
+    layouts: Vec<u32>,
     pub(crate) nodes: HashMap<NodeId, Placed>,
 }
 
@@ -41,9 +44,11 @@ impl<'r> TreeIndex<'r> {
         commit: &Commit<'r>,
     ) -> Result<TreeIndex<'r>> {
         let tree = commit.tree()?;
+        let layouts = crate::git::node_files::layouts(crate::git::sides::tree_format(repo, &tree));
         let mut index = TreeIndex {
             repo,
             tree,
+            layouts,
             nodes: HashMap::new(),
         };
         let root = store.roster.root;
@@ -154,6 +159,6 @@ impl<'r> TreeIndex<'r> {
 
     /// The blob id of the node's file in this tree.
     pub(crate) fn blob_id(&self, id: &NodeId) -> Option<Oid> {
-        crate::git::node_files::blob_of(self.repo, &self.tree, id)
+        crate::git::node_files::blob_in(&self.tree, id, &self.layouts)
     }
 }
